@@ -1,0 +1,97 @@
+"""Arrhenius fits of D(T) and Nernst–Einstein conductivities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from amorph.errors import InputError
+
+K_B_EV = 8.617333262e-5  # eV/K
+_K_B_J = 1.380649e-23  # J/K
+_E_C = 1.602176634e-19  # C
+
+
+@dataclass
+class ArrheniusFit:
+    """``ln D = ln D0 - Ea / (kB T)`` fitted to ln D weighted by ``sigma_lnD = sigma_D / D``."""
+
+    coefficients: np.ndarray  # (ln D0 with D0 in cm²/s, -Ea / kB in K)
+    covariance: np.ndarray
+    temperatures_K: list[float]
+    reduced_chi2: float | None
+
+    @property
+    def Ea_eV(self) -> float:
+        return float(-self.coefficients[1] * K_B_EV)
+
+    @property
+    def Ea_sigma_eV(self) -> float:
+        return float(np.sqrt(self.covariance[1, 1]) * K_B_EV)
+
+    @property
+    def D0_cm2_s(self) -> float:
+        return float(np.exp(self.coefficients[0]))
+
+    @property
+    def D0_sigma_cm2_s(self) -> float:
+        return self.D0_cm2_s * float(np.sqrt(self.covariance[0, 0]))
+
+    def extrapolate(self, temperature_K: float) -> tuple[float, float]:
+        """D and its 1-sigma error (cm²/s) at ``temperature_K``, propagated through the fit covariance."""
+        x = np.array([1.0, 1.0 / temperature_K])
+        d = float(np.exp(x @ self.coefficients))
+        return d, d * float(np.sqrt(x @ self.covariance @ x))
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary, with D extrapolated to 300 K."""
+        d300, d300_sigma = self.extrapolate(300.0)
+        return {
+            "Ea_eV": self.Ea_eV,
+            "Ea_sigma_eV": self.Ea_sigma_eV,
+            "D0_cm2_s": self.D0_cm2_s,
+            "D0_sigma_cm2_s": self.D0_sigma_cm2_s,
+            "D300K_cm2_s": d300,
+            "D300K_sigma_cm2_s": d300_sigma,
+            "reduced_chi2": self.reduced_chi2,
+            "temperatures_K": self.temperatures_K,
+        }
+
+
+def arrhenius_fit(temperatures_K, D_cm2_s, D_sigma_cm2_s) -> ArrheniusFit:
+    """Weighted least-squares fit of ln D against 1/T; errors from the covariance (sigmas as absolute).
+
+    Needs at least two distinct temperatures with D > 0 and sigma_D > 0. With more than two points the
+    reduced chi² tells whether the sigmas and the Arrhenius form are consistent (about 1).
+    """
+    T, D, s = (np.asarray(v, dtype=float) for v in (temperatures_K, D_cm2_s, D_sigma_cm2_s))
+    if not (T.shape == D.shape == s.shape):
+        raise InputError("temperatures, diffusivities and their sigmas must have the same length")
+    usable = (D > 0) & (s > 0) & (T > 0)
+    if len(np.unique(T[usable])) < 2:
+        raise InputError("an Arrhenius fit needs positive diffusivities at two or more temperatures")
+    T, D, s = T[usable], D[usable], s[usable]
+    design = np.column_stack([np.ones_like(T), 1.0 / T])
+    weights = (D / s) ** 2  # 1 / sigma_lnD^2
+    covariance = np.linalg.inv(design.T @ (design * weights[:, None]))
+    beta = covariance @ design.T @ (weights * np.log(D))
+    residual = np.log(D) - design @ beta
+    dof = len(T) - 2
+    return ArrheniusFit(
+        coefficients=beta,
+        covariance=covariance,
+        temperatures_K=[float(t) for t in T],
+        reduced_chi2=float(weights @ residual**2 / dof) if dof > 0 else None,
+    )
+
+
+def nernst_einstein(
+    D_cm2_s: float, n_ions: int, volume_A3: float, temperature_K: float, charge: float = 1.0
+) -> float:
+    """Nernst–Einstein conductivity ``n q² D / (kB T)`` in mS/cm (uncorrelated ions)."""
+    if not temperature_K > 0 or not volume_A3 > 0:
+        raise InputError("the Nernst–Einstein conductivity needs a positive temperature and volume")
+    density_m3 = n_ions / (volume_A3 * 1e-30)
+    siemens_per_m = density_m3 * (charge * _E_C) ** 2 * (D_cm2_s * 1e-4) / (_K_B_J * temperature_K)
+    return siemens_per_m * 10.0  # 1 S/m = 10 mS/cm

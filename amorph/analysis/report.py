@@ -1,0 +1,135 @@
+"""One call per trajectory (D per species, conductivity, RDF shells) and the Arrhenius block across runs.
+
+This is what ``amorph analyze`` prints and what the flows can store: ``TrajectoryReport.as_dict()``
+and ``summarize(...)`` return JSON-ready dictionaries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from amorph.analysis.arrhenius import ArrheniusFit, arrhenius_fit, nernst_einstein
+from amorph.analysis.diffusion import Diffusivity, diffusivities, frame_interval_fs
+from amorph.analysis.rdf import DEFAULT_BIN_WIDTH, DEFAULT_R_MAX, RDF, radial_distribution
+from amorph.errors import InputError
+from amorph.trajectory import Trajectory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrajectoryReport:
+    """Analysis of one trajectory; ``conductivity[s] = (sigma_NE, its error)`` in mS/cm when T is known."""
+
+    source: str
+    n_frames: int
+    n_atoms: int
+    frame_interval_fs: float
+    temperature_K: float | None
+    volume_A3: float
+    diffusion: dict[str, Diffusivity]
+    conductivity: dict[str, tuple[float, float]] = field(default_factory=dict)
+    rdf: RDF | None = None
+
+    @property
+    def duration_ps(self) -> float:
+        return (self.n_frames - 1) * self.frame_interval_fs / 1000
+
+    def as_dict(self) -> dict:
+        species = []
+        for symbol, d in self.diffusion.items():
+            row = d.as_dict()
+            if symbol in self.conductivity:
+                row["conductivity_mS_cm"], row["conductivity_sigma_mS_cm"] = self.conductivity[symbol]
+            species.append(row)
+        return {
+            "source": self.source,
+            "n_frames": self.n_frames,
+            "n_atoms": self.n_atoms,
+            "frame_interval_fs": self.frame_interval_fs,
+            "duration_ps": self.duration_ps,
+            "temperature_K": self.temperature_K,
+            "volume_A3": self.volume_A3,
+            "species": species,
+            "rdf": [] if self.rdf is None else self.rdf.shells(),
+        }
+
+
+def analyze_trajectory(
+    traj: Trajectory,
+    *,
+    species: Sequence[str] | None = None,
+    charges: Mapping[str, float] | None = None,
+    fit_start_ps: float | None = None,
+    fit_end_ps: float | None = None,
+    rdf_r_max: float | None = DEFAULT_R_MAX,
+    rdf_bin_width: float = DEFAULT_BIN_WIDTH,
+    rdf_stride: int | None = None,
+    method: str = "ols",
+) -> TrajectoryReport:
+    """D (with sigma) per species, Nernst–Einstein conductivity (charge default +1) and RDF shells.
+
+    ``method`` is the MSD fit (``"ols"`` or ``"gls"``, see ``amorph.analysis.diffusion``). The temperature is ``traj.metadata["temperature_K"]``; ``rdf_r_max=None`` skips the RDF.
+    """
+    results = diffusivities(
+        traj, list(species) if species else None, fit_start_ps, fit_end_ps, method=method
+    )
+    temperature = traj.metadata.get("temperature_K")
+    volume = float(traj.volumes.mean())
+    conductivity = {}
+    if temperature is not None:
+        for symbol, d in results.items():
+            z = (charges or {}).get(symbol, 1.0)
+            scale = nernst_einstein(1.0, d.n_atoms, volume, float(temperature), z)
+            conductivity[symbol] = (d.D_cm2_s * scale, d.D_sigma_cm2_s * scale)
+    return TrajectoryReport(
+        source=str(traj.metadata.get("source", "trajectory")),
+        n_frames=traj.n_frames,
+        n_atoms=traj.n_atoms,
+        frame_interval_fs=frame_interval_fs(traj),
+        temperature_K=None if temperature is None else float(temperature),
+        volume_A3=volume,
+        diffusion=results,
+        conductivity=conductivity,
+        rdf=None if rdf_r_max is None else radial_distribution(traj, rdf_r_max, rdf_bin_width, rdf_stride),
+    )
+
+
+def arrhenius_by_species(reports: Sequence[TrajectoryReport]) -> dict[str, ArrheniusFit]:
+    """Arrhenius fit per species over reports at two or more distinct, known temperatures."""
+    if len(reports) < 2:
+        return {}
+    if any(r.temperature_K is None for r in reports):
+        log.warning("no Arrhenius fit: the temperature of some trajectories is unknown (--temperature)")
+        return {}
+    if len({r.temperature_K for r in reports}) < 2:
+        log.warning("no Arrhenius fit: all trajectories are at the same temperature")
+        return {}
+    fits = {}
+    for symbol in dict.fromkeys(s for r in reports for s in r.diffusion):
+        points = arrhenius_points(reports, symbol)
+        try:
+            fits[symbol] = arrhenius_fit(*points)
+        except InputError as exc:
+            log.warning("no Arrhenius fit for %s: %s", symbol, exc)
+    return fits
+
+
+def arrhenius_points(reports: Sequence[TrajectoryReport], symbol: str) -> tuple[list, list, list]:
+    """(temperatures, D, sigma_D) of ``symbol`` over the reports that have it."""
+    rows = [(r.temperature_K, r.diffusion[symbol].D_cm2_s, r.diffusion[symbol].D_sigma_cm2_s)
+            for r in reports if symbol in r.diffusion]
+    return tuple(list(column) for column in zip(*rows, strict=True))
+
+
+def summarize(
+    reports: Sequence[TrajectoryReport], fits: Mapping[str, ArrheniusFit] | None = None
+) -> dict:
+    """JSON-ready summary of several trajectories, with the Arrhenius block when it applies."""
+    fits = arrhenius_by_species(reports) if fits is None else fits
+    return {
+        "trajectories": [r.as_dict() for r in reports],
+        "arrhenius": [{"species": s} | fit.as_dict() for s, fit in fits.items()],
+    }

@@ -1,0 +1,47 @@
+"""The ``amorph`` command line.
+
+Each sub-command lives in ``amorph.commands.<name>`` and exposes ``register(subparsers)``, which adds
+its parser and sets ``func`` to a callable taking the parsed arguments and returning an exit code.
+Sub-command modules import heavy dependencies (torch, jobflow) inside ``func`` so that light commands
+start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from amorph import __version__
+from amorph.errors import AmorphError
+
+COMMANDS = ("run", "features", "train", "analyze")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amorph", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"amorph {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"amorph.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except AmorphError as exc:
+        print(f"amorph: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("amorph: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""``amorph analyze``: diffusivities, conductivities, RDFs and an Arrhenius fit from MD trajectories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from amorph.errors import InputError
+
+HELP = "diffusivity (with calibrated errors), RDF and Arrhenius analysis of MD trajectories"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("analyze", help=HELP, description=HELP)
+    parser.add_argument("trajectories", nargs="+", metavar="TRAJ", type=Path,
+                        help="XDATCAR, vasprun.xml (both may be .gz), ASE .traj/.extxyz or amorph .npz")
+    parser.add_argument("--species", nargs="+", metavar="EL", help="species to compute D for (default: all)")
+    parser.add_argument("--time-step", type=float, metavar="FS",
+                        help="time between stored frames in fs (needed for XDATCAR and ASE files)")
+    parser.add_argument("--temperature", type=float, nargs="+", metavar="K",
+                        help="temperature of each trajectory (one value for all, or one per trajectory)")
+    parser.add_argument("--charge", nargs="+", default=[], metavar="EL=Z",
+                        help="ionic charges for the Nernst-Einstein conductivity (default +1)")
+    parser.add_argument("--fit-start", type=float, metavar="PS", help="start of the MSD fit window")
+    parser.add_argument("--fit-end", type=float, metavar="PS", help="end of the MSD fit window")
+    parser.add_argument("--fit-method", choices=("ols", "gls"), default="ols",
+                        help="MSD fit: least squares (robust, default) or generalised least squares")
+    parser.add_argument("--rdf-rmax", type=float, default=8.0, metavar="A", help="RDF range (default 8 Å)")
+    parser.add_argument("--rdf-bin", type=float, default=0.02, metavar="A", help="RDF bin width (Å)")
+    parser.add_argument("--rdf-stride", type=int, metavar="N",
+                        help="use every N-th frame for the RDF (default: at most 200 frames)")
+    parser.add_argument("--no-rdf", action="store_true", help="skip the RDF")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary only")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from amorph.analysis import analyze_trajectory, arrhenius_by_species, read_trajectory, summarize
+
+    temperatures = _per_trajectory(args.temperature, len(args.trajectories))
+    charges = _charges(args.charge)
+    reports = []
+    for path, temperature in zip(args.trajectories, temperatures, strict=True):
+        traj = read_trajectory(path, time_step_fs=args.time_step, temperature_K=temperature)
+        reports.append(
+            analyze_trajectory(
+                traj,
+                species=args.species,
+                charges=charges,
+                fit_start_ps=args.fit_start,
+                fit_end_ps=args.fit_end,
+                rdf_r_max=None if args.no_rdf else args.rdf_rmax,
+                rdf_bin_width=args.rdf_bin,
+                rdf_stride=args.rdf_stride,
+                method=args.fit_method,
+            )
+        )
+    fits = arrhenius_by_species(reports)
+    summary = summarize(reports, fits)
+    if args.plots:
+        summary["plots"] = [str(p) for p in _plots(args.plots, reports, fits)]
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _per_trajectory(values: list[float] | None, n: int) -> list[float | None]:
+    if values is None:
+        return [None] * n
+    if len(values) not in (1, n):
+        raise InputError(f"give one --temperature for all trajectories or one for each of the {n}")
+    return values * n if len(values) == 1 else values
+
+
+def _charges(items: list[str]) -> dict[str, float]:
+    charges = {}
+    for item in items:
+        symbol, sep, value = item.partition("=")
+        try:
+            charges[symbol] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not symbol:
+            raise InputError(f"--charge expects EL=Z (e.g. Li=1), got {item!r}")
+    return charges
+
+
+def _plots(directory: Path, reports, fits) -> list[Path]:
+    from amorph.analysis.plots import plot_arrhenius, plot_msd, plot_rdf
+    from amorph.analysis.report import arrhenius_points
+
+    paths = []
+    for report in reports:
+        stem = Path(report.source).name.replace(".", "_")
+        paths.append(plot_msd(report.diffusion, directory / f"msd_{stem}.png", title=stem))
+        if report.rdf is not None:
+            paths.append(plot_rdf(report.rdf, directory / f"rdf_{stem}.png", title=stem))
+    if fits:
+        points = {s: arrhenius_points(reports, s) for s in fits}
+        paths.append(plot_arrhenius(fits, points, directory / "arrhenius.png"))
+    return paths
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable tables of a ``summarize`` result."""
+    lines = []
+    for traj in summary["trajectories"]:
+        temperature = "T unknown" if traj["temperature_K"] is None else f"{traj['temperature_K']:g} K"
+        lines.append(f"{traj['source']}: {traj['n_frames']} frames x {traj['frame_interval_fs']:g} fs "
+                     f"= {traj['duration_ps']:.3g} ps, {traj['n_atoms']} atoms, {temperature}")
+        lines.append(f"  {'species':<8}{'n':>5}  {'D (cm2/s)':>22}  {'fit (ps)':>15}  {'MSD exp':>7}  "
+                     f"{'sigma_NE (mS/cm)':>16}")
+        for row in traj["species"]:
+            d = f"{row['D_cm2_s']:.3e} ± {row['D_sigma_cm2_s']:.1e}"
+            window = f"{row['fit_start_ps']:.3g}-{row['fit_end_ps']:.3g}"
+            sigma = row.get("conductivity_mS_cm")
+            sigma_text = "-" if sigma is None else f"{sigma:.3g}"
+            lines.append(f"  {row['species']:<8}{row['n_atoms']:>5}  {d:>22}  {window:>15}  "
+                         f"{row['msd_exponent']:>7.2f}  {sigma_text:>16}")
+        if traj["rdf"]:
+            lines.append(f"  {'pair':<8}{'1st peak (A)':>14}{'1st min (A)':>13}  coordination")
+            for shell in traj["rdf"]:
+                cn = ", ".join(f"{k.removeprefix('cn_').replace('_', ' ')} {_num(v, '.2f')}"
+                               for k, v in shell.items() if k.startswith("cn_"))
+                lines.append(f"  {shell['pair']:<8}{_num(shell['first_peak_A'], '.2f'):>14}"
+                             f"{_num(shell['first_min_A'], '.2f'):>13}  {cn}")
+    for fit in summary["arrhenius"]:
+        lines.append(
+            f"Arrhenius {fit['species']}: Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_sigma_eV']:.3f} eV, "
+            f"D0 = {fit['D0_cm2_s']:.2e} ± {fit['D0_sigma_cm2_s']:.1e} cm2/s, "
+            f"D(300 K) = {fit['D300K_cm2_s']:.2e} ± {fit['D300K_sigma_cm2_s']:.1e} cm2/s"
+        )
+    for path in summary.get("plots", []):
+        lines.append(f"plot: {path}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)

@@ -1,0 +1,29 @@
+"""Exceptions whose message is meant to be shown to a user as one line."""
+
+
+class AmorphError(Exception):
+    """Base class: the command line prints ``amorph: error: <message>`` and exits non-zero."""
+
+
+class InputError(AmorphError, ValueError):
+    """Invalid user input (formula, temperature, step counts, file contents)."""
+
+
+class PackingError(AmorphError):
+    """Packmol could not build the random cell."""
+
+
+class EngineError(AmorphError):
+    """An engine (ML potential or VASP) could not be loaded or run."""
+
+
+class MDInstabilityError(AmorphError):
+    """An MD run produced NaN energies or an exploding temperature."""
+
+
+class VolumeSearchError(AmorphError):
+    """The zero-pressure volume could not be bracketed within the allowed attempts."""
+
+
+class TrajectoryError(AmorphError):
+    """A trajectory file is corrupt, truncated or of an unknown format."""

@@ -1,0 +1,48 @@
+"""The random-cell job: packmol packing at the offline volume estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobflow import Maker, job
+from pymatgen.core import Composition, Structure
+
+from amorph.cell import estimate_volume_per_atom, random_packed_structure
+from amorph.composition import formula_units_for, parse_composition
+from amorph.errors import InputError
+
+
+@dataclass
+class RandomCellMaker(Maker):
+    """Pack about ``atoms`` atoms (whole formula units) at random into a cubic cell.
+
+    ``volume_per_atom`` (Å³) overrides the offline estimate of :func:`amorph.cell.estimate_volume_per_atom`.
+    """
+
+    name: str = "random cell"
+    atoms: int = 100
+    volume_per_atom: float | None = None
+    min_distance: float = 1.6
+    seed: int = 1
+    timeout_s: float = 120.0
+
+    def validate(self, composition: Composition) -> None:
+        """Raise ``InputError`` now, before any job runs, for settings that cannot work."""
+        formula_units_for(composition, self.atoms)
+        if self.volume_per_atom is not None and self.volume_per_atom <= 0:
+            raise InputError(f"volume per atom must be positive, got {self.volume_per_atom}")
+        if self.min_distance <= 0:
+            raise InputError(f"minimum distance must be positive, got {self.min_distance}")
+
+    @job(name="random cell")
+    def make(self, composition: str | Composition) -> Structure:
+        composition = parse_composition(composition)
+        volume = self.volume_per_atom or estimate_volume_per_atom(composition)
+        return random_packed_structure(
+            composition,
+            formula_units_for(composition, self.atoms),
+            volume,
+            min_distance=self.min_distance,
+            seed=self.seed,
+            timeout=self.timeout_s,
+        )

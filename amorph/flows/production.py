@@ -1,0 +1,37 @@
+"""The production run: long NVT MD at the converged volume, written in restartable chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobflow import Maker, job
+
+from amorph.engine import EngineSpec, MDResult, MDSettings, MDState
+from amorph.errors import InputError
+from amorph.flows.md import derive_seed, run_md
+
+
+@dataclass
+class ProductionMaker(Maker):
+    """``duration_ps`` of NVT MD continuing from the check run's positions, velocities and thermostat.
+
+    The trajectory is written every ``chunk_ps`` with a checkpoint, so a killed job rerun in the same
+    directory continues from its last chunk.
+    """
+
+    name: str = "production"
+    duration_ps: float = 20.0
+    chunk_ps: float = 2.0
+    md: MDSettings = field(default_factory=MDSettings)
+
+    def validate(self) -> None:
+        if self.duration_ps <= 0 or self.chunk_ps <= 0:
+            raise InputError("production duration and chunk length must be positive")
+        self.md.validate()
+
+    @job
+    def make(self, start: MDState, temperature: float, engine: EngineSpec, seed: int = 1) -> MDResult:
+        (result,) = run_md(engine, [start], temperature, self.duration_ps, self.md,
+                           seeds=[derive_seed(seed, temperature, 1000)], labels=["production"],
+                           chunk_ps=self.chunk_ps)
+        return result

@@ -1,0 +1,29 @@
+"""CHGNet engine: the pretrained weights ship inside the ``chgnet`` wheel, so no network is needed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from amorph.engine import EngineSpec
+from amorph.errors import EngineError
+from amorph.surrogate.ase_md import ASEEngine
+
+CHGNET_MAX_Z = 94  # CHGNet's atom embedding covers H to Pu
+
+
+def chgnet_engine(spec: EngineSpec) -> ASEEngine:
+    """CHGNet through its ASE calculator; ``spec.model`` is a CHGNet version ("0.3.0") or a checkpoint file."""
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints banners while loading
+        try:
+            if spec.model and spec.model.endswith((".pth", ".pth.tar", ".tar")):
+                model = CHGNet.from_file(spec.model)
+            else:
+                model = CHGNet.load(model_name=spec.model or "0.3.0", use_device=spec.device)
+        except Exception as exc:  # noqa: BLE001 - any loading failure is reported the same way
+            raise EngineError(f"cannot load CHGNet model {spec.model or '0.3.0'!r}: {exc}") from None
+        calculator = CHGNetCalculator(model=model, use_device=spec.device, **spec.options)
+    return ASEEngine(calculator, name="chgnet", supported_numbers=set(range(1, CHGNET_MAX_Z + 1)))
