@@ -12,11 +12,12 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from amorph import __version__
 from amorph.errors import AmorphError
 
-COMMANDS = ("run", "features", "train", "analyze")
+COMMANDS = ("run", "campaign", "db", "limit", "analyze", "features", "train", "publish")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not args.verbose:  # library deprecation and tensor warnings are noise on a command line
+        warnings.simplefilter("ignore")
     try:
         return int(args.func(args) or 0)
     except AmorphError as exc:

@@ -30,6 +30,9 @@ ENGINE_FACTORIES = {
     "chgnet": "amorph.surrogate.chgnet:chgnet_engine",
     "m3gnet": "amorph.surrogate.m3gnet:m3gnet_engine",
     "ase": "amorph.surrogate.ase_md:calculator_factory_engine",
+    "chgnet-batched": "amorph.surrogate.batched.chgnet:chgnet_batched_engine",
+    "m3gnet-batched": "amorph.surrogate.batched.m3gnet:m3gnet_batched_engine",
+    "vasp": "amorph.vasp:vasp_engine",
 }
 
 
@@ -169,6 +172,7 @@ class MDResult(MSONable):
     n_force_calls: int = 0
     force_time_s: float = 0.0
     wall_time_s: float = 0.0
+    trajectory: Trajectory | None = None  # set only where the trajectory itself goes to the store
 
 
 class Engine(ABC):
@@ -186,6 +190,26 @@ class Engine(ABC):
 
     def check_elements(self, symbols: list[str]) -> None:
         """Raise ``InputError`` if the engine cannot model one of ``symbols``."""
+
+    def relax(self, structure: Structure, work_dir: Path, relax_cell: bool = True, fmax: float = 0.05,
+              max_steps: int = 200) -> RelaxResult:
+        """Relax positions (and the cell with ``relax_cell``) until every force is below ``fmax`` eV/Å,
+        in at most ``max_steps`` ionic steps; engines that write files write them under ``work_dir``."""
+        raise NotImplementedError(f"engine {self.name} cannot relax structures")
+
+    def static(self, structure: Structure, work_dir: Path) -> float:
+        """The total energy of ``structure`` in eV."""
+        raise NotImplementedError(f"engine {self.name} cannot compute static energies")
+
+
+@dataclass
+class RelaxResult(MSONable):
+    """A relaxed structure, its energy (eV) and whether the forces met the tolerance in the allowed steps."""
+
+    structure: Structure
+    energy_eV: float
+    converged: bool
+    steps: int
 
 
 @dataclass

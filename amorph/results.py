@@ -7,28 +7,50 @@ Layout, per composition and temperature (written atomically: a folder is complet
         structure.cif, POSCAR, structure.json   the final production frame
         trajectory.npz    the production trajectory (:class:`amorph.trajectory.Trajectory`)
         eos.json, eos.png the P(V) points and fit of the volume search
+        rdf.png, msd.png  partial g(r) and MSDs (fit window marked) of the production run
+    <results_dir>/<formula>/arrhenius.json, arrhenius.png   D(T) fits over the quench temperatures
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Structure
 
+from amorph.analysis import TrajectoryReport, analyze_trajectory, arrhenius_fit
+from amorph.analysis.plots import plot_arrhenius, plot_msd, plot_rdf
 from amorph.engine import EngineSpec, MDResult
-from amorph.flows.volume import CheckResult, VolumeSearchResult
+from amorph.errors import AmorphError
+from amorph.files import write_text_atomic
+from amorph.trajectory import Trajectory
 from amorph.volume import plot_eos
+
+if TYPE_CHECKING:
+    from amorph.flows.volume import CheckResult, VolumeSearchResult
+
+logger = logging.getLogger(__name__)
 
 AMU_A3_TO_G_CM3 = 1.66053906660  # 1 amu/Å³ in g/cm³
 
 
 def density_g_cm3(structure: Structure) -> float:
     return float(structure.composition.weight) * AMU_A3_TO_G_CM3 / structure.volume
+
+
+def analyze_production(production: MDResult) -> TrajectoryReport | None:
+    """Diffusivities, conductivities and RDF shells of a production run; None if it is too short."""
+    try:
+        return analyze_trajectory(Trajectory.load(production.trajectory_path))
+    except AmorphError as exc:
+        logger.warning("no diffusivity for %s: %s", production.trajectory_path, exc)
+        return None
 
 
 def temperature_summary(
@@ -38,8 +60,10 @@ def temperature_summary(
     search: VolumeSearchResult,
     check: CheckResult,
     production: MDResult,
+    report: TrajectoryReport | None,
 ) -> dict[str, Any]:
     """The numbers of one temperature stage as a plain dict."""
+    analysis = report.as_dict() if report is not None else {"species": [], "rdf": []}
     stats = production.stats
     structure = production.final_state.structure
     return {
@@ -65,7 +89,7 @@ def temperature_summary(
             "volumes_A3": [p.volume_A3 for p in search.points],
             "pressures_GPa": [p.pressure_GPa for p in search.points],
             "pressure_sems_GPa": [p.pressure_sem_GPa for p in search.points],
-            "fit": search.fit.as_dict(),
+            "fit": dataclasses.asdict(search.fit),
             "zero_pressure_volume_A3": search.volume_A3,
             "extra_volumes": search.extra_volumes,
         },
@@ -74,12 +98,18 @@ def temperature_summary(
             "pressures_GPa": [s.pressure_GPa for s in check.history],
             "energy_drifts_eV_per_atom": [s.energy_drift_eV_per_atom for s in check.history],
         },
+        "diffusivity": {row["species"]: row for row in analysis["species"]},
+        "rdf": analysis["rdf"],
         "trajectory": production.trajectory_path,
     }
 
 
 def write_temperature_results(
-    results_dir: str | Path, summary: dict[str, Any], search: VolumeSearchResult, production: MDResult
+    results_dir: str | Path,
+    summary: dict[str, Any],
+    search: VolumeSearchResult,
+    production: MDResult,
+    report: TrajectoryReport | None,
 ) -> dict[str, Any]:
     """Write the folder of one temperature stage atomically; return the summary with its final paths."""
     target = Path(results_dir) / summary["formula"] / f"{summary['temperature_K']:.0f}K"
@@ -94,6 +124,10 @@ def write_temperature_results(
         (staging / "eos.json").write_text(json.dumps(summary["eos"], indent=1))
         plot_eos(search.points, search.fit, search.volume_A3, staging / "eos.png",
                  title=f"{summary['formula']} {summary['temperature_K']:.0f} K")
+        if report is not None:
+            plot_msd(report.diffusion, staging / "msd.png", title=f"{summary['temperature_K']:.0f} K")
+            if report.rdf is not None:
+                plot_rdf(report.rdf, staging / "rdf.png", title=f"{summary['temperature_K']:.0f} K")
         summary = {**summary, "trajectory": str((target / "trajectory.npz").resolve()),
                    "results_dir": str(target.resolve())}
         (staging / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -101,6 +135,33 @@ def write_temperature_results(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary
+
+
+def arrhenius_summary(summaries: list[dict[str, Any]], results_dir: str | Path | None) -> dict[str, Any]:
+    """Arrhenius fits per species over the temperatures below the melt (the hottest one).
+
+    Needs two or more such temperatures with a diffusivity; writes ``arrhenius.json`` and
+    ``arrhenius.png`` beside the temperature folders when ``results_dir`` is given.
+    """
+    quenched = sorted(summaries, key=lambda s: s["temperature_K"])[:-1]
+    points = {}
+    for species in dict.fromkeys(sp for s in quenched for sp in s.get("diffusivity", {})):
+        rows = [(s["temperature_K"], s["diffusivity"][species]["D_cm2_s"], s["diffusivity"][species]["D_sigma_cm2_s"])
+                for s in quenched if species in s.get("diffusivity", {})]
+        if len({t for t, _, _ in rows}) >= 2:
+            points[species] = tuple(list(column) for column in zip(*rows))
+    fits = {}
+    for species, (temperatures, d, sigma) in points.items():
+        try:
+            fits[species] = arrhenius_fit(temperatures, d, sigma)
+        except AmorphError as exc:
+            logger.warning("no Arrhenius fit for %s: %s", species, exc)
+    block = {species: fit.as_dict() for species, fit in fits.items()}
+    if results_dir is not None and block:
+        folder = Path(results_dir) / summaries[0]["formula"]
+        write_text_atomic(folder / "arrhenius.json", json.dumps(block, indent=1))
+        plot_arrhenius(fits, points, folder / "arrhenius.png")
+    return block
 
 
 def _link_or_copy(source: Path, destination: Path) -> None:

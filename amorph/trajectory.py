@@ -21,6 +21,8 @@ key                      shape                     meaning
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -146,8 +148,18 @@ class Trajectory:
             **optional,
         )
 
-    def save(self, path: str | Path) -> Path:
-        """Write the trajectory to ``path`` (``.npz``) atomically."""
+    def as_dict(self) -> dict[str, Any]:
+        """MSON form (compressed ``.npz`` bytes, base64), so a store can hold the trajectory as one blob."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **self._arrays())
+        return {"@module": type(self).__module__, "@class": type(self).__name__,
+                "npz_base64": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trajectory:
+        return cls._from_npz(io.BytesIO(base64.b64decode(data["npz_base64"])), "stored trajectory")
+
+    def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {
             "numbers": self.numbers,
             "positions": self.positions,
@@ -156,21 +168,29 @@ class Trajectory:
             "metadata": np.array(json.dumps(self.metadata, default=str)),
         }
         arrays.update({k: getattr(self, k) for k in OPTIONAL_FRAME_KEYS if getattr(self, k) is not None})
+        return arrays
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trajectory to ``path`` (``.npz``) atomically."""
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **self._arrays())
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> Trajectory:
         """Read a trajectory written by :meth:`save`; a damaged file raises ``TrajectoryError``."""
         path = Path(path)
+        if not path.exists():
+            raise TrajectoryError(f"{path}: no such trajectory file")
+        return cls._from_npz(path, str(path))
+
+    @classmethod
+    def _from_npz(cls, source, name: str) -> Trajectory:
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(source, allow_pickle=False) as data:
                 kwargs = {k: data[k] for k in ("numbers", "positions", "cells", "time_fs")}
                 kwargs.update({k: data[k] for k in OPTIONAL_FRAME_KEYS if k in data.files})
                 metadata = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
-        except FileNotFoundError:
-            raise TrajectoryError(f"{path}: no such trajectory file") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise TrajectoryError(f"{path}: not a readable amorph trajectory ({exc})") from None
+            raise TrajectoryError(f"{name}: not a readable amorph trajectory ({exc})") from None
         return cls(metadata=metadata, **kwargs)

@@ -14,12 +14,12 @@ from pymatgen.core import Lattice, Structure
 from amorph.features import compute_features
 
 
-def random_cell(n_atoms: int, seed: int = 0, min_distance: float = 1.2) -> Structure:
+def random_cell(n_atoms: int, seed: int = 0, min_distance: float = 1.5) -> Structure:
     """A random cell of Li3PO4 composition at ~2.4 g/cm³ with no pair closer than ``min_distance``."""
     rng = np.random.default_rng(seed)
     n_units = max(1, n_atoms // 8)
     species = ["Li"] * 3 * n_units + ["P"] * n_units + ["O"] * 4 * n_units
-    volume = n_units * 115.8 / 1.66054 / 2.4  # formula mass (amu) / density -> Å³
+    volume = n_units * 115.8 * 1.66054 / 2.4  # formula mass (amu) x (g/cm³ per amu/Å³) / density
     lattice = Lattice.cubic(volume ** (1 / 3))
     coords: list[np.ndarray] = []
     while len(coords) < len(species):
@@ -37,7 +37,9 @@ def main(sizes: list[int]) -> None:
         repeats = 3
         for _ in range(repeats):
             compute_features(structure)
-        print(f"{len(structure):5d} atoms: {(time.perf_counter() - start) / repeats * 1e3:7.1f} ms per structure")
+        print(
+            f"{len(structure):5d} atoms: {(time.perf_counter() - start) / repeats * 1e3:7.1f} ms per structure"
+        )
 
 
 if __name__ == "__main__":

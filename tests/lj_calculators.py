@@ -36,3 +36,8 @@ class NaNAfter(LennardJones):
         self.remaining -= 1
         if self.remaining < 0:
             self.results["energy"] = float("nan")
+
+
+def exploding_argon() -> LennardJones:
+    """Argon with a well 10^4 times too deep: any random packing heats past the blow-up limit."""
+    return LennardJones(**{**ARGON, "epsilon": 104.0})

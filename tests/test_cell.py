@@ -40,5 +40,10 @@ def test_packing_is_reproducible_by_seed():
 
 
 def test_impossible_packing_fails_with_reason():
-    with pytest.raises(PackingError, match="packmol"):
-        random_packed_structure(Composition("Li2O"), 10, 8.0, min_distance=4.0, timeout=20)
+    with pytest.raises(PackingError, match="packmol failed .* could not place atoms without overlap"):
+        random_packed_structure(Composition("Li2O"), 1, 2.0, min_distance=3.0, timeout=20)
+
+
+def test_packmol_timeout_is_reported():
+    with pytest.raises(PackingError, match="did not finish within 0.5 s"):
+        random_packed_structure(Composition("Li2O"), 30, 4.0, min_distance=2.5, timeout=0.5)

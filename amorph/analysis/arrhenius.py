@@ -39,7 +39,7 @@ class ArrheniusFit:
         return self.D0_cm2_s * float(np.sqrt(self.covariance[0, 0]))
 
     def extrapolate(self, temperature_K: float) -> tuple[float, float]:
-        """D and its 1-sigma error (cm²/s) at ``temperature_K``, propagated through the fit covariance."""
+        """D and its 1-sigma error (cm²/s) at ``temperature_K``, from the fit covariance."""
         x = np.array([1.0, 1.0 / temperature_K])
         d = float(np.exp(x @ self.coefficients))
         return d, d * float(np.sqrt(x @ self.covariance @ x))
@@ -60,17 +60,19 @@ class ArrheniusFit:
 
 
 def arrhenius_fit(temperatures_K, D_cm2_s, D_sigma_cm2_s) -> ArrheniusFit:
-    """Weighted least-squares fit of ln D against 1/T; errors from the covariance (sigmas as absolute).
+    """Weighted least-squares fit of ln D against 1/T; errors from the covariance (absolute sigmas).
 
-    Needs at least two distinct temperatures with D > 0 and sigma_D > 0. With more than two points the
-    reduced chi² tells whether the sigmas and the Arrhenius form are consistent (about 1).
+    Needs at least two distinct temperatures with D > 0 and sigma_D > 0. With more than two points
+    the reduced chi² tells whether the sigmas and the Arrhenius form are consistent (about 1).
     """
     T, D, s = (np.asarray(v, dtype=float) for v in (temperatures_K, D_cm2_s, D_sigma_cm2_s))
     if not (T.shape == D.shape == s.shape):
         raise InputError("temperatures, diffusivities and their sigmas must have the same length")
     usable = (D > 0) & (s > 0) & (T > 0)
     if len(np.unique(T[usable])) < 2:
-        raise InputError("an Arrhenius fit needs positive diffusivities at two or more temperatures")
+        raise InputError(
+            "an Arrhenius fit needs positive diffusivities at two or more temperatures"
+        )
     T, D, s = T[usable], D[usable], s[usable]
     design = np.column_stack([np.ones_like(T), 1.0 / T])
     weights = (D / s) ** 2  # 1 / sigma_lnD^2

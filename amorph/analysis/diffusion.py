@@ -7,32 +7,34 @@ MSD
     centre-of-mass drift (mass-weighted, all atoms) is removed first.
 
 Fit window (defaults, both overridable)
-    * end: half the run, so every lag has at least two independent (non-overlapping) windows per atom;
-    * start: the latest of 5 % of the run and the end of the ballistic / caging regime, taken as the
-      first lag after which the local log-log slope ``d ln MSD / d ln t`` (between lags a factor 2
-      apart, searched up to a quarter of the run) stays within 1 +- 0.15 beyond its statistical error.
+    * end: half the run, so every lag has at least two independent (non-overlapping) windows per
+      atom;
+    * start: the latest of 5 % of the run and the end of the ballistic / caging regime, taken as
+      the first lag after which the local log-log slope ``d ln MSD / d ln t`` (between lags a
+      factor 2 apart, searched up to a quarter of the run) stays within 1 +- 0.15 beyond its
+      statistical error.
 
 Diffusivity and its uncertainty
     A straight-line fit ``MSD = 6 D t + c`` on up to 100 evenly spaced lags of the window. Its error
     comes from the covariance of the all-origins MSD estimator (closed form, ``msd_covariance``) for
     independent atoms whose per-frame increments are independent with variance ``2 D dt`` per
     Cartesian component and fourth cumulant ``k4`` (Bullerjahn et al., J. Chem. Phys. 153, 024116
-    (2020); the covariance idea of kinisi, McCluskey et al., J. Chem. Theory Comput. 2024). ``D`` is the
-    fitted one and ``k4`` is measured from the displacements at the start of the window, so heavy-tailed
-    (hopping) motion widens the error bar; the drift removal counts as one atom less.
+    (2020); the covariance idea of kinisi, McCluskey et al., J. Chem. Theory Comput. 2024). ``D`` is
+    the fitted one and ``k4`` is measured from the displacements at the start of the window, so
+    heavy-tailed (hopping) motion widens the error bar; the drift removal counts as one atom less.
 
     ``method="ols"`` (default) propagates this covariance through ordinary least squares;
     ``method="gls"`` uses it as the weight (generalised least squares, iterated on ``D``). On random
-    walks both are calibrated (sigma matches the scatter across independent runs, see the tests) and
-    GLS is about twice as precise, but it draws most of its information from the start of the window:
-    on real liquids, where the MSD is still curved there (velocity back-scattering), GLS follows the
-    local slope (liquid Na at 671 K: D_GLS fell from 1.75e-4 to 1.20e-4 cm²/s as the start moved from
-    0.13 to 1 ps, while OLS stayed at 1.27-1.29e-4), so OLS is the robust default.
+    walks both are calibrated (sigma matches the scatter across independent runs, see the tests)
+    and GLS is about twice as precise, but it draws most of its information from the start of the
+    window: on real liquids, where the MSD is still curved there (velocity back-scattering), GLS
+    follows the local slope (liquid Na at 671 K: D_GLS fell from 1.75e-4 to 1.20e-4 cm²/s as the
+    start moved from 0.13 to 1 ps, while OLS stayed at 1.27-1.29e-4), so OLS is the robust default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.fft
@@ -54,7 +56,7 @@ _BLOCK_BYTES = 16 * 2**20
 
 @dataclass
 class MSD:
-    """All-origins mean-squared displacement of one species; ``msd_A2[k]`` is at lag ``k`` frames."""
+    """All-origins mean-squared displacement of one species; ``msd_A2[k]`` at lag ``k`` frames."""
 
     species: str
     n_atoms: int
@@ -87,9 +89,7 @@ class Diffusivity:
 
     def as_dict(self) -> dict:
         """JSON-ready summary (no arrays)."""
-        keys = ("species", "n_atoms", "D_cm2_s", "D_sigma_cm2_s", "fit_start_ps", "fit_end_ps",
-                "msd_exponent", "intercept_A2", "method")
-        return {k: getattr(self, k) for k in keys}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "msd"}
 
 
 def frame_interval_fs(traj: Trajectory) -> float:
@@ -97,21 +97,25 @@ def frame_interval_fs(traj: Trajectory) -> float:
     source = traj.metadata.get("source", "trajectory")
     steps = np.diff(traj.time_fs)
     if traj.n_frames < 2 or not np.all(np.isfinite(steps)):
-        raise InputError(f"{source}: the time between frames is unknown; give a time step (--time-step, fs)")
+        raise InputError(
+            f"{source}: the time between frames is unknown; give a time step (--time-step, fs)"
+        )
     if not np.allclose(steps, steps[0], rtol=1e-4) or steps[0] <= 0:
         raise InputError(f"{source}: frames are not evenly spaced in time")
     return float(steps[0])
 
 
 def species_indices(traj: Trajectory, species: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Atom indices per species symbol (all species in order of appearance, or the ones asked for)."""
-    symbols = np.array(traj.symbols)
+    """Atom indices per species (all, in order of appearance, or the ones asked for)."""
+    symbols = traj.symbols
     present = list(dict.fromkeys(symbols))
     unknown = [s for s in species or [] if s not in present]
     if unknown:
         source = traj.metadata.get("source", "the trajectory")
-        raise InputError(f"species {', '.join(unknown)} not in {source} (it has {', '.join(present)})")
-    return {s: np.flatnonzero(symbols == s) for s in (species or present)}
+        raise InputError(
+            f"species {', '.join(unknown)} not in {source} (it has {', '.join(present)})"
+        )
+    return {s: np.flatnonzero(np.array(symbols) == s) for s in (species or present)}
 
 
 def mean_squared_displacement(
@@ -119,28 +123,11 @@ def mean_squared_displacement(
 ) -> dict[str, MSD]:
     """All-origins MSD per species by FFT, with the centre-of-mass drift removed."""
     dt = frame_interval_fs(traj)
-    weights = _mass_fractions(traj) if remove_drift else np.zeros(traj.n_atoms)
-    drift = _drift(traj, weights)
-    n_frames = traj.n_frames
-    n_fft = scipy.fft.next_fast_len(2 * n_frames, real=True)
-    result = {}
-    for symbol, idx in species_indices(traj, species).items():
-        sq_sum = np.zeros(n_frames)
-        power = np.zeros(n_fft // 2 + 1)
-        for x in _displacement_blocks(traj, idx, drift):
-            sq_sum += np.einsum("tak,tak->t", x, x)
-            spectrum = scipy.fft.rfft(x, n=n_fft, axis=0)
-            power += np.einsum("fak,fak->f", spectrum.real, spectrum.real)
-            power += np.einsum("fak,fak->f", spectrum.imag, spectrum.imag)
-        autocorr = scipy.fft.irfft(power, n=n_fft)[:n_frames]
-        head = np.cumsum(sq_sum)
-        lags = np.arange(n_frames)
-        s1 = head[::-1] + (head[-1] - np.concatenate(([0.0], head[:-1])))
-        msd = (s1 - 2 * autocorr) / ((n_frames - lags) * len(idx))
-        # dof removed by the drift correction, for atoms of equal mobility: 2 W_S - N_S sum(w^2)
-        lost = 2 * weights[idx].sum() - len(idx) * np.dot(weights, weights)
-        result[symbol] = MSD(symbol, len(idx), dt, np.maximum(msd, 0.0), max(len(idx) - lost, 1.0))
-    return result
+    weights, drift = _drift(traj, remove_drift)
+    return {
+        symbol: _species_msd(traj, symbol, idx, weights, drift, dt)
+        for symbol, idx in species_indices(traj, species).items()
+    }
 
 
 def diffusivities(
@@ -151,17 +138,45 @@ def diffusivities(
     remove_drift: bool = True,
     method: str = "ols",
 ) -> dict[str, Diffusivity]:
-    """Tracer diffusivity per species (cm²/s) with its calibrated sigma; see the module docstring."""
+    """Tracer diffusivity per species (cm²/s) with a calibrated sigma; see the module docstring."""
     if method not in FIT_METHODS:
         raise InputError(f"unknown fit method {method!r}; choose one of {', '.join(FIT_METHODS)}")
-    msds = mean_squared_displacement(traj, species, remove_drift)
-    drift = _drift(traj, _mass_fractions(traj) if remove_drift else np.zeros(traj.n_atoms))
+    dt = frame_interval_fs(traj)
+    weights, drift = _drift(traj, remove_drift)
     out = {}
-    for symbol, msd in msds.items():
+    for symbol, idx in species_indices(traj, species).items():
+        msd = _species_msd(traj, symbol, idx, weights, drift, dt)
         start, end = fit_window(msd, fit_start_ps, fit_end_ps)
-        k4 = _excess_fourth_cumulant(traj, species_indices(traj, [symbol])[symbol], drift, start)
+        k4 = _excess_fourth_cumulant(traj, idx, drift, start)
         out[symbol] = fit_diffusivity(msd, start, end, k4_per_frame=k4, method=method)
     return out
+
+
+def _species_msd(
+    traj: Trajectory,
+    symbol: str,
+    idx: np.ndarray,
+    weights: np.ndarray,
+    drift: np.ndarray,
+    dt: float,
+) -> MSD:
+    """``MSD(k) = [S1(k) - 2 S2(k)] / (T - k)`` with the autocorrelation S2 from summed spectra."""
+    n_frames = traj.n_frames
+    n_fft = scipy.fft.next_fast_len(2 * n_frames, real=True)
+    sq_sum = np.zeros(n_frames)
+    power = np.zeros(n_fft // 2 + 1)
+    for x in _displacement_blocks(traj, idx, drift):
+        sq_sum += np.einsum("tak,tak->t", x, x)
+        spectrum = scipy.fft.rfft(x, n=n_fft, axis=0)
+        power += np.einsum("fak,fak->f", spectrum.real, spectrum.real)
+        power += np.einsum("fak,fak->f", spectrum.imag, spectrum.imag)
+    autocorr = scipy.fft.irfft(power, n=n_fft)[:n_frames]
+    head = np.cumsum(sq_sum)
+    s1 = head[::-1] + (head[-1] - np.concatenate(([0.0], head[:-1])))
+    msd = (s1 - 2 * autocorr) / ((n_frames - np.arange(n_frames)) * len(idx))
+    # degrees of freedom taken by the drift removal, for atoms of equal mobility
+    lost = 2 * weights[idx].sum() - len(idx) * np.dot(weights, weights)
+    return MSD(symbol, len(idx), dt, np.maximum(msd, 0.0), max(len(idx) - lost, 1.0))
 
 
 def fit_window(
@@ -172,18 +187,19 @@ def fit_window(
     if last < 8:
         raise InputError(f"{last + 1} frames are too few to fit a diffusivity (need at least 9)")
     to_lag = 1000.0 / msd.frame_interval_fs
-    end = int(round(fit_end_ps * to_lag)) if fit_end_ps is not None else int(FIT_END_FRACTION * last)
+    end = round(fit_end_ps * to_lag) if fit_end_ps is not None else int(FIT_END_FRACTION * last)
     if fit_start_ps is not None:
-        start = int(round(fit_start_ps * to_lag))
+        start = round(fit_start_ps * to_lag)
     else:
-        start = max(_diffusive_onset(msd, int(SLOPE_SEARCH_FRACTION * last)),
-                    int(np.ceil(FIT_START_MIN_FRACTION * last)))
+        start = max(
+            _diffusive_onset(msd, int(SLOPE_SEARCH_FRACTION * last)),
+            int(np.ceil(FIT_START_MIN_FRACTION * last)),
+        )
         start = min(start, end - 2)
     if not 1 <= start <= end - 2 or end > last:
-        run_ps = last / to_lag
+        window = f"{start / to_lag:g}-{end / to_lag:g} ps"
         raise InputError(
-            f"fit window {start / to_lag:g}-{end / to_lag:g} ps is not inside the {run_ps:g} ps run "
-            "(or spans fewer than 3 frames)"
+            f"fit window {window} is not inside the {last / to_lag:g} ps run or too short"
         )
     return start, end
 
@@ -193,12 +209,14 @@ def fit_diffusivity(
 ) -> Diffusivity:
     """Fit ``MSD = 6 D t + c`` over lags ``start..end`` (frames); sigma from ``msd_covariance``."""
     dt = msd.frame_interval_fs
-    lags = np.unique(np.linspace(start, end, min(MAX_FIT_POINTS, end - start + 1)).round().astype(int))
+    lags = np.unique(
+        np.linspace(start, end, min(MAX_FIT_POINTS, end - start + 1)).round().astype(int)
+    )
     y = msd.msd_A2[lags]
     design = np.column_stack([lags * dt, np.ones(len(lags))])
     beta = np.linalg.lstsq(design, y, rcond=None)[0]
-    # per-frame increment variance from the fitted slope, but at least half the level of the MSD at the
-    # window end, so that a noisy or non-diffusive window never gets a vanishing error bar
+    # per-frame increment variance from the fitted slope, but at least half the level of the MSD
+    # at the window end, so that a noisy or non-diffusive window never gets a vanishing error bar
     s2_floor = max(0.5 * y[-1] / (3 * lags[-1]), 1e-300)
     for _ in range(2 if method == "gls" else 1):  # GLS weights depend on D: iterate once
         s2 = max(beta[0] * dt / 3, s2_floor)
@@ -229,9 +247,11 @@ def msd_covariance(
     Per Cartesian component the frame increments are i.i.d. with variance ``s2`` and fourth cumulant
     ``k4``. With ``ov`` the number of frame-to-frame steps two windows share,
     ``Cov(d_i^2, d_j^2) = 2 s2^2 ov^2 + k4 ov``; summing over all pairs of origins gives
-    ``Cov(MSD_i, MSD_j) = 3 / (N A_i A_j) * (2 s2^2 P2 + k4 P1)`` (``A`` the number of origins), where
-    ``P_p = sum over origin pairs of ov^p`` has the closed form below (``lo <= hi`` the two lags,
-    ``c = T - lo - hi``): ``sum_{v=1}^{lo} (c+v)_+ v^p + sum_{v=1}^{lo-1} (c+v)_+ v^p + (hi-lo)(T-hi) lo^p``.
+    ``Cov(MSD_i, MSD_j) = 3 / (N A_i A_j) * (2 s2^2 P2 + k4 P1)`` (``A`` the number of origins),
+    where ``P_p``, the sum over pairs of origins of ``ov^p``, has a closed form (``lo <= hi`` the
+    two lags, ``c = T - lo - hi``)::
+
+        P_p = sum_{v=1}^{lo} (c+v)_+ v^p + sum_{v=1}^{lo-1} (c+v)_+ v^p + (hi-lo)(T-hi) lo^p
     """
     lags = np.asarray(lags, dtype=float)
     lo = np.minimum.outer(lags, lags)
@@ -241,7 +261,11 @@ def msd_covariance(
 
     def ramp(p: int, top: np.ndarray) -> np.ndarray:  # sum_{v=v0+1}^{top} (c + v) v^p
         top = np.maximum(top, v0)
-        return c * (_power_sum(p, top) - _power_sum(p, v0)) + _power_sum(p + 1, top) - _power_sum(p + 1, v0)
+        return (
+            c * (_power_sum(p, top) - _power_sum(p, v0))
+            + _power_sum(p + 1, top)
+            - _power_sum(p + 1, v0)
+        )
 
     def pair_sum(p: int) -> np.ndarray:
         return ramp(p, lo) + ramp(p, lo - 1) + (hi - lo) * (n_frames - hi) * lo**p
@@ -291,13 +315,15 @@ def _diffusive_onset(msd: MSD, search_end: int) -> int:
     return int(grid[0] if len(bad) == 0 else grid[bad[-1] + 1])
 
 
-def _excess_fourth_cumulant(traj: Trajectory, idx: np.ndarray, drift: np.ndarray, lag: int) -> float:
-    """Per-frame fourth cumulant of one Cartesian increment, from the displacements over ``lag`` frames.
+def _excess_fourth_cumulant(
+    traj: Trajectory, idx: np.ndarray, drift: np.ndarray, lag: int
+) -> float:
+    """Per-frame fourth cumulant of one Cartesian increment, from displacements over ``lag`` frames.
 
     Cumulants of independent increments add up, so ``k4(lag) / lag`` estimates the per-frame value:
-    zero for Gaussian motion, large for rare hops. The estimate is shrunk by ``K4_SHRINK`` standard errors of
-    its Gaussian null (``sqrt(96 / n) m2^2`` for ``n`` independent displacements) and clipped at zero,
-    so that noise does not distort the covariance of Gaussian motion.
+    zero for Gaussian motion, large for rare hops. The estimate is shrunk by ``K4_SHRINK`` standard
+    errors of its Gaussian null (``sqrt(96 / n) m2^2`` for ``n`` independent displacements) and
+    clipped at zero, so that noise does not distort the covariance of Gaussian motion.
     """
     m2 = m4 = 0.0
     count = 0
@@ -312,20 +338,19 @@ def _excess_fourth_cumulant(traj: Trajectory, idx: np.ndarray, drift: np.ndarray
     return max(m4 - 3 * m2**2 - K4_SHRINK * np.sqrt(96 / n_independent) * m2**2, 0.0) / lag
 
 
-def _mass_fractions(traj: Trajectory) -> np.ndarray:
+def _drift(traj: Trajectory, remove: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mass fractions and centre-of-mass displacement from frame 0 (zeros when not removed)."""
     from ase.data import atomic_masses
 
-    return atomic_masses[traj.numbers] / atomic_masses[traj.numbers].sum()
-
-
-def _drift(traj: Trajectory, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean displacement of all atoms from the first frame (the centre-of-mass drift)."""
+    if not remove:
+        return np.zeros(traj.n_atoms), np.zeros((traj.n_frames, 3))
+    weights = atomic_masses[traj.numbers] / atomic_masses[traj.numbers].sum()
     com = np.einsum("fak,a->fk", traj.positions, weights)
-    return com - com[0]
+    return weights, com - com[0]
 
 
 def _displacement_blocks(traj: Trajectory, idx: np.ndarray, drift: np.ndarray):
-    """Yield drift-corrected displacements from frame 0, (n_frames, block, 3), a few atoms at a time."""
+    """Yield drift-corrected displacements from frame 0, (n_frames, block, 3), atoms in blocks."""
     per_atom = max(traj.n_frames * 3 * 8 * 4, 1)  # the block copy plus its complex spectrum
     size = max(1, _BLOCK_BYTES // per_atom)
     for start in range(0, len(idx), size):

@@ -1,4 +1,4 @@
-"""Read MD trajectories (VASP XDATCAR / vasprun.xml, ASE, pymatgen, amorph ``.npz``) into a ``Trajectory``.
+"""Read MD trajectories (XDATCAR, vasprun.xml, ASE, pymatgen, amorph ``.npz``) as ``Trajectory``.
 
 Every reader returns Cartesian positions unwrapped across periodic boundaries: the fractional
 frame-to-frame displacement is brought to its minimum image (``Δf - round(Δf)``), which is exact for
@@ -54,7 +54,12 @@ def read_trajectory(
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise InputError(f"unknown trajectory format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    reader = {"npz": Trajectory.load, "xdatcar": read_xdatcar, "vasprun": read_vasprun, "ase": read_ase}
+    reader = {
+        "npz": Trajectory.load,
+        "xdatcar": read_xdatcar,
+        "vasprun": read_vasprun,
+        "ase": read_ase,
+    }
     traj = reader[fmt](path)
     traj.metadata.setdefault("source", str(path))
     return with_run_conditions(traj, time_step_fs=time_step_fs, temperature_K=temperature_K)
@@ -85,31 +90,43 @@ def detect_format(path: Path) -> str:
 def with_run_conditions(
     traj: Trajectory, *, time_step_fs: float | None = None, temperature_K: float | None = None
 ) -> Trajectory:
-    """Set the frame spacing and temperature in place (user values win over the file's) and return it."""
+    """Set frame spacing and temperature in place (user values win over the file's); return traj."""
     source = traj.metadata.get("source", "trajectory")
     if time_step_fs is not None:
         if not time_step_fs > 0:
             raise InputError(f"the time step must be positive, got {time_step_fs}")
         recorded = np.diff(traj.time_fs)
-        if len(recorded) and np.all(np.isfinite(recorded)) and not np.allclose(recorded, time_step_fs, rtol=1e-6):
-            log.warning("%s: using %g fs between frames instead of the recorded %g fs",
-                        source, time_step_fs, float(np.median(recorded)))
-        traj.time_fs = (traj.time_fs[0] if np.isfinite(traj.time_fs[0]) else 0.0) + time_step_fs * np.arange(
-            traj.n_frames
-        )
+        if (
+            len(recorded)
+            and np.all(np.isfinite(recorded))
+            and not np.allclose(recorded, time_step_fs, rtol=1e-6)
+        ):
+            log.warning(
+                "%s: using %g fs between frames instead of the recorded %g fs",
+                source,
+                time_step_fs,
+                float(np.median(recorded)),
+            )
+        traj.time_fs = (
+            traj.time_fs[0] if np.isfinite(traj.time_fs[0]) else 0.0
+        ) + time_step_fs * np.arange(traj.n_frames)
         traj.metadata["frame_interval_fs"] = float(time_step_fs)
     if temperature_K is not None:
         if not temperature_K > 0:
             raise InputError(f"the temperature must be positive, got {temperature_K} K")
         recorded_T = traj.metadata.get("temperature_K")
-        if recorded_T is not None and not math.isclose(float(recorded_T), temperature_K, rel_tol=1e-6):
-            log.warning("%s: using %g K instead of the recorded %g K", source, temperature_K, recorded_T)
+        if recorded_T is not None and not math.isclose(
+            float(recorded_T), temperature_K, rel_tol=1e-6
+        ):
+            log.warning(
+                "%s: using %g K instead of the recorded %g K", source, temperature_K, recorded_T
+            )
         traj.metadata["temperature_K"] = float(temperature_K)
     return traj
 
 
 def unwrap_fractional(frac: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Turn fractional positions (n_frames, n_atoms, 3), wrapped or not, into unwrapped Cartesian ones.
+    """Turn fractional positions (n_frames, n_atoms, 3), wrapped or not, into unwrapped Cartesian.
 
     Works in place on ``frac`` (float64) in blocks of frames, so the extra memory is one block.
     """
@@ -138,7 +155,7 @@ def from_frames(
     metadata: dict[str, Any] | None = None,
     **frame_arrays: np.ndarray | None,
 ) -> Trajectory:
-    """Build an unwrapped ``Trajectory`` from fractional frames; ``frac`` is consumed (overwritten)."""
+    """Build an unwrapped ``Trajectory`` from fractional frames; ``frac`` is overwritten."""
     frac = np.ascontiguousarray(frac, dtype=float)
     cells = np.asarray(cells, dtype=float)
     if cells.ndim == 2:
@@ -154,7 +171,7 @@ def from_frames(
     )
 
 
-# --------------------------------------------------------------------------------------------- XDATCAR
+# --- XDATCAR
 
 
 def read_xdatcar(path: str | Path) -> Trajectory:
@@ -173,11 +190,16 @@ def read_xdatcar(path: str | Path) -> Trajectory:
                 if not text:
                     continue
                 if text.startswith("cartesian"):
-                    raise TrajectoryError(f"{path}: frame {frame}: Cartesian XDATCAR frames are not supported")
-                if not text.startswith("direct"):  # variable-cell XDATCAR: each frame repeats the header
+                    raise TrajectoryError(
+                        f"{path}: frame {frame}: Cartesian XDATCAR frames are not supported"
+                    )
+                if not text.startswith("direct"):
+                    # a variable-cell XDATCAR repeats the header before every frame
                     header = _xdatcar_header(path, fh, frame, first_line=line)
                     if header[:2] != (symbols, counts):
-                        raise TrajectoryError(f"{path}: frame {frame}: the atoms differ from those of frame 1")
+                        raise TrajectoryError(
+                            f"{path}: frame {frame}: the atoms differ from those of frame 1"
+                        )
                     cell = header[2]
                     continue
                 lines = list(islice(fh, n_atoms))
@@ -191,7 +213,9 @@ def read_xdatcar(path: str | Path) -> Trajectory:
                     blocks.append(_parse_coordinates(path, pending, n_atoms, last_frame=frame))
                     pending = []
         except (OSError, EOFError) as exc:  # e.g. a gzip stream cut short
-            raise TrajectoryError(f"{path}: frame {len(cells) + 1}: unreadable or truncated ({exc})") from None
+            raise TrajectoryError(
+                f"{path}: frame {len(cells) + 1}: unreadable or truncated ({exc})"
+            ) from None
     if pending:
         blocks.append(_parse_coordinates(path, pending, n_atoms, last_frame=len(cells)))
     if not cells:
@@ -202,8 +226,35 @@ def read_xdatcar(path: str | Path) -> Trajectory:
     return from_frames(numbers, frac, np.array(cells), metadata={"format": "xdatcar"})
 
 
+def write_xdatcar(traj: Trajectory, path: str | Path) -> Path:
+    """Write ``traj`` as a VASP 5 XDATCAR (wrapped fractional coordinates; gzipped if ``.gz``).
+
+    The header is repeated before every frame when the cell changes, as VASP does for NpT runs.
+    """
+    path = Path(path)
+    symbols = traj.symbols
+    species = list(dict.fromkeys(symbols))
+    if symbols != sorted(symbols, key=species.index):
+        raise InputError("XDATCAR needs the atoms grouped by species")
+    counts = [symbols.count(s) for s in species]
+    variable = not np.allclose(traj.cells, traj.cells[0])
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt") as fh:
+        for f in range(traj.n_frames):
+            if f == 0 or variable:
+                fh.write("amorph\n1.0\n")
+                fh.write("".join(f"{v[0]:14.8f}{v[1]:14.8f}{v[2]:14.8f}\n" for v in traj.cells[f]))
+                fh.write(" ".join(species) + "\n" + " ".join(map(str, counts)) + "\n")
+            frac = np.linalg.solve(traj.cells[f].T, traj.positions[f].T).T
+            fh.write(f"Direct configuration= {f + 1:6d}\n")
+            np.savetxt(fh, frac - np.floor(frac), fmt="%12.8f")
+    return path
+
+
 def _xdatcar_header(path: Path, fh: IO[str], frame: int, first_line: str | None = None):
-    lines = ([first_line] if first_line is not None else []) + list(islice(fh, 7 - (first_line is not None)))
+    lines = ([first_line] if first_line is not None else []) + list(
+        islice(fh, 7 - (first_line is not None))
+    )
     if len(lines) < 7:
         raise TrajectoryError(f"{path}: frame {frame}: the header is truncated")
     try:
@@ -211,17 +262,21 @@ def _xdatcar_header(path: Path, fh: IO[str], frame: int, first_line: str | None 
         cell = np.array([[float(x) for x in line.split()[:3]] for line in lines[2:5]])
         counts = [int(x) for x in lines[6].split()]
     except (ValueError, IndexError):
-        raise TrajectoryError(f"{path}: frame {frame}: not an XDATCAR header (lattice or atom counts)") from None
+        raise TrajectoryError(
+            f"{path}: frame {frame}: not an XDATCAR header (lattice or atom counts)"
+        ) from None
     symbols = [s.split("/")[0].split("_")[0] for s in lines[5].split()]
     if cell.shape != (3, 3) or len(symbols) != len(counts) or not counts:
-        raise TrajectoryError(f"{path}: frame {frame}: need VASP 5 element names and matching atom counts")
+        raise TrajectoryError(
+            f"{path}: frame {frame}: need VASP 5 element names and matching atom counts"
+        )
     if scale < 0:  # a negative scale is the cell volume
         scale = (-scale / abs(np.linalg.det(cell))) ** (1 / 3)
     return symbols, counts, cell * scale
 
 
 def _parse_coordinates(path: Path, lines: list[str], n_atoms: int, last_frame: int) -> np.ndarray:
-    """Parse the atom lines of consecutive frames (ending with ``last_frame``) into (n_frames, n_atoms, 3)."""
+    """Parse atom lines of consecutive frames ending at ``last_frame`` into (frames, atoms, 3)."""
     first_frame = last_frame + 1 - len(lines) // n_atoms
     try:
         return np.loadtxt(lines, usecols=(0, 1, 2), ndmin=2).reshape(-1, n_atoms, 3)
@@ -230,23 +285,25 @@ def _parse_coordinates(path: Path, lines: list[str], n_atoms: int, last_frame: i
             try:
                 np.loadtxt(lines[k * n_atoms : (k + 1) * n_atoms], usecols=(0, 1, 2), ndmin=2)
             except ValueError as exc:
-                raise TrajectoryError(f"{path}: frame {first_frame + k}: unreadable coordinates ({exc})") from None
+                raise TrajectoryError(
+                    f"{path}: frame {first_frame + k}: unreadable coordinates ({exc})"
+                ) from None
         raise
 
 
-def _atomic_number(path: Path, symbol: str) -> int:
+def _atomic_number(source: str | Path, symbol: str) -> int:
     from ase.data import atomic_numbers
 
     if symbol not in atomic_numbers:
-        raise TrajectoryError(f"{path}: unknown element {symbol!r}")
+        raise TrajectoryError(f"{source}: unknown element {symbol!r}")
     return atomic_numbers[symbol]
 
 
-# ------------------------------------------------------------------------------------------- vasprun
+# --- vasprun
 
 
 def read_vasprun(path: str | Path) -> Trajectory:
-    """Stream the ionic steps of a vasprun.xml (gzipped or not): positions, cells, energies, kinetic T."""
+    """Stream the ionic steps of a vasprun.xml (gzipped or not): positions, cells, energies, T."""
     path = Path(path)
     symbols: list[str] = []
     incar: dict[str, str] = {}
@@ -261,21 +318,30 @@ def read_vasprun(path: str | Path) -> Trajectory:
                 if elem.tag == "incar":
                     incar = {i.get("name"): (i.text or "").strip() for i in elem.iter("i")}
                 elif elem.tag == "atominfo":
-                    symbols = [rc.find("c").text.strip() for rc in elem.iterfind("array[@name='atoms']/set/rc")]
+                    symbols = [
+                        rc.find("c").text.strip()
+                        for rc in elem.iterfind("array[@name='atoms']/set/rc")
+                    ]
                 elif elem.tag == "calculation":
                     step = _vasprun_step(path, elem, len(frac) + 1)
                     for store, value in zip((frac, cells, energies, kinetic), step, strict=True):
                         store.append(value)
                     root.clear()
         except ET.ParseError as exc:
-            raise TrajectoryError(f"{path}: frame {len(frac) + 1}: truncated or corrupt XML ({exc})") from None
+            raise TrajectoryError(
+                f"{path}: frame {len(frac) + 1}: truncated or corrupt XML ({exc})"
+            ) from None
         except (OSError, EOFError) as exc:
-            raise TrajectoryError(f"{path}: frame {len(frac) + 1}: unreadable file ({exc})") from None
+            raise TrajectoryError(
+                f"{path}: frame {len(frac) + 1}: unreadable file ({exc})"
+            ) from None
     if not frac:
         raise TrajectoryError(f"{path}: no ionic steps found (frame 1 is missing)")
     numbers = np.array([_atomic_number(path, s) for s in symbols])
     if len(numbers) != frac[0].shape[0]:
-        raise TrajectoryError(f"{path}: frame 1: {frac[0].shape[0]} positions for {len(numbers)} atoms")
+        raise TrajectoryError(
+            f"{path}: frame 1: {frac[0].shape[0]} positions for {len(numbers)} atoms"
+        )
     metadata: dict[str, Any] = {"format": "vasprun"}
     time_fs = None
     if "POTIM" in incar:
@@ -315,7 +381,7 @@ def _vasprun_step(path: Path, calc: ET.Element, frame: int):
     return frac, cell, None if e0 is None else float(e0), None if kin is None else float(kin)
 
 
-# ------------------------------------------------------------------------------------- ASE, pymatgen
+# --- ASE, pymatgen
 
 
 def read_ase(path: str | Path) -> Trajectory:
@@ -337,12 +403,16 @@ def from_ase(images: Iterable, source: str | Path = "ASE images") -> Trajectory:
             atoms = next(frames)
         except StopIteration:
             break
-        except Exception as exc:  # ase raises many exception types on damaged files
-            raise TrajectoryError(f"{source}: frame {frame}: unreadable ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # noqa: BLE001 - ase raises assorted types on damaged files
+            raise TrajectoryError(
+                f"{source}: frame {frame}: unreadable ({type(exc).__name__}: {exc})"
+            ) from None
         if numbers is None:
             numbers = atoms.numbers.copy()
         elif not np.array_equal(atoms.numbers, numbers):
-            raise TrajectoryError(f"{source}: frame {frame}: the atoms differ from those of frame 1")
+            raise TrajectoryError(
+                f"{source}: frame {frame}: the atoms differ from those of frame 1"
+            )
         if atoms.cell.rank != 3:
             raise InputError(f"{source}: frame {frame}: not a periodic 3D cell")
         frac.append(atoms.cell.scaled_positions(atoms.positions))
@@ -366,19 +436,20 @@ def _ase_energy(atoms) -> float | None:
         return None
     try:
         return float(atoms.get_potential_energy())
-    except Exception:  # calculators without a stored energy raise assorted errors
+    except NotImplementedError:  # a stored calculator without an energy
         return None
 
 
 def from_pymatgen(traj) -> Trajectory:
-    """Convert a periodic pymatgen ``Trajectory`` (fractional coordinates, optionally displacements)."""
+    """Convert a periodic pymatgen ``Trajectory`` (fractional coordinates or displacements)."""
     if traj.lattice is None:
         raise InputError("the pymatgen trajectory has no lattice (molecules are not supported)")
     coords = np.array(traj.coords, dtype=float)
     if traj.coords_are_displacement:
         coords = np.asarray(traj.base_positions, dtype=float) + np.cumsum(coords, axis=0)
     cells = np.asarray(traj.lattice, dtype=float)
-    numbers = np.array([_specie_number(s) for s in traj.species])
+    source = "pymatgen trajectory"
+    numbers = [_atomic_number(source, str(getattr(s, "element", s))) for s in traj.species]
     metadata: dict[str, Any] = {"format": "pymatgen"}
     time_fs = None
     if traj.time_step:
@@ -388,15 +459,12 @@ def from_pymatgen(traj) -> Trajectory:
     props = traj.frame_properties
     if props and all("energy" in p for p in props):
         energies = np.array([p["energy"] for p in props], dtype=float)
-    return from_frames(numbers, coords, cells, time_fs=time_fs, metadata=metadata, energies=energies)
+    return from_frames(
+        numbers, coords, cells, time_fs=time_fs, metadata=metadata, energies=energies
+    )
 
 
-def _specie_number(specie) -> int:
-    element = getattr(specie, "element", specie)
-    return int(getattr(element, "Z", None) or _atomic_number(Path("pymatgen trajectory"), str(element)))
-
-
-# ---------------------------------------------------------------------------------------------- files
+# --- files
 
 
 @contextmanager
@@ -404,7 +472,7 @@ def _open_binary(path: Path) -> Iterator[IO[bytes]]:
     """Open a file for reading, transparently gunzipping it (detected by its magic bytes)."""
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:
         yield fh
 
 

@@ -50,7 +50,9 @@ def plot_msd(results: Mapping[str, Diffusivity], path: str | Path, title: str = 
     fig, ax = _figure()
     for symbol, d in results.items():
         lag_ps = d.msd.lag_fs[1:] / 1000
-        (line,) = ax.loglog(lag_ps, d.msd.msd_A2[1:], lw=1.2, label=f"{symbol}: D = {d.D_cm2_s:.2e} cm²/s")
+        (line,) = ax.loglog(
+            lag_ps, d.msd.msd_A2[1:], lw=1.2, label=f"{symbol}: D = {d.D_cm2_s:.2e} cm²/s"
+        )
         window = np.linspace(d.fit_start_ps, d.fit_end_ps, 50)
         model = 6 * d.D_cm2_s / A2_PER_FS_TO_CM2_PER_S * 1000 * window + d.intercept_A2
         ax.loglog(window, np.where(model > 0, model, np.nan), "--", color=line.get_color(), lw=1.0)
@@ -74,8 +76,12 @@ def plot_arrhenius(
         if symbol in fits:
             fit = fits[symbol]
             grid = np.linspace(1000 / T.max(), 1000 / 300, 100)
-            ax.plot(grid, [fit.extrapolate(1000 / x)[0] for x in grid], color=bars[0].get_color(),
-                    label=f"{symbol}: Ea = {fit.Ea_eV:.3f} ± {fit.Ea_sigma_eV:.3f} eV")
+            ax.plot(
+                grid,
+                [fit.extrapolate(1000 / x)[0] for x in grid],
+                color=bars[0].get_color(),
+                label=f"{symbol}: Ea = {fit.Ea_eV:.3f} ± {fit.Ea_sigma_eV:.3f} eV",
+            )
     ax.set_yscale("log")
     ax.set(xlabel="1000 / T (1/K)", ylabel="D (cm²/s)")
     ax.legend(frameon=False)

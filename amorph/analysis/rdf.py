@@ -1,10 +1,12 @@
 """Total and partial radial distribution functions from all periodic images.
 
-Distances are counted to every periodic image within ``r_max`` (the image shifts along each lattice
-vector are bounded by the cell heights), so g(r) is right in small and triclinic cells where ``r_max``
-exceeds half a cell height. Each frame is normalised with its own volume before averaging, which
-keeps variable-volume runs right. Normalisation uses ``N_a (N_b - delta_ab)`` pairs, so an ideal gas
-gives g = 1 exactly on average.
+Distances are counted to every periodic image within ``r_max`` (the image shifts along each
+lattice vector are bounded by the cell heights), so g(r) is right in small and triclinic cells
+where ``r_max`` exceeds half a cell height. Each frame is normalised with its own volume before
+averaging, which keeps variable-volume runs right. The reference density of ``b`` around an ``a``
+atom is ``N_b / V``, that of the periodic system (an atom's own images count as neighbours), so
+uncorrelated atoms give g = 1 beyond the shortest lattice vector and ``1 - 1/N_b`` for like pairs
+below it.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ _BLOCK_PAIRS = 2**21  # distances evaluated per numpy call
 
 @dataclass
 class RDF:
-    """Averaged g(r): ``partials[(a, b)]`` for species ``a <= b`` (in order of appearance)."""
+    """Frame-averaged g(r): ``partials[(a, b)]`` for species ``a <= b`` (in order of appearance).
+
+    ``counts[(a, b)]`` holds the distances from ``a`` atoms to ``b`` atoms per bin, summed over the
+    ``n_frames`` frames (both orders of every pair), for coordination numbers and counting errors.
+    """
 
     edges: np.ndarray
     total: np.ndarray
     partials: dict[tuple[str, str], np.ndarray]
-    neighbours: dict[tuple[str, str], np.ndarray]  # mean number of b atoms within edges[k + 1] of an a atom
+    counts: dict[tuple[str, str], np.ndarray]
+    n_atoms: dict[str, int]
     n_frames: int
 
     @property
@@ -45,32 +52,64 @@ class RDF:
         return self.partials[(a, b) if (a, b) in self.partials else (b, a)]
 
     def first_peak(self, a: str, b: str) -> float | None:
-        """Position (Å) of the first peak of g_ab above 1, or None."""
-        peak, _ = _first_shell(self.g(a, b), self.edges[1] - self.edges[0])
+        """Position (Å) of the first significant peak of g_ab above 1, or None."""
+        peak, _ = self._first_shell(a, b)
         return None if peak is None else float(self.r[peak])
 
     def first_minimum(self, a: str, b: str) -> float | None:
         """Position (Å) of the minimum after the first peak, or None."""
-        _, minimum = _first_shell(self.g(a, b), self.edges[1] - self.edges[0])
+        _, minimum = self._first_shell(a, b)
         return None if minimum is None else float(self.r[minimum])
 
     def coordination_number(self, a: str, b: str, r_cut: float | None = None) -> float | None:
-        """Mean number of ``b`` atoms within ``r_cut`` (default: the first minimum) of an ``a`` atom."""
+        """Mean number of ``b`` atoms within ``r_cut`` (default: first minimum) of an ``a`` atom."""
         r_cut = self.first_minimum(a, b) if r_cut is None else r_cut
         if r_cut is None:
             return None
-        k = int(np.searchsorted(self.edges, r_cut, side="right")) - 1
-        return float(self.neighbours[(a, b)][k - 1]) if k > 0 else 0.0
+        below = self.counts[(a, b)][self.r < r_cut].sum()
+        return float(below / (self.n_atoms[a] * self.n_frames))
 
     def shells(self) -> list[dict]:
         """First peak, first minimum and coordination numbers of every pair (JSON-ready)."""
         rows = []
         for a, b in self.partials:
-            cn_ab, cn_ba = self.coordination_number(a, b), self.coordination_number(b, a)
-            rows.append({"pair": f"{a}-{b}", "first_peak_A": self.first_peak(a, b),
-                         "first_min_A": self.first_minimum(a, b), f"cn_{b}_around_{a}": cn_ab}
-                        | ({} if a == b else {f"cn_{a}_around_{b}": cn_ba}))
+            row = {
+                "pair": f"{a}-{b}",
+                "first_peak_A": self.first_peak(a, b),
+                "first_min_A": self.first_minimum(a, b),
+            }
+            for centre, other in dict.fromkeys([(a, b), (b, a)]):
+                row[f"cn_{other}_around_{centre}"] = self.coordination_number(centre, other)
+            rows.append(row)
         return rows
+
+    def _first_shell(self, a: str, b: str) -> tuple[int | None, int | None]:
+        """Bin indices of the first peak and of the minimum after it, in the smoothed g.
+
+        Peaks must exceed 1 and stand out by four counting (Poisson) errors of the smoothed g, so
+        that the sparse counts at short distances or in an ideal gas do not make spurious shells.
+        """
+        from scipy.ndimage import gaussian_filter1d
+        from scipy.signal import find_peaks
+
+        g, counts = self.g(a, b), self.counts[(a, b)]
+        width = SMOOTHING_A / (self.edges[1] - self.edges[0])
+        smooth = gaussian_filter1d(g, width, mode="nearest")
+        variance = np.where(counts > 0, g**2 / np.maximum(counts, 1), 0.0)
+        noise = np.sqrt(
+            gaussian_filter1d(variance, width / np.sqrt(2)) / (2 * np.sqrt(np.pi) * width)
+        )
+        peaks, props = find_peaks(smooth, height=1.0, prominence=0.0)
+        peaks = peaks[props["prominences"] > 4 * noise[peaks]]
+        if len(peaks) == 0:
+            return None, None
+        first = int(peaks[0])
+        end = int(peaks[1]) if len(peaks) > 1 else len(g)
+        valleys, props = find_peaks(-smooth[first:end], prominence=0.0)
+        valleys = valleys[props["prominences"] > 4 * noise[first + valleys]]
+        if len(valleys):
+            return first, first + int(valleys[0])
+        return first, (first + int(np.argmin(smooth[first:end])) if len(peaks) > 1 else None)
 
 
 def radial_distribution(
@@ -80,20 +119,22 @@ def radial_distribution(
     stride: int | None = None,
     progress: bool | None = None,
 ) -> RDF:
-    """Partial and total g(r) averaged over every ``stride``-th frame (default: at most 200 frames)."""
+    """Partial and total g(r) over every ``stride``-th frame (default: at most 200 frames)."""
     if not r_max > 0 or not 0 < bin_width < r_max:
         raise InputError(f"need 0 < bin width < r_max, got {bin_width} and {r_max}")
-    stride = stride or max(1, int(np.ceil(traj.n_frames / DEFAULT_MAX_FRAMES)))
-    if stride < 1:
+    if stride is None:
+        stride = max(1, int(np.ceil(traj.n_frames / DEFAULT_MAX_FRAMES)))
+    elif stride < 1:
         raise InputError(f"the RDF frame stride must be positive, got {stride}")
-    symbols = np.array(traj.symbols)
+    symbols = traj.symbols
     species = list(dict.fromkeys(symbols))
     kinds = np.array([species.index(s) for s in symbols])
     n_kinds, n_bins = len(species), int(np.ceil(r_max / bin_width))
     r_max = n_bins * bin_width
     counts_per_kind = np.bincount(kinds, minlength=n_kinds)
     frames = range(0, traj.n_frames, stride)
-    weighted = np.zeros((n_kinds, n_kinds, n_bins))  # counts x frame volume, for per-frame normalisation
+    # counts times the frame's volume, for the per-frame normalisation
+    weighted = np.zeros((n_kinds, n_kinds, n_bins))
     raw = np.zeros((n_kinds, n_kinds, n_bins))
     with single_threaded_blas():  # the products have inner dimension 3: threads only cost time
         for f in _progress(frames, progress):
@@ -102,25 +143,29 @@ def radial_distribution(
             weighted += counts * abs(np.linalg.det(traj.cells[f]))
     edges = np.linspace(0.0, r_max, n_bins + 1)
     shell = 4 / 3 * np.pi * np.diff(edges**3) * len(frames)
-    pairs = np.outer(counts_per_kind, counts_per_kind) - np.diag(counts_per_kind)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.nan_to_num(weighted / (pairs[:, :, None] * shell))
-    n_atoms = len(kinds)
-    total = weighted.sum(axis=(0, 1)) / (n_atoms * (n_atoms - 1) * shell) if n_atoms > 1 else np.zeros(n_bins)
-    cumulative = np.cumsum(raw, axis=2) / (counts_per_kind[:, None, None] * len(frames))
+    pairs = np.outer(counts_per_kind, counts_per_kind)
+    g = weighted / (pairs[:, :, None] * shell)
+    total = weighted.sum(axis=(0, 1)) / (len(kinds) ** 2 * shell)
+    ordered = list(itertools.product(range(n_kinds), repeat=2))
     return RDF(
         edges=edges,
         total=total,
-        partials={(species[i], species[j]): g[i, j] for i, j in itertools.combinations_with_replacement(range(n_kinds), 2)},
-        neighbours={(species[i], species[j]): cumulative[i, j] for i in range(n_kinds) for j in range(n_kinds)},
+        partials={(species[i], species[j]): g[i, j] for i, j in ordered if i <= j},
+        counts={(species[i], species[j]): raw[i, j] for i, j in ordered},
+        n_atoms={s: int(n) for s, n in zip(species, counts_per_kind, strict=True)},
         n_frames=len(frames),
     )
 
 
 def pair_histogram(
-    positions: np.ndarray, cell: np.ndarray, kinds: np.ndarray, n_kinds: int, r_max: float, n_bins: int
+    positions: np.ndarray,
+    cell: np.ndarray,
+    kinds: np.ndarray,
+    n_kinds: int,
+    r_max: float,
+    n_bins: int,
 ) -> np.ndarray:
-    """Ordered-pair distance counts (n_kinds, n_kinds, n_bins) of one frame, over all periodic images."""
+    """Ordered-pair distance counts (n_kinds, n_kinds, n_bins) of one frame, all images included."""
     frac = np.linalg.solve(cell.T, positions.T).T
     frac -= np.floor(frac)
     wrapped = frac @ cell
@@ -166,8 +211,8 @@ def image_shifts(cell: np.ndarray, r_max: float) -> np.ndarray:
 def rdf_r2(reference: RDF, other: RDF) -> dict[str, float]:
     """Coefficient of determination of ``other`` against ``reference``, per pair and over all pairs.
 
-    ``other`` is interpolated onto the reference radii; ``"all"`` pools the partials of all pairs (the
-    AIMD-vs-potential comparison of the paper).
+    ``other`` is interpolated onto the reference radii; ``"all"`` pools the partials of all pairs
+    (the AIMD-vs-potential comparison of the paper).
     """
     result, pooled_ref, pooled_other = {}, [], []
     for (a, b), g_ref in reference.partials.items():
@@ -182,24 +227,6 @@ def rdf_r2(reference: RDF, other: RDF) -> dict[str, float]:
 def _r2(reference: np.ndarray, other: np.ndarray) -> float:
     total = np.sum((reference - reference.mean()) ** 2)
     return float(1 - np.sum((reference - other) ** 2) / total) if total > 0 else float("nan")
-
-
-def _first_shell(g: np.ndarray, bin_width: float) -> tuple[int | None, int | None]:
-    """Bin indices of the first peak above 1 and of the minimum that follows it (smoothed g)."""
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import find_peaks
-
-    smooth = gaussian_filter1d(g, SMOOTHING_A / bin_width, mode="nearest")
-    prominence = 0.1 * smooth.max()
-    peaks, _ = find_peaks(smooth, height=1.0, prominence=prominence)
-    if len(peaks) == 0:
-        return None, None
-    first = int(peaks[0])
-    end = int(peaks[1]) if len(peaks) > 1 else len(g)
-    valleys, _ = find_peaks(-smooth[first:end], prominence=prominence)
-    if len(valleys):
-        return first, first + int(valleys[0])
-    return first, (first + int(np.argmin(smooth[first:end])) if len(peaks) > 1 else None)
 
 
 def single_threaded_blas():

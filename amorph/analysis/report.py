@@ -1,4 +1,4 @@
-"""One call per trajectory (D per species, conductivity, RDF shells) and the Arrhenius block across runs.
+"""Per-trajectory analysis (D per species, conductivity, RDF shells) and the Arrhenius block.
 
 This is what ``amorph analyze`` prints and what the flows can store: ``TrajectoryReport.as_dict()``
 and ``summarize(...)`` return JSON-ready dictionaries.
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrajectoryReport:
-    """Analysis of one trajectory; ``conductivity[s] = (sigma_NE, its error)`` in mS/cm when T is known."""
+    """One trajectory's analysis; ``conductivity[s] = (sigma_NE, error)`` in mS/cm if T is known."""
 
     source: str
     n_frames: int
@@ -42,7 +42,8 @@ class TrajectoryReport:
         for symbol, d in self.diffusion.items():
             row = d.as_dict()
             if symbol in self.conductivity:
-                row["conductivity_mS_cm"], row["conductivity_sigma_mS_cm"] = self.conductivity[symbol]
+                sigma, error = self.conductivity[symbol]
+                row |= {"conductivity_mS_cm": sigma, "conductivity_sigma_mS_cm": error}
             species.append(row)
         return {
             "source": self.source,
@@ -71,13 +72,19 @@ def analyze_trajectory(
 ) -> TrajectoryReport:
     """D (with sigma) per species, Nernst–Einstein conductivity (charge default +1) and RDF shells.
 
-    ``method`` is the MSD fit (``"ols"`` or ``"gls"``, see ``amorph.analysis.diffusion``). The temperature is ``traj.metadata["temperature_K"]``; ``rdf_r_max=None`` skips the RDF.
+    ``method`` is the MSD fit (``"ols"`` or ``"gls"``, see ``amorph.analysis.diffusion``). The
+    temperature is ``traj.metadata["temperature_K"]``; ``rdf_r_max=None`` skips the RDF.
     """
     results = diffusivities(
         traj, list(species) if species else None, fit_start_ps, fit_end_ps, method=method
     )
     temperature = traj.metadata.get("temperature_K")
     volume = float(traj.volumes.mean())
+    rdf = (
+        None
+        if rdf_r_max is None
+        else radial_distribution(traj, rdf_r_max, rdf_bin_width, rdf_stride)
+    )
     conductivity = {}
     if temperature is not None:
         for symbol, d in results.items():
@@ -93,7 +100,7 @@ def analyze_trajectory(
         volume_A3=volume,
         diffusion=results,
         conductivity=conductivity,
-        rdf=None if rdf_r_max is None else radial_distribution(traj, rdf_r_max, rdf_bin_width, rdf_stride),
+        rdf=rdf,
     )
 
 
@@ -102,7 +109,9 @@ def arrhenius_by_species(reports: Sequence[TrajectoryReport]) -> dict[str, Arrhe
     if len(reports) < 2:
         return {}
     if any(r.temperature_K is None for r in reports):
-        log.warning("no Arrhenius fit: the temperature of some trajectories is unknown (--temperature)")
+        log.warning(
+            "no Arrhenius fit: the temperature of some trajectories is unknown (--temperature)"
+        )
         return {}
     if len({r.temperature_K for r in reports}) < 2:
         log.warning("no Arrhenius fit: all trajectories are at the same temperature")
@@ -119,8 +128,11 @@ def arrhenius_by_species(reports: Sequence[TrajectoryReport]) -> dict[str, Arrhe
 
 def arrhenius_points(reports: Sequence[TrajectoryReport], symbol: str) -> tuple[list, list, list]:
     """(temperatures, D, sigma_D) of ``symbol`` over the reports that have it."""
-    rows = [(r.temperature_K, r.diffusion[symbol].D_cm2_s, r.diffusion[symbol].D_sigma_cm2_s)
-            for r in reports if symbol in r.diffusion]
+    rows = [
+        (r.temperature_K, r.diffusion[symbol].D_cm2_s, r.diffusion[symbol].D_sigma_cm2_s)
+        for r in reports
+        if symbol in r.diffusion
+    ]
     return tuple(list(column) for column in zip(*rows, strict=True))
 
 

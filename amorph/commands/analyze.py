@@ -1,4 +1,4 @@
-"""``amorph analyze``: diffusivities, conductivities, RDFs and an Arrhenius fit from MD trajectories."""
+"""``amorph analyze``: diffusivities, conductivities, RDFs and Arrhenius fits of MD trajectories."""
 
 from __future__ import annotations
 
@@ -14,23 +14,56 @@ HELP = "diffusivity (with calibrated errors), RDF and Arrhenius analysis of MD t
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("analyze", help=HELP, description=HELP)
-    parser.add_argument("trajectories", nargs="+", metavar="TRAJ", type=Path,
-                        help="XDATCAR, vasprun.xml (both may be .gz), ASE .traj/.extxyz or amorph .npz")
-    parser.add_argument("--species", nargs="+", metavar="EL", help="species to compute D for (default: all)")
-    parser.add_argument("--time-step", type=float, metavar="FS",
-                        help="time between stored frames in fs (needed for XDATCAR and ASE files)")
-    parser.add_argument("--temperature", type=float, nargs="+", metavar="K",
-                        help="temperature of each trajectory (one value for all, or one per trajectory)")
-    parser.add_argument("--charge", nargs="+", default=[], metavar="EL=Z",
-                        help="ionic charges for the Nernst-Einstein conductivity (default +1)")
+    parser.add_argument(
+        "trajectories",
+        nargs="+",
+        metavar="TRAJ",
+        type=Path,
+        help="XDATCAR, vasprun.xml (both may be .gz), ASE .traj/.extxyz or amorph .npz",
+    )
+    parser.add_argument(
+        "--species", nargs="+", metavar="EL", help="species to compute D for (default: all)"
+    )
+    parser.add_argument(
+        "--time-step",
+        type=float,
+        metavar="FS",
+        help="time between stored frames in fs (needed for XDATCAR and ASE files)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        nargs="+",
+        metavar="K",
+        help="temperature of each trajectory (one value for all, or one per trajectory)",
+    )
+    parser.add_argument(
+        "--charge",
+        nargs="+",
+        default=[],
+        metavar="EL=Z",
+        help="ionic charges for the Nernst-Einstein conductivity (default +1)",
+    )
     parser.add_argument("--fit-start", type=float, metavar="PS", help="start of the MSD fit window")
     parser.add_argument("--fit-end", type=float, metavar="PS", help="end of the MSD fit window")
-    parser.add_argument("--fit-method", choices=("ols", "gls"), default="ols",
-                        help="MSD fit: least squares (robust, default) or generalised least squares")
-    parser.add_argument("--rdf-rmax", type=float, default=8.0, metavar="A", help="RDF range (default 8 Å)")
-    parser.add_argument("--rdf-bin", type=float, default=0.02, metavar="A", help="RDF bin width (Å)")
-    parser.add_argument("--rdf-stride", type=int, metavar="N",
-                        help="use every N-th frame for the RDF (default: at most 200 frames)")
+    parser.add_argument(
+        "--fit-method",
+        choices=("ols", "gls"),
+        default="ols",
+        help="MSD fit: least squares (robust, default) or generalised least squares",
+    )
+    parser.add_argument(
+        "--rdf-rmax", type=float, default=8.0, metavar="A", help="RDF range (default 8 Å)"
+    )
+    parser.add_argument(
+        "--rdf-bin", type=float, default=0.02, metavar="A", help="RDF bin width (Å)"
+    )
+    parser.add_argument(
+        "--rdf-stride",
+        type=int,
+        metavar="N",
+        help="use every N-th frame for the RDF (default: at most 200 frames)",
+    )
     parser.add_argument("--no-rdf", action="store_true", help="skip the RDF")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into DIR")
     parser.add_argument("--json", action="store_true", help="print a JSON summary only")
@@ -77,12 +110,12 @@ def _per_trajectory(values: list[float] | None, n: int) -> list[float | None]:
 def _charges(items: list[str]) -> dict[str, float]:
     charges = {}
     for item in items:
-        symbol, sep, value = item.partition("=")
+        symbol, _, value = item.partition("=")
         try:
             charges[symbol] = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not symbol:
+            symbol = ""
+        if not symbol:
             raise InputError(f"--charge expects EL=Z (e.g. Li=1), got {item!r}")
     return charges
 
@@ -107,25 +140,38 @@ def format_summary(summary: dict) -> str:
     """Human-readable tables of a ``summarize`` result."""
     lines = []
     for traj in summary["trajectories"]:
-        temperature = "T unknown" if traj["temperature_K"] is None else f"{traj['temperature_K']:g} K"
-        lines.append(f"{traj['source']}: {traj['n_frames']} frames x {traj['frame_interval_fs']:g} fs "
-                     f"= {traj['duration_ps']:.3g} ps, {traj['n_atoms']} atoms, {temperature}")
-        lines.append(f"  {'species':<8}{'n':>5}  {'D (cm2/s)':>22}  {'fit (ps)':>15}  {'MSD exp':>7}  "
-                     f"{'sigma_NE (mS/cm)':>16}")
+        temperature = (
+            "T unknown" if traj["temperature_K"] is None else f"{traj['temperature_K']:g} K"
+        )
+        lines.append(
+            f"{traj['source']}: {traj['n_frames']} frames x {traj['frame_interval_fs']:g} fs "
+            f"= {traj['duration_ps']:.3g} ps, {traj['n_atoms']} atoms, {temperature}"
+        )
+        lines.append(
+            f"  {'species':<8}{'n':>5}  {'D (cm2/s)':>22}  {'fit (ps)':>15}  {'MSD exp':>7}  "
+            f"{'sigma_NE (mS/cm)':>16}"
+        )
         for row in traj["species"]:
             d = f"{row['D_cm2_s']:.3e} ± {row['D_sigma_cm2_s']:.1e}"
             window = f"{row['fit_start_ps']:.3g}-{row['fit_end_ps']:.3g}"
             sigma = row.get("conductivity_mS_cm")
             sigma_text = "-" if sigma is None else f"{sigma:.3g}"
-            lines.append(f"  {row['species']:<8}{row['n_atoms']:>5}  {d:>22}  {window:>15}  "
-                         f"{row['msd_exponent']:>7.2f}  {sigma_text:>16}")
+            lines.append(
+                f"  {row['species']:<8}{row['n_atoms']:>5}  {d:>22}  {window:>15}  "
+                f"{row['msd_exponent']:>7.2f}  {sigma_text:>16}"
+            )
         if traj["rdf"]:
             lines.append(f"  {'pair':<8}{'1st peak (A)':>14}{'1st min (A)':>13}  coordination")
             for shell in traj["rdf"]:
-                cn = ", ".join(f"{k.removeprefix('cn_').replace('_', ' ')} {_num(v, '.2f')}"
-                               for k, v in shell.items() if k.startswith("cn_"))
-                lines.append(f"  {shell['pair']:<8}{_num(shell['first_peak_A'], '.2f'):>14}"
-                             f"{_num(shell['first_min_A'], '.2f'):>13}  {cn}")
+                cn = ", ".join(
+                    f"{k.removeprefix('cn_').replace('_', ' ')} {_num(v, '.2f')}"
+                    for k, v in shell.items()
+                    if k.startswith("cn_")
+                )
+                lines.append(
+                    f"  {shell['pair']:<8}{_num(shell['first_peak_A'], '.2f'):>14}"
+                    f"{_num(shell['first_min_A'], '.2f'):>13}  {cn}"
+                )
     for fit in summary["arrhenius"]:
         lines.append(
             f"Arrhenius {fit['species']}: Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_sigma_eV']:.3f} eV, "
@@ -138,4 +184,8 @@ def format_summary(summary: dict) -> str:
 
 
 def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )

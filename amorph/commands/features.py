@@ -7,16 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
+from amorph.commands import int_at_least
 from amorph.errors import InputError
 
 log = logging.getLogger(__name__)
 
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,18 +24,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "summary.json below a directory is one row, with its temperature and Li diffusivity)."
         ),
     )
-    parser.add_argument("paths", nargs="+", help="structure files, trajectories or result directories")
-    parser.add_argument("-o", "--output", default="-", help="CSV file to write (default: standard output)")
+    parser.add_argument(
+        "paths", nargs="+", help="structure files, trajectories or result directories"
+    )
+    parser.add_argument(
+        "-o", "--output", default="-", help="CSV file to write (default: standard output)"
+    )
     parser.add_argument(
         "--frames",
-        type=_non_negative_int,
+        type=int_at_least(0),
         default=0,
         help="average the features over this many evenly spaced trajectory frames (default 0: use the "
         "structure file of a result; a bare .npz input uses at least 1, the last frame)",
     )
-    parser.add_argument("--temperature", type=float, help="temperature (K) for inputs that do not state one")
     parser.add_argument(
-        "--include-unconverged", action="store_true", help="keep results whose summary says converged: false"
+        "--temperature", type=float, help="temperature (K) for inputs that do not state one"
+    )
+    parser.add_argument(
+        "--include-unconverged",
+        action="store_true",
+        help="keep results whose summary says converged: false",
     )
     parser.set_defaults(func=run)
 
@@ -52,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if args.temperature is not None and not args.temperature > 0:
         raise InputError(f"--temperature must be positive, got {args.temperature}")
     rows = features_table(
-        args.paths, frames=args.frames, temperature=args.temperature, include_unconverged=args.include_unconverged
+        args.paths,
+        frames=args.frames,
+        temperature=args.temperature,
+        include_unconverged=args.include_unconverged,
     )
     if args.output == "-":
         count = write_table(rows, sys.stdout)

@@ -15,6 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="melt-quench one composition and run it locally",
                                    description=__doc__)
     parser.add_argument("formula", help="composition, e.g. Li2SiO3")
+    add_protocol_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the per-temperature summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``campaign``: protocol, engine and where outputs go."""
     parser.add_argument("--preset", choices=PRESET_NAMES, default="paper",
                         help="paper protocol (default) or a small, short demo")
     parser.add_argument("--engine", default="chgnet",
@@ -28,10 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--volume-per-atom", type=float, help="starting volume per atom in Å³ (default: estimate)")
     parser.add_argument("--pressure-convention", choices=("virial", "total"),
                         help="virial (paper, VASP external pressure) or total (adds N k T / V)")
+    parser.add_argument("--eos-ps", type=float, help="length of each volume-search run in ps")
+    parser.add_argument("--check-ps", type=float, help="length of each check run in ps")
+    parser.add_argument("--production-ps", type=float, help="length of the production run in ps")
+    parser.add_argument("--chunk-ps", type=float, help="production checkpoint interval in ps")
     parser.add_argument("--outputs", default="outputs", help="folder for results, job folders and the store")
     parser.add_argument("--store", help="jobflow JobStore file (e.g. MongoDB) instead of the embedded store")
-    parser.add_argument("--json", action="store_true", help="print the per-temperature summary as JSON")
-    parser.set_defaults(func=run)
+    parser.add_argument("--trajectory-in-store", action="store_true",
+                        help="also put production trajectories into the store's data store (e.g. GridFS)")
 
 
 def build_maker(args: argparse.Namespace):
@@ -43,6 +54,7 @@ def build_maker(args: argparse.Namespace):
         engine=EngineSpec.parse(args.engine, model=args.model, device=args.device),
         seed=args.seed,
         results_dir=str((Path(args.outputs) / "results").resolve()),
+        run_dir=str((Path(args.outputs) / "runs").resolve()),
     )
     if args.temperatures:
         temperatures = sorted(args.temperatures, reverse=True)
@@ -52,10 +64,16 @@ def build_maker(args: argparse.Namespace):
     if args.volume_per_atom is not None:
         maker.cell.volume_per_atom = args.volume_per_atom
     maker.cell.seed = args.seed
+    stage = maker.stage
     if args.pressure_convention:
-        stage = maker.stage
         for part in (stage.volume_search, stage.check, stage.production):
             part.md = dataclasses.replace(part.md, pressure_convention=args.pressure_convention)
+    durations = {(stage.volume_search, "duration_ps"): args.eos_ps, (stage.check, "duration_ps"): args.check_ps,
+                 (stage.production, "duration_ps"): args.production_ps, (stage.production, "chunk_ps"): args.chunk_ps}
+    for (part, name), value in durations.items():
+        if value is not None:
+            setattr(part, name, value)
+    stage.production.store_trajectory = args.trajectory_in_store
     return maker
 
 

@@ -7,12 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+from amorph.commands import int_at_least
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,28 +22,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("table", help="CSV feature table")
-    parser.add_argument("--target", default="D_cm2_s", help="target diffusivity column in cm²/s (default D_cm2_s)")
-    parser.add_argument("--exclude", nargs="+", default=[], metavar="COLUMN", help="columns that are not features")
     parser.add_argument(
-        "--models", default="rf,xgb,sisso", help="comma-separated subset of rf,xgb,sisso (default: all three)"
-    )
-    parser.add_argument("--max-terms", type=_positive_int, default=6, help="largest SISSO model (default 6)")
-    parser.add_argument(
-        "--complexity", type=int, choices=(0, 1, 2), default=1, help="SISSO operator rungs (default 1)"
+        "--target", default="D_cm2_s", help="target diffusivity column in cm²/s (default D_cm2_s)"
     )
     parser.add_argument(
-        "--sis-size", type=_positive_int, default=50, help="features screened per SISSO dimension (default 50)"
+        "--exclude", nargs="+", default=[], metavar="COLUMN", help="columns that are not features"
     )
-    parser.add_argument("--jobs", type=int, help="parallel jobs for the tree models (default 1)")
+    parser.add_argument(
+        "--models",
+        default="rf,xgb,sisso",
+        help="comma-separated subset of rf,xgb,sisso (default: all three)",
+    )
+    parser.add_argument(
+        "--max-terms", type=int_at_least(1), default=6, help="largest SISSO model (default 6)"
+    )
+    parser.add_argument(
+        "--complexity",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="SISSO operator rungs (default 1)",
+    )
+    parser.add_argument(
+        "--sis-size",
+        type=int_at_least(1),
+        default=50,
+        help="features screened per SISSO dimension (default 50)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int_at_least(1),
+        default=1,
+        help="parallel jobs for the tree models (default 1)",
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics summary as JSON")
-    parser.add_argument("--plots", metavar="DIR", help="write parity and importance plots (PNG) here")
+    parser.add_argument(
+        "--plots", metavar="DIR", help="write parity and importance plots (PNG) here"
+    )
     parser.add_argument("--predictions", metavar="CSV", help="write every row's predictions here")
     parser.set_defaults(func=run)
 
 
 def _report(metrics: dict) -> str:
     table = metrics["table"]
-    lines = [f"{table['rows']} rows (train {table['train_rows']}, test {table['test_rows']}), target {table['target']}"]
+    lines = [
+        f"{table['rows']} rows (train {table['train_rows']}, test {table['test_rows']}), target {table['target']}"
+    ]
     for kind, label in (("rf", "random forest"), ("xgb", "XGBoost")):
         if kind in metrics:
             m = metrics[kind]
@@ -59,7 +78,9 @@ def _report(metrics: dict) -> str:
             )
     for n_terms, model in metrics.get("sisso", {}).items():
         test = "n/a" if model["rmse_test"] is None else f"{model['rmse_test']:.3g}"
-        lines.append(f"SISSO {n_terms}: RMSE ln D train {model['rmse_train']:.3g}, test {test}: {model['equation']}")
+        lines.append(
+            f"SISSO {n_terms}: RMSE ln D train {model['rmse_train']:.3g}, test {test}: {model['equation']}"
+        )
     return "\n".join(lines)
 
 

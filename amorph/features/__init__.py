@@ -40,7 +40,10 @@ def frame_indices(n_frames: int, wanted: int) -> np.ndarray:
 
 def trajectory_features(trajectory: Trajectory, frames: int = 10) -> dict[str, float]:
     """Descriptors averaged over ``frames`` evenly spaced frames of ``trajectory`` (NaNs ignored)."""
-    rows = [compute_features(trajectory.structure(i)) for i in frame_indices(trajectory.n_frames, frames)]
+    rows = [
+        compute_features(trajectory.structure(i))
+        for i in frame_indices(trajectory.n_frames, frames)
+    ]
     values = np.array([[row[name] for name in FEATURE_NAMES] for row in rows], dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN

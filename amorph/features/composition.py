@@ -48,5 +48,7 @@ def composition_features(composition: Composition | str) -> dict[str, float]:
         for name in ELEMENT_PROPERTIES:
             features[f"{name}_avg{suffix}"] = _weighted_average(name, subset)
         shear = features[f"shear_modulus_avg{suffix}"]
-        features[f"pugh_ratio_avg{suffix}"] = features[f"bulk_modulus_avg{suffix}"] / shear if shear else float("nan")
+        features[f"pugh_ratio_avg{suffix}"] = (
+            features[f"bulk_modulus_avg{suffix}"] / shear if shear else float("nan")
+        )
     return {name: features[name] for name in COMPOSITION_FEATURES}

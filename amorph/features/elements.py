@@ -107,8 +107,12 @@ def ionic_model(reduced_formula: str) -> dict[str, tuple[bool, float]]:
     anions: set[str] = set()
     if others:
         anions.add(max(others, key=electronegativity))
-        max_cation_chi = max((electronegativity(s) for s in symbols if guess.get(s, 0) > 0), default=-1.0)
-        anions |= {s for s in others if guess.get(s, 0) < 0 and electronegativity(s) > max_cation_chi}
+        max_cation_chi = max(
+            (electronegativity(s) for s in symbols if guess.get(s, 0) > 0), default=-1.0
+        )
+        anions |= {
+            s for s in others if guess.get(s, 0) < 0 and electronegativity(s) > max_cation_chi
+        }
     model = {}
     for symbol in symbols:
         is_anion = symbol in anions

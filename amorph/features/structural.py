@@ -36,7 +36,8 @@ PF, SPF  packing fraction of all atoms / of the sublattice: volume of the union 
          over the cell volume, on a grid of spacing ``GRID_SPACING`` (overlaps counted once).
 SLPW     straight-line path width (Sendek SI S1.17): for each Li, the straight segment to its nearest
          Li; its width is the smallest gap (distance to the segment minus sphere radius) over the atoms
-         whose projection falls strictly between the two Li, clipped at 0; mean over Li, in Å.
+         whose projection falls strictly between the two Li, clipped at 0; mean over the Li that have
+         such atoms, in Å.
 SLPE     straight-line path electronegativity: mean over Li of the electronegativity of the atom that
          sets that width (Sendek SI S1.18).
 SLPW_pp  periodic-path width: the free radius (Å) of the widest infinite straight line parallel to a
@@ -116,7 +117,9 @@ class _Geometry:
 
     def __init__(self, structure: Structure):
         if not structure.is_ordered:
-            raise InputError(f"{structure.formula}: disordered (partially occupied) structures are not supported")
+            raise InputError(
+                f"{structure.formula}: disordered (partially occupied) structures are not supported"
+            )
         if len(structure) == 0:
             raise InputError("the structure has no atoms")
         self.structure = structure
@@ -204,13 +207,17 @@ def _separation_features(geo: _Geometry) -> tuple[dict[str, float], np.ndarray, 
     return features, li_gap, li_hop
 
 
-def _segment_path_features(geo: _Geometry, li_gap: np.ndarray, li_hop: np.ndarray) -> dict[str, float]:
+def _segment_path_features(
+    geo: _Geometry, li_gap: np.ndarray, li_hop: np.ndarray
+) -> dict[str, float]:
     """SLPW and SLPE from the straight segment joining each Li to its nearest Li."""
     li = geo.is_li
     if not li.any() or np.isnan(li_gap[li]).all():
         return {"SLPW": float("nan"), "SLPE": float("nan")}
     pairs = geo.pairs(float(np.nanmax(li_gap)) + PATH_SEARCH_MARGIN)
-    pairs = pairs.select(li[pairs.centres] & (pairs.distances <= li_gap[pairs.centres] + PATH_SEARCH_MARGIN))
+    pairs = pairs.select(
+        li[pairs.centres] & (pairs.distances <= li_gap[pairs.centres] + PATH_SEARCH_MARGIN)
+    )
     hop = li_hop[pairs.centres]
     along = np.einsum("ij,ij->i", pairs.vectors, hop) / np.einsum("ij,ij->i", hop, hop)
     eps = 1e-6

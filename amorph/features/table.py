@@ -47,7 +47,7 @@ TABLE_COLUMNS = (*ID_COLUMNS, *FEATURE_NAMES)
 STRUCTURE_FILES = ("structure.json", "structure.cif", "POSCAR")
 SPECIES = "Li"
 
-Row = dict[str, "str | float | None"]
+Row = dict[str, str | float | None]
 
 
 def _read_structure(path: Path) -> Structure:
@@ -55,15 +55,21 @@ def _read_structure(path: Path) -> Structure:
         return Structure.from_file(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except Exception as exc:  # pymatgen raises many types for unreadable files
-        raise InputError(f"{path}: not a readable structure file ({type(exc).__name__}: {exc})") from None
+    except (ValueError, KeyError, IndexError, OSError) as exc:  # pymatgen's parse errors
+        raise InputError(
+            f"{path}: not a readable structure file ({type(exc).__name__}: {exc})"
+        ) from None
 
 
-def _features(structure_path: Path, trajectory_path: Path | None, frames: int) -> tuple[str, dict[str, float]]:
+def _features(
+    structure_path: Path, trajectory_path: Path | None, frames: int
+) -> tuple[str, dict[str, float]]:
     """The formula and features of a structure file, or averaged over frames of a trajectory."""
     if trajectory_path is not None and frames > 0:
         trajectory = Trajectory.load(trajectory_path)
-        return trajectory.structure().composition.reduced_formula, trajectory_features(trajectory, frames)
+        return trajectory.structure().composition.reduced_formula, trajectory_features(
+            trajectory, frames
+        )
     structure = _read_structure(structure_path)
     return structure.composition.reduced_formula, compute_features(structure)
 
@@ -72,7 +78,10 @@ def _trajectory_of(directory: Path, summary: dict) -> Path | None:
     named = summary.get("trajectory")
     candidates = [directory / "trajectory.npz"]
     if named:
-        candidates[:0] = [Path(named) if Path(named).is_absolute() else directory / named, directory / Path(named).name]
+        candidates[:0] = [
+            Path(named) if Path(named).is_absolute() else directory / named,
+            directory / Path(named).name,
+        ]
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -92,22 +101,27 @@ def result_row(summary_path: Path, frames: int = 0, temperature: float | None = 
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{summary_path}: not a readable summary ({exc})") from None
     directory = summary_path.parent
-    structure_path = next((directory / name for name in STRUCTURE_FILES if (directory / name).is_file()), None)
+    structure_path = next(
+        (directory / name for name in STRUCTURE_FILES if (directory / name).is_file()), None
+    )
     trajectory_path = _trajectory_of(directory, summary) if frames > 0 else None
     if frames > 0 and trajectory_path is None:
         log.warning("%s: no trajectory, features taken from the structure file", directory)
     if structure_path is None and trajectory_path is None:
         raise InputError(f"{directory}: no {', '.join(STRUCTURE_FILES)} beside summary.json")
     formula, features = _features(structure_path, trajectory_path, frames)
+    stated_temperature = summary.get("temperature_K")
     return {
         "formula": summary.get("formula") or formula,
-        "temperature": summary.get("temperature_K", temperature),
+        "temperature": temperature if stated_temperature is None else stated_temperature,
         "D_cm2_s": _diffusivity(summary),
         **features,
     }
 
 
-def _rows_for(path: Path, frames: int, temperature: float | None, include_unconverged: bool) -> Iterator[Row]:
+def _rows_for(
+    path: Path, frames: int, temperature: float | None, include_unconverged: bool
+) -> Iterator[Row]:
     if path.is_dir():
         summaries = sorted(path.rglob("summary.json"))
         if not summaries:
@@ -115,12 +129,10 @@ def _rows_for(path: Path, frames: int, temperature: float | None, include_unconv
     elif path.name == "summary.json":
         summaries = [path]
     else:
-        if path.suffix == ".npz":
-            trajectory = Trajectory.load(path)
-            formula = trajectory.structure().composition.reduced_formula
-            features = trajectory_features(trajectory, max(frames, 1))
-        else:
-            formula, features = _features(path, None, 0)
+        is_trajectory = path.suffix == ".npz"
+        formula, features = _features(
+            path, path if is_trajectory else None, max(frames, 1) if is_trajectory else 0
+        )
         yield {"formula": formula, "temperature": temperature, "D_cm2_s": None, **features}
         return
     for summary_path in summaries:

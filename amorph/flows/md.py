@@ -40,9 +40,15 @@ def run_md(
     settings: MDSettings,
     seeds: list[int],
     labels: list[str],
+    run_dir: str | None = None,
     chunk_ps: float | None = None,
 ) -> list[MDResult]:
-    """Run one NVT task per state in the job's working directory, as one engine call."""
+    """Run one NVT task per state as one engine call.
+
+    MD files go to ``run_dir`` when given (a fixed folder per composition and temperature, so that a
+    rerun finds finished runs and checkpoints), else to the job's working directory.
+    """
+    work_dir = Path(run_dir) if run_dir else Path.cwd()
     tasks = []
     for state, seed, label in zip(states, seeds, labels, strict=True):
         chunk = steps_for(chunk_ps, settings, state.structure) if chunk_ps else None
@@ -52,7 +58,7 @@ def run_md(
                 temperature=temperature,
                 steps=steps_for(duration_ps, settings, state.structure),
                 settings=settings,
-                work_dir=Path.cwd(),
+                work_dir=work_dir,
                 seed=seed,
                 chunk_steps=chunk,
                 label=label,

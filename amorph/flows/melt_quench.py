@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jobflow import Flow, Maker, job
@@ -14,7 +15,12 @@ from amorph.errors import InputError
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, VolumeSearchResult
-from amorph.results import temperature_summary, write_temperature_results
+from amorph.results import (
+    analyze_production,
+    arrhenius_summary,
+    temperature_summary,
+    write_temperature_results,
+)
 
 
 @dataclass
@@ -39,10 +45,12 @@ class TemperatureStageMaker(Maker):
         formula: str,
         seed: int = 1,
         results_dir: str | None = None,
+        run_dir: str | None = None,
     ) -> Flow:
-        search = self.volume_search.make(structure, temperature, engine, seed)
-        check = self.check.make(search.output, temperature, engine, seed)
-        production = self.production.make(check.output.final_state, temperature, engine, seed)
+        """The stage's flow; MD files go to ``run_dir`` (else each job's working directory)."""
+        search = self.volume_search.make(structure, temperature, engine, seed, run_dir)
+        check = self.check.make(search.output, temperature, engine, seed, run_dir)
+        production = self.production.make(check.output.final_state, temperature, engine, seed, run_dir)
         production.name = f"production {temperature:.0f} K"
         summary = summarize_temperature(formula, temperature, engine, search.output, check.output,
                                         production.output, results_dir)
@@ -61,17 +69,19 @@ def summarize_temperature(
     production: MDResult,
     results_dir: str | None,
 ) -> dict[str, Any]:
-    """The stage's summary; with ``results_dir``, also its folder of files (see :mod:`amorph.results`)."""
-    summary = temperature_summary(formula, temperature, engine, search, check, production)
+    """The stage's summary with its diffusivities; with ``results_dir``, also its folder of files."""
+    report = analyze_production(production)
+    summary = temperature_summary(formula, temperature, engine, search, check, production, report)
     if results_dir is None:
         return summary
-    return write_temperature_results(results_dir, summary, search, production)
+    return write_temperature_results(results_dir, summary, search, production, report)
 
 
 @job
-def collect(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """All temperature summaries of a composition, hottest first."""
-    return sorted(summaries, key=lambda s: -s["temperature_K"])
+def collect(summaries: list[dict[str, Any]], results_dir: str | None = None) -> list[dict[str, Any]]:
+    """All temperature summaries of a composition, hottest first, each with the Arrhenius fits."""
+    arrhenius = arrhenius_summary(summaries, results_dir)
+    return [{**s, "arrhenius": arrhenius} for s in sorted(summaries, key=lambda s: -s["temperature_K"])]
 
 
 @dataclass
@@ -92,6 +102,7 @@ class MeltQuenchMaker(Maker):
     stage: TemperatureStageMaker = field(default_factory=TemperatureStageMaker)
     seed: int = 1
     results_dir: str | None = None
+    run_dir: str | None = None  # MD files in <run_dir>/<formula>/<T>K, so reruns resume; else job folders
 
     def validate(self, composition: Composition) -> None:
         """Check every setting before any job runs; raise ``InputError`` with the first problem."""
@@ -110,21 +121,22 @@ class MeltQuenchMaker(Maker):
         self.validate(composition)
         formula = composition.reduced_formula
         pack = self.cell.make(composition)
-        melt = self.stage.make(pack.output, self.melt_temperature, self.engine, formula, self.seed,
-                               self.results_dir)
+
+        def stage(start, temperature: float) -> Flow:
+            run_dir = None if self.run_dir is None else str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
+            return self.stage.make(start, temperature, self.engine, formula, self.seed, self.results_dir, run_dir)
+
+        melt = stage(pack.output, self.melt_temperature)
         quenched = melt.output["production"].final_state.structure
-        quenches = [
-            self.stage.make(quenched, t, self.engine, formula, self.seed, self.results_dir)
-            for t in self.quench_temperatures
-        ]
-        summaries = collect([stage.output["summary"] for stage in (melt, *quenches)])
+        stages = [melt, *(stage(quenched, t) for t in self.quench_temperatures)]
+        summaries = collect([stage.output["summary"] for stage in stages], self.results_dir)
         summaries.name = "collect"
-        return Flow([pack, melt, *quenches, summaries], output=summaries.output, name=f"{self.name} {formula}")
+        return Flow([pack, *stages, summaries], output=summaries.output, name=f"{self.name} {formula}")
 
 
 def demo_maker(**overrides: Any) -> MeltQuenchMaker:
     """Small and short: 32 atoms, 0.3 ps search/check runs, 0.6 ps production, 5000 K and 2000 K."""
-    md = MDSettings(thermostat_time_fs=50.0)
+    md = MDSettings(thermostat_time_fs=20.0)  # short runs need a thermostat much faster than the run
     stage = TemperatureStageMaker(
         volume_search=VolumeSearchMaker(duration_ps=0.3, md=md),
         check=CheckRunMaker(duration_ps=0.3, md=md, pressure_tolerance_GPa=1.0, max_attempts=2),

@@ -9,6 +9,7 @@ from jobflow import Maker, job
 from amorph.engine import EngineSpec, MDResult, MDSettings, MDState
 from amorph.errors import InputError
 from amorph.flows.md import derive_seed, run_md
+from amorph.trajectory import Trajectory
 
 
 @dataclass
@@ -16,22 +17,28 @@ class ProductionMaker(Maker):
     """``duration_ps`` of NVT MD continuing from the check run's positions, velocities and thermostat.
 
     The trajectory is written every ``chunk_ps`` with a checkpoint, so a killed job rerun in the same
-    directory continues from its last chunk.
+    directory continues from its last chunk. With ``store_trajectory`` the trajectory also goes into
+    the job store's ``data`` store (GridFS on MongoDB), for workers whose files are not shared.
     """
 
     name: str = "production"
     duration_ps: float = 20.0
     chunk_ps: float = 2.0
     md: MDSettings = field(default_factory=MDSettings)
+    store_trajectory: bool = False
 
     def validate(self) -> None:
         if self.duration_ps <= 0 or self.chunk_ps <= 0:
             raise InputError("production duration and chunk length must be positive")
         self.md.validate()
 
-    @job
-    def make(self, start: MDState, temperature: float, engine: EngineSpec, seed: int = 1) -> MDResult:
+    @job(data="trajectory")
+    def make(
+        self, start: MDState, temperature: float, engine: EngineSpec, seed: int = 1, run_dir: str | None = None
+    ) -> MDResult:
         (result,) = run_md(engine, [start], temperature, self.duration_ps, self.md,
                            seeds=[derive_seed(seed, temperature, 1000)], labels=["production"],
-                           chunk_ps=self.chunk_ps)
+                           run_dir=run_dir, chunk_ps=self.chunk_ps)
+        if self.store_trajectory:
+            result.trajectory = Trajectory.load(result.trajectory_path)
         return result

@@ -70,10 +70,12 @@ class VolumeSearchMaker(Maker):
             raise InputError(f"MD duration must be positive, got {self.duration_ps} ps")
         self.md.validate()
 
-    def make(self, structure: Structure, temperature: float, engine: EngineSpec, seed: int = 1) -> Flow:
-        runs = eos_runs(self, structure, list(self.volume_factors), temperature, engine, seed, first_index=0)
+    def make(
+        self, structure: Structure, temperature: float, engine: EngineSpec, seed: int = 1, run_dir: str | None = None
+    ) -> Flow:
+        runs = eos_runs(self, structure, list(self.volume_factors), temperature, engine, seed, 0, run_dir)
         runs.name = f"eos {temperature:.0f} K"
-        search = fit_or_extend(self, structure, temperature, engine, seed, runs.output, [])
+        search = fit_or_extend(self, structure, temperature, engine, seed, runs.output, [], run_dir)
         search.name = f"eos fit {temperature:.0f} K"
         return Flow([runs, search], output=search.output, name=f"{self.name} {temperature:.0f} K")
 
@@ -87,6 +89,7 @@ def eos_runs(
     engine: EngineSpec,
     seed: int,
     first_index: int,
+    run_dir: str | None = None,
 ) -> list[MDResult]:
     """NVT runs of ``structure`` scaled to each volume factor, with fresh velocities at ``temperature``."""
     indices = range(first_index, first_index + len(factors))
@@ -98,6 +101,7 @@ def eos_runs(
         maker.md,
         seeds=[derive_seed(seed, temperature, i) for i in indices],
         labels=[f"eos{i:02d}" for i in indices],
+        run_dir=run_dir,
     )
 
 
@@ -110,6 +114,7 @@ def fit_or_extend(
     seed: int,
     new_runs: list[MDResult],
     previous_runs: list[MDResult],
+    run_dir: str | None = None,
 ) -> VolumeSearchResult | Response:
     """Fit P(V); return the zero-pressure volume if bracketed, else replace itself by one more volume."""
     runs = [*previous_runs, *new_runs]
@@ -128,9 +133,9 @@ def fit_or_extend(
             f"zero pressure not bracketed at {temperature:.0f} K after {extra} extra volumes ({sampled})"
         )
     factor = next_volume(volumes, pressures, fit, maker.min_step, maker.max_step) / structure.volume
-    more = eos_runs(maker, structure, [factor], temperature, engine, seed, first_index=len(runs))
+    more = eos_runs(maker, structure, [factor], temperature, engine, seed, len(runs), run_dir)
     more.name = f"eos {temperature:.0f} K extra {extra + 1}"
-    again = fit_or_extend(maker, structure, temperature, engine, seed, more.output, runs)
+    again = fit_or_extend(maker, structure, temperature, engine, seed, more.output, runs, run_dir)
     again.name = f"eos fit {temperature:.0f} K"
     return Response(replace=Flow([more, again], output=again.output))
 
@@ -165,8 +170,11 @@ class CheckRunMaker(Maker):
             raise InputError("the check run needs at least one attempt")
         self.md.validate()
 
-    def make(self, search: VolumeSearchResult, temperature: float, engine: EngineSpec, seed: int = 1):
-        check = check_volume(self, search.start, search.fit, temperature, engine, seed, attempt=1, history=[])
+    def make(
+        self, search: VolumeSearchResult, temperature: float, engine: EngineSpec, seed: int = 1,
+        run_dir: str | None = None,
+    ):
+        check = check_volume(self, search.start, search.fit, temperature, engine, seed, 1, [], run_dir)
         check.name = f"check {temperature:.0f} K"
         return check
 
@@ -185,10 +193,12 @@ def check_volume(
     seed: int,
     attempt: int,
     history: list[RunStats],
+    run_dir: str | None = None,
 ) -> CheckResult | Response:
     """One check run; if unconverged and attempts remain, replace itself by a run at a rescaled volume."""
     (run,) = run_md(engine, [start], temperature, maker.duration_ps, maker.md,
-                    seeds=[derive_seed(seed, temperature, 100 + attempt)], labels=[f"check{attempt}"])
+                    seeds=[derive_seed(seed, temperature, 100 + attempt)], labels=[f"check{attempt}"],
+                    run_dir=run_dir)
     stats = run.stats
     history = [*history, stats]
     converged = maker.is_converged(stats)
@@ -196,6 +206,6 @@ def check_volume(
         return CheckResult(stats.volume_A3, stats, run.final_state, converged, attempt, history)
     volume = rescaled_volume(stats.volume_A3, stats.pressure_GPa, fit.b0_GPa)  # B0 ≈ -V dP/dV near V0
     retry = check_volume(maker, scaled_state(run.final_state, volume), fit, temperature, engine, seed,
-                         attempt + 1, history)
+                         attempt + 1, history, run_dir)
     retry.name = f"check {temperature:.0f} K attempt {attempt + 1}"
     return Response(replace=retry)

@@ -80,7 +80,9 @@ class TrainingResult:
                     "coefficients": model.coefficients.tolist(),
                     "intercept": model.intercept,
                     "rmse_train": model.rmse_train,
-                    "rmse_test": float(np.sqrt(np.mean((predicted[test] - truth[test]) ** 2))) if test.any() else None,
+                    "rmse_test": float(np.sqrt(np.mean((predicted[test] - truth[test]) ** 2)))
+                    if test.any()
+                    else None,
                 }
                 for model, predicted in zip(self.sisso_models, self.sisso_predictions, strict=True)
             }
@@ -137,13 +139,15 @@ def train_models(
     complexity: int = 1,
     max_terms: int = 6,
     sis_size: int = 50,
-    jobs: int | None = None,
+    jobs: int = 1,
 ) -> TrainingResult:
     """Fit the requested models ("rf", "xgb", "sisso") on one shared 85/15 split of ``table``."""
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         raise InputError(f"unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
-    train, test = train_test_split(np.arange(len(table)), test_size=TEST_FRACTION, random_state=RANDOM_STATE)
+    train, test = train_test_split(
+        np.arange(len(table)), test_size=TEST_FRACTION, random_state=RANDOM_STATE
+    )
     result = TrainingResult(table, np.sort(train), np.sort(test))
     if "sisso" in models:
         rows, columns = _sisso_data(table)
@@ -157,7 +161,9 @@ def train_models(
     names = (TEMPERATURE_COLUMN, *table.feature_names)
     for kind in ("rf", "xgb"):
         if kind in models:
-            result.ensembles[kind] = fit_ensemble(kind, x, table.target, names, result.train, result.test, jobs)
+            result.ensembles[kind] = fit_ensemble(
+                kind, x, table.target, names, result.train, result.test, jobs
+            )
     if "sisso" in models:
         result.sisso_models = fit_sisso(
             {name: values[fit_rows] for name, values in columns.items()},
@@ -180,4 +186,4 @@ def train_models(
     return result
 
 
-__all__ = ["TrainingResult", "read_table", "train_models", "fit_sisso", "SissoModel", "Table"]
+__all__ = ["SissoModel", "Table", "TrainingResult", "fit_sisso", "read_table", "train_models"]

@@ -31,18 +31,22 @@ def _rmse(truth: np.ndarray, prediction: np.ndarray) -> float:
     return float(np.sqrt(np.mean((truth - prediction) ** 2)))
 
 
-def make_regressor(kind: str, jobs: int | None = None, seed: int = RANDOM_STATE) -> RegressorMixin:
+def make_regressor(kind: str, jobs: int = 1, seed: int = RANDOM_STATE) -> RegressorMixin:
     """An unfitted ``"rf"`` or ``"xgb"`` regressor with the paper's settings."""
     if kind == "rf":
         return RandomForestRegressor(n_estimators=N_TREES, random_state=seed, n_jobs=jobs)
     if kind == "xgb":
         from xgboost import XGBRegressor
 
-        return XGBRegressor(n_estimators=N_TREES, max_depth=XGB_MAX_DEPTH, random_state=seed, n_jobs=jobs)
+        return XGBRegressor(
+            n_estimators=N_TREES, max_depth=XGB_MAX_DEPTH, random_state=seed, n_jobs=jobs
+        )
     raise ValueError(f"unknown model kind {kind!r}")
 
 
-def _uncertainty(kind: str, model, x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, jobs: int | None):
+def _uncertainty(
+    kind: str, model, x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, jobs: int
+):
     """Standard deviation of the predictions for ``x`` over trees (rf) or a bootstrap ensemble (xgb)."""
     if kind == "rf":
         return np.std([tree.predict(x) for tree in model.estimators_], axis=0)
@@ -89,7 +93,7 @@ def fit_ensemble(
     names: tuple[str, ...],
     train: np.ndarray,
     test: np.ndarray,
-    jobs: int | None = None,
+    jobs: int = 1,
 ) -> EnsembleFit:
     """Cross-validate on ``train``, fit on ``train``, evaluate on ``test``; predict every row."""
     x_train, y_train = x[train], y[train]

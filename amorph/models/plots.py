@@ -67,9 +67,14 @@ def plot_results(result: TrainingResult, directory: str | Path) -> list[Path]:
         fig, axes = plt.subplots(math.ceil(n_models / columns), columns, figsize=(4 * columns, 4 * math.ceil(n_models / columns)), squeeze=False)  # fmt: skip
         truth = np.log(target[result.sisso_rows])
         train = np.isin(result.sisso_rows, result.train)
-        for ax, model, predicted in zip(axes.flat, result.sisso_models, result.sisso_predictions, strict=False):
+        for ax, model, predicted in zip(
+            axes.flat, result.sisso_models, result.sisso_predictions, strict=False
+        ):
             _parity(ax, truth, predicted, None, train, ~train, "ln D", log_axes=False)
-            ax.set_title(f"{len(model.descriptors)} terms: RMSE {model.rmse_train:.3g} (train)", fontsize=9)
+            ax.set_title(
+                f"{len(model.descriptors)}-term model: RMSE {model.rmse_train:.3g} (train)",
+                fontsize=9,
+            )
         for ax in list(axes.flat)[n_models:]:
             ax.set_visible(False)
         written.append(_save(fig, directory / "parity_sisso.png", plt))

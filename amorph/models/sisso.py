@@ -141,22 +141,29 @@ def build_feature_space(
     space = _Space(len(target))
     for name, values in columns.items():
         space.add(Descriptor(name), np.asarray(values, dtype=float))
+    if not space.descriptors:
+        raise InputError("SISSO has no usable feature: every column is constant or not finite")
     if complexity >= 1:
         space.extend(list(range(len(space.descriptors))))
     if complexity >= 2:
-        base = np.argsort(-np.abs(_correlations(_standardise(space.matrix())[0], target - target.mean())))
+        base = np.argsort(
+            -np.abs(_correlations(_standardise(space.matrix()), target - target.mean()))
+        )
         space.extend(sorted(base[:RUNG2_BASE].tolist()))
     return space.descriptors, space.matrix()
 
 
-def _standardise(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mean, std = matrix.mean(axis=0), matrix.std(axis=0)
-    return (matrix - mean) / std, mean, std
+def _standardise(matrix: np.ndarray) -> np.ndarray:
+    return (matrix - matrix.mean(axis=0)) / matrix.std(axis=0)
 
 
 def _correlations(standardised: np.ndarray, residual: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(residual)
-    return standardised.T @ residual / (norm * math.sqrt(len(residual))) if norm else np.zeros(standardised.shape[1])
+    return (
+        standardised.T @ residual / (norm * math.sqrt(len(residual)))
+        if norm
+        else np.zeros(standardised.shape[1])
+    )
 
 
 @dataclass
@@ -176,8 +183,13 @@ class SissoModel:
     @property
     def equation(self) -> str:
         """E.g. ``ln D = -0.33*(1/kT) - 0.11*LNC + 0.11*LLB - 1.95*PF - 3.55``."""
-        terms = [f"{c:.4g}*{_wrap(d.name)}" for c, d in zip(self.coefficients, self.descriptors, strict=True)]
-        return f"{self.target_label} = " + " + ".join([*terms, f"{self.intercept:.4g}"]).replace("+ -", "- ")
+        terms = [
+            f"{c:.4g}*{_wrap(d.name)}"
+            for c, d in zip(self.coefficients, self.descriptors, strict=True)
+        ]
+        return f"{self.target_label} = " + " + ".join([*terms, f"{self.intercept:.4g}"]).replace(
+            "+ -", "- "
+        )
 
 
 def _subset_rss(gram: np.ndarray, cov: np.ndarray, total: float, combos: np.ndarray) -> np.ndarray:
@@ -189,7 +201,9 @@ def _subset_rss(gram: np.ndarray, cov: np.ndarray, total: float, combos: np.ndar
     return total - np.einsum("bi,bi->b", sub_cov, coef)
 
 
-def _candidates(n_screened: int, n_terms: int, beam: np.ndarray, max_combinations: int) -> Iterator[np.ndarray]:
+def _candidates(
+    n_screened: int, n_terms: int, beam: np.ndarray, max_combinations: int
+) -> Iterator[np.ndarray]:
     """Chunks of n-subsets of the screened set: all of them when few enough, else the beam extended."""
     chunk = 50_000
     if math.comb(n_screened, n_terms) <= max_combinations:
@@ -197,7 +211,9 @@ def _candidates(n_screened: int, n_terms: int, beam: np.ndarray, max_combination
         while block := list(itertools.islice(combos, chunk)):
             yield np.array(block, dtype=np.intp)
         return
-    extended = {tuple(sorted((*row, j))) for row in beam.tolist() for j in range(n_screened) if j not in row}
+    extended = {
+        tuple(sorted((*row, j))) for row in beam.tolist() for j in range(n_screened) if j not in row
+    }
     ordered = np.array(sorted(extended), dtype=np.intp)
     for start in range(0, len(ordered), chunk):
         yield ordered[start : start + chunk]
@@ -228,8 +244,10 @@ def fit_sisso(
     n_rows, n_features = matrix.shape
     max_terms = min(max_terms, n_features, n_rows - 2)
     if max_terms < 1:
-        raise InputError(f"SISSO needs more rows and features (got {n_rows} rows, {n_features} features)")
-    standardised, _, _ = _standardise(matrix)
+        raise InputError(
+            f"SISSO needs more rows and features (got {n_rows} rows, {n_features} features)"
+        )
+    standardised = _standardise(matrix)
     centred = target - target.mean()
     total = float(centred @ centred)
     screened: list[int] = []
@@ -254,7 +272,9 @@ def fit_sisso(
         chosen = [screened[i] for i in best_subsets[0]]
         coefficients, intercept, rmse = _fit(matrix[:, chosen], target)
         models.append(
-            SissoModel(tuple(descriptors[i] for i in chosen), coefficients, intercept, rmse, target_label)
+            SissoModel(
+                tuple(descriptors[i] for i in chosen), coefficients, intercept, rmse, target_label
+            )
         )
         residual = target - (matrix[:, chosen] @ coefficients + intercept)
     return models

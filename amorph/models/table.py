@@ -57,7 +57,10 @@ def _numeric_column(name: str, cells: list[str], source: str) -> np.ndarray:
 
 
 def read_table(
-    path: str | Path, target: str = DEFAULT_TARGET, exclude: tuple[str, ...] = (), min_rows: int = MIN_ROWS
+    path: str | Path,
+    target: str = DEFAULT_TARGET,
+    exclude: tuple[str, ...] = (),
+    min_rows: int = MIN_ROWS,
 ) -> Table:
     """Read and validate a CSV training table; raises :class:`InputError` with one clear line."""
     path = Path(path)
@@ -92,13 +95,21 @@ def read_table(
     if not known.all():
         log.info("%s: %d rows without %s left out", path, int((~known).sum()), target)
     if known.sum() < min_rows:
-        raise InputError(f"{path}: too few rows with a {target!r} value ({int(known.sum())}; need at least {min_rows})")
+        raise InputError(
+            f"{path}: too few rows with a {target!r} value ({int(known.sum())}; need at least {min_rows})"
+        )
     temperature = _numeric_column(TEMPERATURE_COLUMN, cells[TEMPERATURE_COLUMN], str(path))[known]
     if np.isnan(temperature).any() or (temperature <= 0).any():
-        raise InputError(f"{path}: column {TEMPERATURE_COLUMN!r} needs a positive value in every row with a target")
-    names = tuple(n for n in header if n not in (FORMULA_COLUMN, TEMPERATURE_COLUMN, target, *exclude))
+        raise InputError(
+            f"{path}: column {TEMPERATURE_COLUMN!r} needs a positive value in every row with a target"
+        )
+    names = tuple(
+        n for n in header if n not in (FORMULA_COLUMN, TEMPERATURE_COLUMN, target, *exclude)
+    )
     if not names:
-        raise InputError(f"{path}: no feature columns besides {FORMULA_COLUMN!r}, {TEMPERATURE_COLUMN!r} and {target!r}")
+        raise InputError(
+            f"{path}: no feature columns besides {FORMULA_COLUMN!r}, {TEMPERATURE_COLUMN!r} and {target!r}"
+        )
     features = np.column_stack([_numeric_column(n, cells[n], str(path))[known] for n in names])
     if not np.isfinite(target_values[known]).all() or np.isinf(features).any():
         raise InputError(f"{path}: infinite values are not allowed")

@@ -7,6 +7,7 @@ directory, with no frame lost or repeated.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import math
@@ -18,13 +19,16 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
+from ase.filters import FrechetCellFilter
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import NoseHooverChainNVT
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.optimize import FIRE
+from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from tqdm.auto import tqdm
 
-from amorph.engine import Engine, EngineSpec, MDResult, MDState, MDTask, RunStats
+from amorph.engine import Engine, EngineSpec, MDResult, MDState, MDTask, RelaxResult, RunStats
 from amorph.errors import EngineError, InputError, MDInstabilityError
 from amorph.files import atomic_path
 from amorph.trajectory import Trajectory
@@ -76,6 +80,21 @@ class ASEEngine(Engine):
         run = _Run(self, task)
         return run.execute()
 
+    def relax(self, structure: Structure, work_dir: Path | None = None, relax_cell: bool = True,
+              fmax: float = 0.05, max_steps: int = 200) -> RelaxResult:
+        """FIRE on the positions, and on the cell through ``FrechetCellFilter`` with ``relax_cell``."""
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = self.calculator
+        optimizer = FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
+        converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
+        return RelaxResult(AseAtomsAdaptor.get_structure(atoms), float(atoms.get_potential_energy()), converged,
+                           optimizer.nsteps)
+
+    def static(self, structure: Structure, work_dir: Path | None = None) -> float:
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = self.calculator
+        return float(atoms.get_potential_energy())
+
 
 class _Run:
     """One MD task: set up atoms and thermostat (fresh or from a checkpoint), integrate, write chunks."""
@@ -102,14 +121,12 @@ class _Run:
             "sample_interval": interval,
             "chunk_steps": self.chunk_steps,
             "seed": task.seed,
-        }
-        self.metadata = {
-            **self.fingerprint,
             "engine": engine.name,
             "thermostat": self.settings.thermostat,
             "thermostat_time_fs": self.settings.thermostat_time_fs,
-            "pressure_convention": self.settings.pressure_convention,
+            "start": _state_digest(task.state),
         }
+        self.metadata = {**self.fingerprint, "pressure_convention": self.settings.pressure_convention}
 
     def chunk_path(self, index: int) -> Path:
         return self.task.work_dir / f"{self.task.label}.chunk{index:04d}.npz"
@@ -185,7 +202,7 @@ class _Run:
         checkpoint = self._read_checkpoint()
         if checkpoint is not None:
             atoms.set_positions(checkpoint["positions"])
-            atoms.set_velocities(checkpoint["velocities"] / units.fs)
+            atoms.set_momenta(checkpoint["momenta"])
             thermostat_state = checkpoint["thermostat"]
             done_chunks = checkpoint["chunks_done"]
         elif task.state.velocities is not None:
@@ -222,7 +239,7 @@ class _Run:
             np.savez(
                 handle,
                 positions=atoms.get_positions(),
-                velocities=atoms.get_velocities() * units.fs,
+                momenta=atoms.get_momenta(),  # exact, unlike velocities converted to Å/fs
                 state=np.array(json.dumps(state)),
             )
 
@@ -233,7 +250,16 @@ class _Run:
             state = json.loads(str(data["state"]))
             if state["fingerprint"] != self.fingerprint:
                 return None
-            return {**state, "positions": data["positions"], "velocities": data["velocities"]}
+            return {**state, "positions": data["positions"], "momenta": data["momenta"]}
+
+
+def _state_digest(state: MDState) -> str:
+    """A short hash of a starting state, so a finished run is reused only for the same start."""
+    digest = hashlib.sha256(np.round(state.structure.lattice.matrix, 6).tobytes())
+    digest.update(np.round(state.structure.cart_coords, 6).tobytes())
+    digest.update(np.round(np.asarray(state.velocities or [], dtype=float), 8).tobytes())
+    digest.update(json.dumps(state.thermostat, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 def _thermostat_state(dyn, kind: str) -> dict[str, Any]:

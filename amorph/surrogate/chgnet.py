@@ -14,16 +14,22 @@ CHGNET_MAX_Z = 94  # CHGNet's atom embedding covers H to Pu
 
 def chgnet_engine(spec: EngineSpec) -> ASEEngine:
     """CHGNet through its ASE calculator; ``spec.model`` is a CHGNet version ("0.3.0") or a checkpoint file."""
-    from chgnet.model import CHGNet
     from chgnet.model.dynamics import CHGNetCalculator
+
+    model = load_chgnet_model(spec)
+    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints banners while loading
+        calculator = CHGNetCalculator(model=model, use_device=spec.device, **spec.options)
+    return ASEEngine(calculator, name="chgnet", supported_numbers=set(range(1, CHGNET_MAX_Z + 1)))
+
+
+def load_chgnet_model(spec: EngineSpec):
+    """The CHGNet model named by ``spec.model``: a CHGNet version ("0.3.0") or a checkpoint file."""
+    from chgnet.model import CHGNet
 
     with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints banners while loading
         try:
             if spec.model and spec.model.endswith((".pth", ".pth.tar", ".tar")):
-                model = CHGNet.from_file(spec.model)
-            else:
-                model = CHGNet.load(model_name=spec.model or "0.3.0", use_device=spec.device)
+                return CHGNet.from_file(spec.model)
+            return CHGNet.load(model_name=spec.model or "0.3.0", use_device=spec.device)
         except Exception as exc:  # noqa: BLE001 - any loading failure is reported the same way
             raise EngineError(f"cannot load CHGNet model {spec.model or '0.3.0'!r}: {exc}") from None
-        calculator = CHGNetCalculator(model=model, use_device=spec.device, **spec.options)
-    return ASEEngine(calculator, name="chgnet", supported_numbers=set(range(1, CHGNET_MAX_Z + 1)))

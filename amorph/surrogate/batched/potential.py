@@ -1,0 +1,54 @@
+"""The batched potential interface: energies, forces and stresses of many replicas from one backward pass."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from amorph.surrogate.batched.graph import Systems
+
+
+@dataclass
+class Evaluation:
+    """Energies (B,) in eV, forces (N, 3) in eV/Å, stresses (B, 3, 3) in eV/Å³ (ASE sign: (1/V) dE/dε)."""
+
+    energies: Tensor
+    forces: Tensor
+    stresses: Tensor
+
+
+class BatchedPotential(ABC):
+    """A frozen ML potential evaluated on a :class:`Systems` batch.
+
+    Subclasses give the total energy of each replica as a differentiable function of the (strained)
+    positions and cells; forces and stresses then come from one gradient, taken without a graph of
+    the gradient itself (``create_graph=False``) and with the model's parameters frozen.
+    """
+
+    name: str = "potential"
+    supported_numbers: set[int] | None = None
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.dtype = next(iter(self.model.parameters())).dtype
+
+    @abstractmethod
+    def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
+        """Total energy (B,) in eV of each replica at ``positions`` (N, 3) and ``cells`` (B, 3, 3)."""
+
+    def __call__(self, systems: Systems) -> Evaluation:
+        positions = systems.positions.detach().to(self.device, self.dtype).requires_grad_(True)
+        cells = systems.cells.detach().to(self.device, self.dtype)
+        strain = torch.zeros_like(cells, requires_grad=True)
+        deformation = torch.eye(3, dtype=self.dtype, device=self.device) + strain
+        strained = torch.einsum("ni,nij->nj", positions, deformation[systems.owner])
+        energies = self.energies(systems, strained, cells @ deformation)
+        d_positions, d_strain = torch.autograd.grad(energies.sum(), [positions, strain])
+        volumes = torch.linalg.det(cells).abs()
+        return Evaluation(energies.detach(), -d_positions, d_strain / volumes[:, None, None])

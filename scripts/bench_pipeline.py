@@ -1,0 +1,132 @@
+"""Benchmark: amorph's volume search + production against atomate2's MPMorphMLFFMDMaker, in one process.
+
+Both start from the same packmol cell, use the same CHGNet model, temperature and steps per MD run.
+Force evaluations are counted (and timed) at CHGNetCalculator.calculate, which both call.
+
+    python scripts/bench_pipeline.py                     # Li2O, 30 atoms, 3000 K, 60-step runs
+    python scripts/bench_pipeline.py --formula Li2SiO3 --atoms 60 --steps 200 --json
+
+Needs the bench extra (``pip install -e ".[bench]"``) for atomate2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from chgnet.model.dynamics import CHGNetCalculator
+from jobflow import Flow, JobStore, run_locally
+from maggma.stores import MemoryStore
+
+from amorph.cell import estimate_volume_per_atom, random_packed_structure
+from amorph.composition import formula_units_for, parse_composition
+from amorph.engine import EngineSpec, MDSettings
+from amorph.flows import ProductionMaker, VolumeSearchMaker
+from amorph.results import density_g_cm3
+
+
+class ForceCounter:
+    """Counts and times CHGNetCalculator.calculate for whoever calls it."""
+
+    def __init__(self) -> None:
+        self.calls, self.seconds = 0, 0.0
+        inner = CHGNetCalculator.calculate
+        counter = self
+
+        def calculate(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                counter.calls += 1
+                counter.seconds += time.perf_counter() - start
+
+        CHGNetCalculator.calculate = calculate
+
+    def reset(self) -> None:
+        self.calls, self.seconds = 0, 0.0
+
+
+def run_amorph(structure, temperature: float, steps: int, workdir: Path) -> dict:
+    md = MDSettings(time_step_fs=2.0)
+    duration_ps = steps * 2.0 / 1000
+    engine = EngineSpec("chgnet")
+    search = VolumeSearchMaker(duration_ps=duration_ps, md=md).make(structure, temperature, engine)
+    production = ProductionMaker(duration_ps=duration_ps, chunk_ps=duration_ps, md=md).make(
+        search.output.start, temperature, engine)
+    store = JobStore(MemoryStore())
+    flow = Flow([search, production])
+    run_locally(flow, store=store, root_dir=workdir, create_folders=True, log=False, raise_immediately=True)
+    result = production.output.resolve(store)
+    return {"volume_per_atom_A3": result.stats.volume_A3 / len(structure),
+            "density_g_cm3": density_g_cm3(result.final_state.structure)}
+
+
+def run_atomate2(structure, temperature: float, steps: int, workdir: Path) -> dict:
+    from atomate2.forcefields.flows.mpmorph import MPMorphMLFFMDMaker
+    from atomate2.forcefields.md import ForceFieldMDMaker
+
+    md_maker = ForceFieldMDMaker(force_field_name="CHGNet", time_step=2.0, traj_file=None)
+    maker = MPMorphMLFFMDMaker.from_temperature_and_steps(
+        temperature, n_steps_convergence=steps, n_steps_production=steps, md_maker=md_maker)
+    flow = maker.make(structure)
+    store = JobStore(MemoryStore())
+    run_locally(flow, store=store, root_dir=workdir, create_folders=True, log=False, raise_immediately=True)
+    final = flow.output.resolve(store)
+    final_structure = final.output.structure if hasattr(final, "output") else final["output"]["structure"]
+    if isinstance(final_structure, dict):
+        from pymatgen.core import Structure
+
+        final_structure = Structure.from_dict(final_structure)
+    return {"volume_per_atom_A3": final_structure.volume / len(final_structure),
+            "density_g_cm3": density_g_cm3(final_structure)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--formula", default="Li2O")
+    parser.add_argument("--atoms", type=int, default=30)
+    parser.add_argument("--temperature", type=float, default=3000.0)
+    parser.add_argument("--steps", type=int, default=60, help="steps per MD run (EOS points and production)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+
+    composition = parse_composition(args.formula)
+    structure = random_packed_structure(composition, formula_units_for(composition, args.atoms),
+                                        estimate_volume_per_atom(composition), seed=1)
+    counter = ForceCounter()
+    rows = {}
+    for name, runner in (("amorph", run_amorph), ("atomate2", run_atomate2)):
+        counter.reset()
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            row = runner(structure, args.temperature, args.steps, Path(tmp))
+            wall = time.perf_counter() - start
+        row.update(wall_s=wall, force_calls=counter.calls, force_s=counter.seconds,
+                   ms_per_force_call=1000 * counter.seconds / max(counter.calls, 1),
+                   outside_force_fraction=1 - counter.seconds / wall)
+        rows[name] = row
+    rows["ratios"] = {
+        "wall_amorph_over_atomate2": rows["amorph"]["wall_s"] / rows["atomate2"]["wall_s"],
+        "force_calls_amorph_over_atomate2": rows["amorph"]["force_calls"] / rows["atomate2"]["force_calls"],
+    }
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{args.formula}, {len(structure)} atoms, {args.temperature:.0f} K, {args.steps}-step runs, CHGNet, "
+          f"start {structure.volume / len(structure):.2f} Å³/atom")
+    print(f"{'':10}{'wall s':>9}{'force calls':>12}{'ms/call':>9}{'outside forces':>15}{'Å³/atom':>9}{'g/cm³':>7}")
+    for name in ("amorph", "atomate2"):
+        r = rows[name]
+        print(f"{name:10}{r['wall_s']:9.1f}{r['force_calls']:12d}{r['ms_per_force_call']:9.1f}"
+              f"{r['outside_force_fraction']:15.1%}{r['volume_per_atom_A3']:9.2f}{r['density_g_cm3']:7.2f}")
+    print("ratios amorph/atomate2: " + ", ".join(f"{k} {v:.2f}" for k, v in rows["ratios"].items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The batched engine's integrators and run bookkeeping, on Lennard-Jones argon written in torch.
+
+The torch potential is ASE's smoothly cut Lennard-Jones, so the batched engine can be compared step
+for step with the ASE engine running ``ase.calculators.lj``.
+"""
+
+import numpy as np
+import pytest
+import torch
+from lj_calculators import ARGON, argon
+from test_md_engine import liquid_argon
+
+from amorph.engine import MDSettings, MDState, MDTask
+from amorph.errors import MDInstabilityError
+from amorph.surrogate.ase_md import ASEEngine
+from amorph.surrogate.batched.engine import BatchedEngine
+from amorph.surrogate.batched.graph import neighbor_list
+from amorph.surrogate.batched.potential import BatchedPotential
+from amorph.trajectory import Trajectory
+
+KB = 8.617333262e-5  # eV/K
+
+
+class TorchArgon(BatchedPotential):
+    """``ase.calculators.lj.LennardJones(**ARGON)`` as a batched potential (float64)."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Linear(1, 1).double())  # a parameter-carrying stand-in for a model
+        self.calls = 0
+
+    def energies(self, systems, positions, cells):
+        self.calls += 1
+        sigma, epsilon, rc = ARGON["sigma"], ARGON["epsilon"], ARGON["rc"]
+        ro = 0.66 * rc
+        edges = neighbor_list(systems, rc)
+        r2 = (edges.vectors(positions, cells, systems.owner) ** 2).sum(1)
+        c6 = (sigma**2 / r2) ** 3
+        smooth = (rc**2 - r2) ** 2 * (rc**2 + 2 * r2 - 3 * ro**2) / (rc**2 - ro**2) ** 3
+        pair = 2 * epsilon * (c6**2 - c6) * torch.where(r2 < ro**2, torch.ones_like(r2), smooth)
+        return pair.new_zeros(systems.n_replicas).index_add(0, systems.owner[edges.center], pair)
+
+
+class KilledAfter(TorchArgon):
+    def __init__(self, calls):
+        super().__init__()
+        self.remaining = calls
+
+    def energies(self, *args):
+        if self.remaining <= 0:
+            raise KeyboardInterrupt("killed")
+        self.remaining -= 1
+        return super().energies(*args)
+
+
+class NaNForCell(TorchArgon):
+    """Argon whose replica with the cubic cell of edge ``a`` gets a NaN energy from evaluation ``after`` on."""
+
+    def __init__(self, a, after):
+        super().__init__()
+        self.volume, self.after = (2 * a) ** 3, after
+
+    def energies(self, systems, *args):
+        energies = super().energies(systems, *args)
+        if self.calls > self.after:
+            energies = torch.where((systems.volumes - self.volume).abs() < 1e-6, torch.nan, energies)
+        return energies
+
+
+def task(path, temperature=120.0, seed=3, steps=100, a=5.6, thermostat="nose-hoover", chunk=None, damping=200.0,
+         time_step=5.0):
+    settings = MDSettings(time_step_fs=time_step, thermostat=thermostat, thermostat_time_fs=damping)
+    return MDTask(MDState(liquid_argon(a)), temperature, steps, settings, path, seed=seed, chunk_steps=chunk)
+
+
+def mixed_tasks(root, thermostat="nose-hoover", **kwargs):
+    """Three replicas with different temperatures, seeds and cells."""
+    return [task(root / "a", 120.0, 3, a=5.6, thermostat=thermostat, **kwargs),
+            task(root / "b", 200.0, 5, a=5.8, thermostat=thermostat, **kwargs),
+            task(root / "c", 80.0, 7, a=5.5, thermostat=thermostat, **kwargs)]
+
+
+def load(result):
+    return Trajectory.load(result.trajectory_path)
+
+
+@pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
+def test_batched_integrators_follow_the_ase_engine_step_for_step(tmp_path, thermostat):
+    reference = ASEEngine(argon(), "lj").run_one(task(tmp_path / "ase", thermostat=thermostat, chunk=40))
+    batched = BatchedEngine(TorchArgon(), "lj").run(
+        [task(tmp_path / "batched", thermostat=thermostat, chunk=40), task(tmp_path / "other", 300.0, 9)])[0]
+    a, b = load(reference), load(batched)
+    assert np.array_equal(a.time_fs, b.time_fs)
+    assert np.abs(a.positions - b.positions).max() < 1e-9
+    assert np.allclose(a.energies, b.energies, rtol=0, atol=1e-10)
+    assert np.allclose(a.virial_pressures, b.virial_pressures, rtol=0, atol=1e-9)
+    assert np.allclose(a.temperatures, b.temperatures, rtol=1e-9)
+    final_a, final_b = a.metadata["final_state"], b.metadata["final_state"]
+    if thermostat == "langevin":  # the same random numbers were drawn, in the same order
+        assert final_a["thermostat"] == final_b["thermostat"]
+    else:
+        assert np.allclose(final_a["thermostat"]["p_eta"], final_b["thermostat"]["p_eta"], rtol=1e-9)
+    assert batched.n_force_calls == 101
+    assert b.metadata["engine"] == "lj" and b.metadata["complete"]
+
+
+@pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
+def test_a_batched_run_equals_single_runs_with_the_same_seeds(tmp_path, thermostat):
+    engine = BatchedEngine(TorchArgon(), "lj")
+    together = engine.run(mixed_tasks(tmp_path / "together", thermostat, steps=40))
+    # a budget of 64 atoms runs two replicas at a time, the next joining as soon as one finishes
+    rolling = BatchedEngine(TorchArgon(), "lj", max_atoms=64).run(
+        [task(tmp_path / "d", 150.0, 11, steps=30)] + mixed_tasks(tmp_path / "rolling", thermostat, steps=40))
+    alone = [engine.run([t])[0] for t in mixed_tasks(tmp_path / "alone", thermostat, steps=40)]
+    for a, b, c in zip(together, rolling[1:], alone, strict=True):
+        assert np.abs(load(a).positions - load(c).positions).max() < 1e-10
+        assert np.abs(load(b).positions - load(c).positions).max() < 1e-10
+        assert a.stats.temperature_K == pytest.approx(c.stats.temperature_K, rel=1e-10)
+
+
+def test_killed_batch_resumes_every_replica_from_its_checkpoint(tmp_path):
+    reference = BatchedEngine(TorchArgon(), "lj").run(mixed_tasks(tmp_path / "ref", chunk=40))
+    with pytest.raises(KeyboardInterrupt):  # killed during the third chunk
+        BatchedEngine(KilledAfter(90), "lj").run(mixed_tasks(tmp_path / "run", chunk=40))
+    assert sorted(p.name for p in (tmp_path / "run" / "b").iterdir()) == [
+        "md.checkpoint.npz", "md.chunk0000.npz", "md.chunk0001.npz"]
+    potential = TorchArgon()
+    resumed = BatchedEngine(potential, "lj").run(mixed_tasks(tmp_path / "run", chunk=40))
+    assert potential.calls == 21  # the last 20 steps and the forces at the checkpoint
+    for a, b in zip(reference, resumed, strict=True):
+        assert np.array_equal(load(a).time_fs, load(b).time_fs)
+        assert np.abs(load(a).positions - load(b).positions).max() < 1e-10
+    assert sorted(p.name for p in (tmp_path / "run" / "b").iterdir()) == ["md.npz"]
+    again = BatchedEngine(potential, "lj").run(mixed_tasks(tmp_path / "run", chunk=40))
+    assert potential.calls == 21 and [r.n_force_calls for r in again] == [0, 0, 0]
+
+
+def test_an_unstable_replica_is_reported_and_the_others_complete(tmp_path):
+    with pytest.raises(MDInstabilityError, match=r"200 K became unstable at step 11: .*energy nan.* \(md in .*b\)"):
+        BatchedEngine(NaNForCell(a=5.8, after=11), "lj").run(mixed_tasks(tmp_path))
+    assert (tmp_path / "a" / "md.npz").exists() and (tmp_path / "c" / "md.npz").exists()
+    assert not (tmp_path / "b" / "md.npz").exists()
+
+
+def test_without_friction_the_langevin_integrator_conserves_energy(tmp_path):
+    """Velocity Verlet (Langevin with zero friction): the total energy drifts by < 1e-4 eV/atom over 2 ps."""
+    (result,) = BatchedEngine(TorchArgon(), "lj").run(
+        [task(tmp_path, 120.0, steps=1000, thermostat="langevin", damping=float("inf"), time_step=2.0)])
+    traj = load(result)
+    total = (traj.energies + 1.5 * traj.n_atoms * KB * traj.temperatures) / traj.n_atoms
+    drift = total[-100:].mean() - total[:100].mean()
+    print(f"NVE drift of LJ argon, 2 fs, 2 ps: {drift:.2e} eV/atom, fluctuation {total.std():.2e} eV/atom")
+    assert abs(drift) < 1e-4 and total.std() < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
+def test_every_replica_of_a_mixed_batch_holds_its_temperature(tmp_path, thermostat):
+    temperatures = [60.0, 90.0, 120.0, 150.0]
+    settings = MDSettings(time_step_fs=5.0, thermostat=thermostat, thermostat_time_fs=100.0)
+    tasks = [MDTask(MDState(liquid_argon(5.8)), t, 20000, settings, tmp_path / f"{t:.0f}", seed=i,
+                    chunk_steps=5000) for i, t in enumerate(temperatures)]
+    results = BatchedEngine(TorchArgon(), "lj").run(tasks)
+    for target, result in zip(temperatures, results, strict=True):
+        assert result.stats.temperature_K == pytest.approx(target, rel=0.02)

@@ -1,0 +1,97 @@
+"""Campaigns over several compositions, the database commands, and flows for workflow managers."""
+
+import json
+
+import pytest
+
+from amorph.cli import main
+
+LJ = ["--engine", "lj_calculators:argon", "--preset", "demo", "--temperatures", "100", "80"]
+
+
+@pytest.fixture
+def lj_on_path(monkeypatch):
+    """Make the test calculators importable by name, also in worker processes."""
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", tests)
+    monkeypatch.syspath_prepend(tests)
+
+
+def test_campaign_records_failures_skips_finished_work_and_feeds_the_database(tmp_path, capsys, lj_on_path):
+    compositions = tmp_path / "compositions.txt"
+    compositions.write_text("Ar   # liquid argon\n\nXx2O\nKr\n")
+    outputs = tmp_path / "outputs"
+    args = ["campaign", str(compositions), *LJ, "--outputs", str(outputs)]
+    assert main(args) == 1  # one composition failed, the others ran
+    status = json.loads((outputs / "campaign.json").read_text())
+    assert status["Ar"]["status"] == status["Kr"]["status"] == "done"
+    assert status["Ar"]["temperatures_K"] == [100.0, 80.0]
+    assert status["Xx2O"]["status"] == "failed" and "unknown element 'Xx'" in status["Xx2O"]["reason"]
+    out = capsys.readouterr().out
+    assert "2 of 3 compositions done" in out and "failed Xx2O: unknown element 'Xx'" in out
+
+    docs = (outputs / "store" / "jobs.json").read_text()
+    assert main(args) == 1  # rerun: the finished compositions are not run again
+    assert (outputs / "store" / "jobs.json").read_text() == docs
+
+    capsys.readouterr()
+    assert main(["db", "--outputs", str(outputs), "export", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted((r["formula"], r["temperature_K"]) for r in rows) == [
+        ("Ar", 80.0), ("Ar", 100.0), ("Kr", 80.0), ("Kr", 100.0)]
+    assert all(r["D_Ar_cm2_s"] > 0 for r in rows if r["formula"] == "Ar")
+    assert main(["db", "--outputs", str(outputs), "show", "Kr"]) == 0
+    assert "80" in capsys.readouterr().out
+    assert main(["db", "--outputs", str(outputs), "show", "Ne"]) == 1
+    assert "no results for Ne" in capsys.readouterr().err
+
+
+def test_campaign_on_a_local_dask_cluster(tmp_path, capsys, lj_on_path):
+    pytest.importorskip("distributed")
+    compositions = tmp_path / "compositions.txt"
+    compositions.write_text("Ar\nKr\n")
+    outputs = tmp_path / "outputs"
+    assert main(["campaign", str(compositions), *LJ, "--outputs", str(outputs), "--executor", "dask",
+                 "--workers", "2"]) == 0
+    capsys.readouterr()
+    assert main(["db", "--outputs", str(outputs), "export", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("formula,temperature_K") and len(lines) == 5
+
+
+def test_missing_campaign_file_is_one_error_line(tmp_path, capsys):
+    assert main(["campaign", str(tmp_path / "absent.txt"), "--outputs", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read campaign file" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_flows_serialise_and_convert_to_fireworks():
+    from jobflow import Flow
+    from monty.json import MontyDecoder, MontyEncoder
+
+    from amorph.flows import demo_maker
+
+    flow = demo_maker().make("Li2O")
+    again = json.loads(json.dumps(flow, cls=MontyEncoder), cls=MontyDecoder)
+    assert isinstance(again, Flow) and again.job_uuids == flow.job_uuids
+    eos = next(job for job, _ in again.iterflow() if job.name == "eos 5000 K")
+    assert eos.function_args[0].duration_ps == pytest.approx(0.3)  # the maker travels with its job
+
+    pytest.importorskip("fireworks")
+    from jobflow.managers.fireworks import flow_to_workflow
+
+    workflow = flow_to_workflow(flow)
+    assert len(workflow.fws) == len(flow.job_uuids)
+
+
+def test_example_mongodb_store_configuration_loads():
+    from pathlib import Path
+
+    from jobflow import JobStore
+
+    store = JobStore.from_file(str(Path(__file__).resolve().parents[1] / "inputs" / "mongodb_store.yaml"))
+    assert type(store.docs_store).__name__ == "MongoStore"
+    assert type(store.additional_stores["data"]).__name__ == "GridFSStore"
