@@ -33,7 +33,7 @@ from pathlib import Path
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # 3x3 linear algebra: BLAS threads only cost time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 COMMAND = f"{sys.executable} {Path(__file__).resolve()}"
 EV_PER_AMU_A2_FS2 = 103.6427  # 1 amu Å²/fs² in eV
@@ -163,11 +163,9 @@ class Outputs:
         self.scf_steps = int(tags.get("NELM", 60)) if os.environ.get("FAKE_VASP_FAIL") == "unconverged" \
             else SCF_STEPS
         self.previous_energy = 0.0
-        self.oszicar = open("OSZICAR", "w")
-        self.outcar = open("OUTCAR", "w")
-        self.xdatcar = open("XDATCAR", "w")
-        self.xml = open("vasprun.xml", "w")
-        self.files = (self.oszicar, self.outcar, self.xdatcar, self.xml)
+        # open until finish(), or until a kill leaves them truncated as VASP's would be
+        self.files = tuple(open(name, "w") for name in ("OSZICAR", "OUTCAR", "XDATCAR", "vasprun.xml"))  # noqa: SIM115
+        self.oszicar, self.outcar, self.xdatcar, self.xml = self.files
         self.outcar.write(" vasp.6.4.2 (fake: amorph tests)\n" + "".join(f"   POTCAR:    {t}\n" for _, t in potcars)
                           + f"   NIONS = {len(symbols)}\n   NSW   = {tags.get('NSW', 0)}\n")
         self.xdatcar.write(self._poscar_header(atoms, species, counts))

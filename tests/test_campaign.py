@@ -6,7 +6,8 @@ import pytest
 
 from amorph.cli import main
 
-LJ = ["--engine", "lj_calculators:argon", "--preset", "demo", "--temperatures", "100", "80"]
+LJ = ["--engine", "lj_calculators:argon", "--preset", "demo", "--min-distance", "3.0",
+      "--temperatures", "100", "80"]
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ TESTS = Path(__file__).resolve().parent
 def command(outputs: Path) -> list[str]:
     """Liquid LJ argon (cheap forces) through the real command line, 6 ps production in 1 ps chunks."""
     return [sys.executable, "-m", "amorph.cli", "run", "Ar", "--engine", "lj_calculators:argon", "--preset", "demo",
-            "--temperatures", "100", "--production-ps", "6", "--chunk-ps", "1", "--outputs", str(outputs), "--json"]
+            "--min-distance", "3.0", "--temperatures", "100", "--production-ps", "6", "--chunk-ps", "1",
+            "--outputs", str(outputs), "--json"]
 
 
 def environment() -> dict[str, str]:

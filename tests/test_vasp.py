@@ -2,7 +2,6 @@
 parsing, pressure conventions, chunk restarts, failure modes, and the volume-search flows end to end."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from pymatgen.core import SETTINGS, Lattice, Structure
 from pymatgen.io.vasp import Incar, Kpoints, Poscar, Potcar
 
 from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
-from amorph.errors import EngineError
+from amorph.errors import EngineError, InputError
 from amorph.flows import CheckRunMaker, MeltQuenchMaker, ProductionMaker, VolumeSearchMaker
 from amorph.store import local_store
 from amorph.trajectory import Trajectory
@@ -88,6 +87,11 @@ def test_options_update_the_default_incar(monkeypatch):
         VaspSettings.from_options({"incar_settings": {}})
 
 
+def test_only_nose_hoover_md_is_offered(tmp_path):
+    with pytest.raises(InputError, match="runs Nosé–Hoover NVT \\(MDALGO = 2\\) only, not 'langevin'"):
+        SPEC.load().run_one(md(tmp_path, settings=MDSettings(thermostat="langevin")))
+
+
 def test_pressures_follow_vasp_and_the_pipeline_conventions(tmp_path):
     engine = SPEC.load()
     result = engine.run_one(md(tmp_path / "virial", steps=12))
@@ -151,6 +155,20 @@ def test_failed_vasp_runs_stop_with_the_reason(tmp_path, monkeypatch, failure, m
     with pytest.raises(EngineError, match=message):
         SPEC.load().run_one(md(tmp_path, steps=3))
     assert not (tmp_path / "md.npz").exists()
+
+
+def test_relax_and_static_report_energy_and_convergence(tmp_path, monkeypatch):
+    engine = SPEC.load()
+    relaxed = engine.relax(li2o(5.2), tmp_path / "short", fmax=0.01, max_steps=3)
+    assert (relaxed.converged, relaxed.steps) == (False, 3)  # NSW used up before forces fell below 0.01
+    relaxed = engine.relax(li2o(5.2), tmp_path / "long", fmax=0.5, max_steps=100)
+    assert relaxed.converged and relaxed.steps < 100 and relaxed.structure.volume < li2o(5.2).volume
+    energy = engine.static(relaxed.structure, tmp_path / "long")
+    outcar = (tmp_path / "long" / "static" / "OUTCAR").read_text()
+    assert energy == pytest.approx(float(re.search(r"energy\(sigma->0\) =\s*(\S+)", outcar)[1]))
+    monkeypatch.setenv("FAKE_VASP_FAIL", "unconverged")
+    with pytest.raises(EngineError, match=r"did not converge within NELM = 100 at ionic step\(s\) 1 in .*static"):
+        engine.static(relaxed.structure, tmp_path / "unconverged")
 
 
 def test_missing_vasp_configuration_is_reported_before_any_run(tmp_path, monkeypatch):

@@ -33,6 +33,7 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atoms", type=int, help="approximate number of atoms (whole formula units)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for packing and velocities")
     parser.add_argument("--volume-per-atom", type=float, help="starting volume per atom in Å³ (default: estimate)")
+    parser.add_argument("--min-distance", type=float, help="smallest interatomic distance of the packing in Å")
     parser.add_argument("--pressure-convention", choices=("virial", "total"),
                         help="virial (paper, VASP external pressure) or total (adds N k T / V)")
     parser.add_argument("--eos-ps", type=float, help="length of each volume-search run in ps")
@@ -63,14 +64,16 @@ def build_maker(args: argparse.Namespace):
         maker.cell.atoms = args.atoms
     if args.volume_per_atom is not None:
         maker.cell.volume_per_atom = args.volume_per_atom
+    if args.min_distance is not None:
+        maker.cell.min_distance = args.min_distance
     maker.cell.seed = args.seed
     stage = maker.stage
     if args.pressure_convention:
         for part in (stage.volume_search, stage.check, stage.production):
             part.md = dataclasses.replace(part.md, pressure_convention=args.pressure_convention)
-    durations = {(stage.volume_search, "duration_ps"): args.eos_ps, (stage.check, "duration_ps"): args.check_ps,
-                 (stage.production, "duration_ps"): args.production_ps, (stage.production, "chunk_ps"): args.chunk_ps}
-    for (part, name), value in durations.items():
+    durations = [(stage.volume_search, "duration_ps", args.eos_ps), (stage.check, "duration_ps", args.check_ps),
+                 (stage.production, "duration_ps", args.production_ps), (stage.production, "chunk_ps", args.chunk_ps)]
+    for part, name, value in durations:
         if value is not None:
             setattr(part, name, value)
     stage.production.store_trajectory = args.trajectory_in_store

@@ -59,7 +59,10 @@ class VaspEngine(Engine):
 
     def relax(self, structure: Structure, work_dir: Path, relax_cell: bool = True, fmax: float = 0.05,
               max_steps: int = 200) -> RelaxResult:
-        """An MP relaxation (``MPRelaxSet``) in ``work_dir/relax``; not converged if NSW steps were used up."""
+        """One MP relaxation (``MPRelaxSet``) in ``work_dir/relax``; not converged if NSW steps were used up.
+
+        (MP's workflows relax twice to shed the Pulay stress of the first cell; relax the result again
+        for that.)"""
         vasprun = self._run(self.settings.relax_set(structure, relax_cell, fmax, max_steps), Path(work_dir) / "relax")
         return RelaxResult(vasprun.final_structure, float(vasprun.final_energy), bool(vasprun.converged_ionic),
                            len(vasprun.ionic_steps))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from monty.json import MSONable
-from pymatgen.core import SETTINGS, Element, Structure
+from pymatgen.core import SETTINGS, Structure
 from pymatgen.io.vasp.inputs import PotcarSingle
 from pymatgen.io.vasp.sets import MPMDSet, MPRelaxSet, MPStaticSet
 
@@ -33,7 +33,7 @@ COMMAND_VARIABLE = "AMORPH_VASP_CMD"
 
 MD_INCAR: dict[str, Any] = {
     "MDALGO": 2,  # Nosé–Hoover NVT
-    "SMASS": 0,  # Nosé mass: thermostat period of about 40 time steps (80 fs at 2 fs)
+    "SMASS": 0,  # Nosé mass: a period of about 40 steps (80 fs at 2 fs); MDSettings.thermostat_time_fs is unused
     "ISIF": 2,  # the stress is computed at every step (MPMDSet's ISIF = 0 skips it); fixed cell
     "ENCUT": 520,  # MP's cutoff; MPMDSet's default (the POTCARs' ENMAX) leaves a large Pulay stress
     "LREAL": "Auto",
