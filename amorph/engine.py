@@ -8,6 +8,7 @@ that every engine reports pressures, temperatures and energies by the same rules
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from abc import ABC, abstractmethod
@@ -78,6 +79,14 @@ class MDState(MSONable):
     structure: Structure
     velocities: list[list[float]] | None = None
     thermostat: dict[str, Any] | None = None
+
+    def digest(self) -> str:
+        """A short hash of the state, so that a finished run is reused only for the same start."""
+        digest = hashlib.sha256(np.round(self.structure.lattice.matrix, 6).tobytes())
+        digest.update(np.round(self.structure.cart_coords, 6).tobytes())
+        digest.update(np.round(np.asarray(self.velocities or [], dtype=float), 8).tobytes())
+        digest.update(json.dumps(self.thermostat, sort_keys=True).encode())
+        return digest.hexdigest()[:16]
 
 
 @dataclass

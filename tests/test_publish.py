@@ -18,7 +18,7 @@ import pytest
 
 from amorph.analysis.synthetic import random_walk
 from amorph.cli import main
-from amorph.publish.contributions import ATTACHMENT_TARGET_BYTES, build_groups, identifier
+from amorph.publish.contributions import ATTACHMENT_TARGET_BYTES, build_groups, identifier, quantity
 from amorph.publish.rules import MAX_ATTACHMENT_BYTES, column_problem, data_problems
 from amorph.publish.source import read_results
 
@@ -417,3 +417,15 @@ def test_live_publish_and_republish(tmp_path, capfd):
         assert "0 contributions uploaded, 2 already there" in capfd.readouterr().out
     finally:
         client.delete_contributions({"project": project, "identifier__in": live_ids})
+
+
+def test_the_pipelines_arrhenius_fit_is_published_when_recorded(tmp_path):
+    for temperature in (1000.0, 1500.0):
+        folder = write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], temperature)
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["arrhenius"] = {
+            "Li": {"Ea_eV": 0.5, "Ea_sigma_eV": 0.01, "D0_cm2_s": 1e-3, "D0_sigma_cm2_s": 1e-4}}
+        (folder / "summary.json").write_text(json.dumps(summary))
+    contribution, _ = [c.contribution for group in build_groups(read_results(tmp_path)) for c in group]
+    assert contribution.data["Ea"]["Li"] == quantity(0.5, "eV", 0.01)
+    assert contribution.data["D0"]["Li"] == quantity(1e-3, "cm²/s", 1e-4)

@@ -25,7 +25,7 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESET_NAMES, default="paper",
                         help="paper protocol (default) or a small, short demo")
     parser.add_argument("--engine", default="chgnet",
-                        help="chgnet (default), m3gnet, or package.module:function returning an ASE calculator")
+                        help="chgnet (default), m3gnet, vasp, or package.module:function returning an ASE calculator")
     parser.add_argument("--model", help="pretrained model name or local model path for the engine")
     parser.add_argument("--device", default="cpu", help="torch device for ML potentials (default cpu)")
     parser.add_argument("--temperatures", type=float, nargs="+", metavar="K",

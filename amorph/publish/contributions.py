@@ -15,9 +15,10 @@ Identifier
     ``md.model``, ``md.timestep`` (fs) and ``md.steps`` (production steps).
 
     D comes from ``summary.json`` (``diffusivity``) when the pipeline wrote it, else it is fitted
-    here from the trajectory with :func:`amorph.analysis.diffusivities`. Ea and D0 are fitted over
-    all temperatures of the composition and engine (:func:`amorph.analysis.arrhenius_fit`), so
-    every temperature of a composition carries the same values.
+    here from the trajectory with :func:`amorph.analysis.diffusivities`. Ea and D0 are the
+    pipeline's (``arrhenius`` in ``summary.json``: the fit over the quench temperatures) when it
+    recorded them, else fitted here over all temperatures of the composition and engine
+    (:func:`amorph.analysis.arrhenius_fit`); every temperature of a composition carries the same values.
 
 Structures, tables, attachment
     The final structure; tables ``RDF`` (partial g(r) against r in Å, every pair) and ``MSD`` (mean
@@ -142,7 +143,7 @@ def _group(
         if isinstance(result, Contribution):
             points.append((result.temperature_K, result.diffusion))
         built.append((key, entry, result))
-    fits = _arrhenius(points)
+    fits = _pipeline_arrhenius(members) or _arrhenius(points)
     group = []
     for key, entry, result in built:
         problems = [result] if isinstance(result, str) else []
@@ -258,25 +259,31 @@ def _data(summary: dict, diffusion: dict[str, tuple[float, float]]) -> dict:
     }
 
 
+def _pipeline_arrhenius(members: list[tuple[str, ResultEntry]]) -> dict:
+    """The Arrhenius fits the pipeline recorded for this composition (``summary["arrhenius"]``), if any."""
+    return next((e.summary["arrhenius"] for _, e in members if e.summary.get("arrhenius")), {})
+
+
 def _arrhenius(points: list[tuple[float, dict]]) -> dict:
     """Arrhenius fit per species over ``(T, diffusion)`` of one composition (species with ≥ 2 T)."""
     fits = {}
     for species in dict.fromkeys(s for _, diffusion in points for s in diffusion):
         rows = [(t, *diffusion[species]) for t, diffusion in points if species in diffusion]
         try:
-            fits[species] = arrhenius_fit(*zip(*rows, strict=True))
+            fits[species] = arrhenius_fit(*zip(*rows, strict=True)).as_dict()
         except AmorphError:  # fewer than two usable temperatures
             continue
     return fits
 
 
 def _add_arrhenius(contribution: Contribution, fits: dict) -> None:
+    """``Ea`` and ``D0`` per species from fits given as :meth:`ArrheniusFit.as_dict` dicts."""
     if fits:
         contribution.data["Ea"] = {
-            s: quantity(f.Ea_eV, "eV", f.Ea_sigma_eV) for s, f in fits.items()
+            s: quantity(f["Ea_eV"], "eV", f["Ea_sigma_eV"]) for s, f in fits.items()
         }
         contribution.data["D0"] = {
-            s: quantity(f.D0_cm2_s, "cm²/s", f.D0_sigma_cm2_s) for s, f in fits.items()
+            s: quantity(f["D0_cm2_s"], "cm²/s", f["D0_sigma_cm2_s"]) for s, f in fits.items()
         }
 
 

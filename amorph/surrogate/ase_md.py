@@ -7,7 +7,6 @@ directory, with no frame lost or repeated.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import math
@@ -124,7 +123,7 @@ class _Run:
             "engine": engine.name,
             "thermostat": self.settings.thermostat,
             "thermostat_time_fs": self.settings.thermostat_time_fs,
-            "start": _state_digest(task.state),
+            "start": task.state.digest(),
         }
         self.metadata = {**self.fingerprint, "pressure_convention": self.settings.pressure_convention}
 
@@ -252,14 +251,6 @@ class _Run:
                 return None
             return {**state, "positions": data["positions"], "momenta": data["momenta"]}
 
-
-def _state_digest(state: MDState) -> str:
-    """A short hash of a starting state, so a finished run is reused only for the same start."""
-    digest = hashlib.sha256(np.round(state.structure.lattice.matrix, 6).tobytes())
-    digest.update(np.round(state.structure.cart_coords, 6).tobytes())
-    digest.update(np.round(np.asarray(state.velocities or [], dtype=float), 8).tobytes())
-    digest.update(json.dumps(state.thermostat, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
 
 
 def _thermostat_state(dyn, kind: str) -> dict[str, Any]:

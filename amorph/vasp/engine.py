@@ -31,7 +31,6 @@ from pymatgen.io.vasp.sets import VaspInputSet
 
 from amorph.engine import Engine, EngineSpec, MDResult, MDState, MDTask, RelaxResult, RunStats
 from amorph.errors import EngineError, InputError, MDInstabilityError
-from amorph.surrogate.ase_md import _state_digest
 from amorph.trajectory import Trajectory
 from amorph.vasp.outputs import (
     check_electronic_convergence,
@@ -135,7 +134,7 @@ class _ChunkedRun:
             "incar": settings.md_incar,
             "ediff_per_atom": settings.ediff_per_atom,
             "potcars": [settings.potcar_functional, settings.potcar_settings, settings.spin_polarized],
-            "start": _state_digest(task.state),
+            "start": task.state.digest(),
         }
         self.metadata = {**self.fingerprint, "thermostat": "nose-hoover (VASP MDALGO = 2)",
                          "pressure_convention": task.settings.pressure_convention}

@@ -18,8 +18,8 @@ from ase import units
 from tqdm.auto import tqdm
 
 from amorph.engine import Engine, MDResult, MDTask
-from amorph.errors import MDInstabilityError
-from amorph.surrogate.ase_md import ASEEngine, _restore_thermostat, _Run
+from amorph.errors import InputError, MDInstabilityError
+from amorph.surrogate.ase_md import ASEEngine, _restore_thermostat, _Run, _thermostat_state
 from amorph.surrogate.batched.graph import Systems
 from amorph.surrogate.batched.integrators import INTEGRATORS, BatchedIntegrator
 from amorph.surrogate.batched.potential import BatchedPotential
@@ -50,6 +50,9 @@ class BatchedEngine(Engine):
         return self.run([task])[0]
 
     def run(self, tasks: list[MDTask]) -> list[MDResult]:
+        files = [(task.work_dir.resolve(), task.label) for task in tasks]
+        if len(set(files)) < len(files):
+            raise InputError("tasks run together need distinct work_dir or label: their files would collide")
         replicas = [_Replica(self, task) for task in tasks]
         results = [replica._load_finished() for replica in replicas]
         failures: list[MDInstabilityError] = []
@@ -77,7 +80,7 @@ class BatchedEngine(Engine):
                 while all(r.running for r in active):
                     batch.step()
                     progress.update(len(active))
-                batch.release()
+                batch.hand_back()
                 failures += [r.failure for r in active if r.failure is not None]
                 active = [r for r in active if r.running]
         return failures
@@ -122,7 +125,7 @@ class _Replica(_Run):
         self.started = time.perf_counter()
         self.atoms, self.dyn, self.rng, done_chunks = self._start()
         self.step = done_chunks * self.chunk_steps
-        self.thermostat = _thermostat_of(self.dyn, self.rng, self.settings.thermostat)
+        self.thermostat = _thermostat_state(self.dyn, self.settings.thermostat)
         self.frames: dict[str, list] = {k: [] for k in ("positions", "energies", "temperatures",
                                                         "virial_pressures", "kinetic_pressures", "time_fs")}
 
@@ -133,7 +136,7 @@ class _Replica(_Run):
         self.thermostat = thermostat
         _restore_thermostat(self.dyn, self.rng, thermostat)
 
-    def record(self, positions: np.ndarray, energy: float, temperature: float, virial: float,
+    def record(self, positions: np.ndarray | None, energy: float, temperature: float, virial: float,
                kinetic: float) -> None:
         """Check the step just taken for a blow-up and store it if it is a sample."""
         self.step += 1
@@ -183,13 +186,6 @@ class _Replica(_Run):
                                    wall_time_s=time.perf_counter() - self.started)
 
 
-def _thermostat_of(dyn, rng: np.random.Generator, kind: str) -> dict | None:
-    if kind == "nose-hoover":
-        chain = dyn._thermostat
-        return {"kind": kind, "eta": chain._eta.tolist(), "p_eta": chain._p_eta.tolist()}
-    return {"kind": kind, "rng": rng.bit_generator.state}
-
-
 class _Batch:
     """The running replicas as one set of tensors, stepped together until one of them finishes."""
 
@@ -203,23 +199,23 @@ class _Batch:
         masses = torch.from_numpy(np.concatenate([r.atoms.get_masses() for r in replicas])).to(device)
         settings = [r.settings for r in replicas]
         kind = settings[0].thermostat
-        extra = {"rngs": [r.rng for r in replicas]} if kind == "langevin" else {}
+        state = {"rngs": [r.rng for r in replicas]} if kind == "langevin" else {
+            "states": [r.thermostat for r in replicas]}
         self.integrator: BatchedIntegrator = INTEGRATORS[kind](
             masses, self.systems.owner, self.systems.counts,
             temperatures_K=[r.task.temperature for r in replicas],
             time_steps_fs=[r.dt_fs for r in replicas],
-            damping_fs=[s.thermostat_time_fs for s in settings],
-            states=[r.thermostat for r in replicas], **extra)
+            damping_fs=[s.thermostat_time_fs for s in settings], **state)
         self.forces = self._initial_forces()
 
     @staticmethod
     def systems_of(replicas: list[_Replica], device: torch.device) -> Systems:
-        def stack(values):
-            return torch.from_numpy(np.stack(values) if values[0].ndim == 2 else np.concatenate(values)).to(device)
+        def joined(values):
+            return torch.from_numpy(np.concatenate(values)).to(device)
 
-        return Systems(positions=stack([r.atoms.get_positions() for r in replicas]).reshape(-1, 3),
-                       cells=stack([r.atoms.cell.array for r in replicas]).reshape(-1, 3, 3),
-                       numbers=stack([r.atoms.numbers for r in replicas]),
+        return Systems(positions=joined([r.atoms.get_positions() for r in replicas]),
+                       cells=joined([r.atoms.cell.array[None] for r in replicas]),
+                       numbers=joined([r.atoms.numbers for r in replicas]),
                        counts=[r.n_atoms for r in replicas])
 
     def _initial_forces(self) -> torch.Tensor:
@@ -260,26 +256,24 @@ class _Batch:
         virial = -evaluation.stresses.diagonal(dim1=1, dim2=2).sum(1).double() / 3 / units.GPa
         thermo = torch.stack([evaluation.energies.double(), temperatures, virial,
                               2 * kinetic / (3 * volumes) / units.GPa]).cpu().numpy()
-        positions = self.positions.to("cpu", copy=True).numpy()
+        sampled = any((r.step + 1) % r.settings.sample_interval == 0 for r in self.replicas)
+        positions = self.positions.to("cpu", copy=True).numpy() if sampled else None
         ends = np.cumsum(self.systems.counts)
         for b, replica in enumerate(self.replicas):
-            replica.record(positions[ends[b] - replica.n_atoms:ends[b]], *thermo[:, b])
+            replica.record(None if positions is None else positions[ends[b] - replica.n_atoms:ends[b]],
+                           *thermo[:, b])
         if any(r.at_chunk_end for r in self.replicas):
-            self._carry_out()
+            self.hand_back()
             for replica in self.replicas:
                 if replica.at_chunk_end and replica.failure is None:
                     replica.end_chunk()
 
-    def _carry_out(self) -> None:
-        """Hand each replica its current positions, momenta, forces and thermostat state."""
+    def hand_back(self) -> None:
+        """Hand each replica its current positions, momenta, forces and thermostat state (to write a
+        checkpoint, or to run on in another batch)."""
         sizes = self.systems.counts
         for b, (replica, positions, momenta, forces) in enumerate(zip(
                 self.replicas, torch.split(self.positions, sizes), torch.split(self.momenta, sizes),
                 torch.split(self.forces, sizes), strict=True)):
             replica.update(positions.cpu().numpy(), momenta.cpu().numpy(), self.integrator.state(b))
             replica.forces = forces
-
-    def release(self) -> None:
-        """End the batch: every replica keeps its state for the next batch it joins."""
-        self._carry_out()
-

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-PAIR_BUDGET = 2**24  # pair distances held at once by the neighbour search (64 MiB in float32)
+PAIR_BUDGET = 2**24  # pair distances the neighbour search holds at once (128 MiB in float64)
 
 
 @dataclass
@@ -65,8 +65,9 @@ def neighbor_list(systems: Systems, cutoff: float) -> Edges:
         positions, cells, counts = systems.positions, systems.cells, systems.counts_tensor
         device, dtype = positions.device, positions.dtype
         inverse = torch.linalg.inv(cells)
-        # images needed along each cell vector: cutoff over the spacing of the lattice planes
-        reach = torch.ceil(cutoff * inverse.norm(dim=1)).amax(0).long().tolist()
+        # images needed along each cell vector (wrapped atoms are less than one cell apart): the cutoff
+        # over the spacing of the lattice planes, plus one
+        reach = (torch.floor(cutoff * inverse.norm(dim=1)) + 1).amax(0).long().tolist()
         grid = torch.cartesian_prod(*(torch.arange(-r, r + 1, device=device) for r in reach))
         n_images = len(grid)  # grid[n_images - 1 - s] == -grid[s]
         n_max = max(systems.counts)

@@ -33,8 +33,8 @@ def per_replica_sum(values: Tensor, owner: Tensor, n_replicas: int) -> Tensor:
 class BatchedIntegrator(ABC):
     """Positions (N, 3) and momenta (N, 3) of all replicas, advanced one step at a time.
 
-    ``temperatures_K``, ``time_steps_fs`` and ``damping_fs`` have one entry per replica; ``states``
-    holds each replica's thermostat state as saved in checkpoints (``None`` for a fresh start).
+    ``temperatures_K``, ``time_steps_fs`` and ``damping_fs`` (the thermostat's time) have one entry
+    per replica.
     """
 
     kind: str
@@ -43,11 +43,10 @@ class BatchedIntegrator(ABC):
                  time_steps_fs: list[float], damping_fs: list[float]):
         self.owner, self.counts = owner, counts
         self.masses = masses[:, None]
-        as_tensor = lambda values: torch.tensor(values, dtype=masses.dtype, device=masses.device)  # noqa: E731
-        self.kT = as_tensor(temperatures_K) * units.kB
-        self.dt = as_tensor(time_steps_fs) * units.fs
-        self.damping = as_tensor(damping_fs) * units.fs
-        self.n_atoms = as_tensor(counts)
+        self.kT, self.dt, self.damping, self.n_atoms = (
+            torch.tensor(values, dtype=masses.dtype, device=masses.device) * unit
+            for values, unit in ((temperatures_K, units.kB), (time_steps_fs, units.fs), (damping_fs, units.fs),
+                                 (counts, 1)))
 
     @property
     def n_replicas(self) -> int:
@@ -67,19 +66,18 @@ class BatchedIntegrator(ABC):
 
 
 class BatchedLangevin(BatchedIntegrator):
-    """ASE's Langevin propagator (Vanden-Eijnden & Ciccotti 2006), friction 1/damping, per replica."""
+    """ASE's Langevin propagator (Vanden-Eijnden & Ciccotti 2006), friction 1/damping, per replica.
+
+    ``rngs`` are the replicas' generators; their states are the thermostat's state.
+    """
 
     kind = "langevin"
 
-    def __init__(self, *args, rngs: list[np.random.Generator], states: list[dict | None], **kwargs):
+    def __init__(self, *args, rngs: list[np.random.Generator], **kwargs):
         super().__init__(*args, **kwargs)
         self.rngs = rngs
-        for rng, state in zip(rngs, states, strict=True):
-            if state is not None:
-                rng.bit_generator.state = state["rng"]
-        atom = lambda values: values[self.owner][:, None]  # noqa: E731
-        dt, friction = atom(self.dt), atom(1 / self.damping)
-        sigma = torch.sqrt(2 * atom(self.kT) * friction / self.masses)
+        dt, friction, kT = (values[self.owner][:, None] for values in (self.dt, 1 / self.damping, self.kT))
+        sigma = torch.sqrt(2 * kT * friction / self.masses)
         self.c1 = dt / 2 - dt * dt * friction / 8
         self.c2 = dt * friction / 2 - dt * dt * friction * friction / 8
         self.c3 = torch.sqrt(dt) * sigma / 2 - dt**1.5 * friction * sigma / 8
@@ -92,8 +90,7 @@ class BatchedLangevin(BatchedIntegrator):
         for rng, n in zip(self.rngs, self.counts, strict=True):
             xi.append(rng.standard_normal(size=(n, 3)))
             eta.append(rng.standard_normal(size=(n, 3)))
-        to = lambda parts: torch.from_numpy(np.concatenate(parts)).to(like)  # noqa: E731
-        return to(xi), to(eta)
+        return tuple(torch.from_numpy(np.concatenate(parts)).to(like) for parts in (xi, eta))
 
     def step(self, positions: Tensor, momenta: Tensor, forces: Tensor, compute_forces: Forces) -> Tensor:
         xi, eta = self._noise(positions)
@@ -115,18 +112,16 @@ class BatchedNoseHooverChain(BatchedIntegrator):
     """ASE's Nosé–Hoover chain (length 3, one fourth-order Suzuki–Yoshida loop) for every replica.
 
     The chain variables are a few numbers per replica, so they are propagated with numpy on the host;
-    only each replica's kinetic energy goes there and one momentum scale factor comes back.
+    only each replica's kinetic energy goes there and one momentum scale factor comes back. ``states``
+    are the replicas' chain states (``eta``, ``p_eta``) as the ASE engine saves them.
     """
 
     kind = "nose-hoover"
 
-    def __init__(self, *args, states: list[dict | None], **kwargs):
+    def __init__(self, *args, states: list[dict[str, Any]], **kwargs):
         super().__init__(*args, **kwargs)
-        self.eta = np.zeros((self.n_replicas, CHAIN_LENGTH))
-        self.p_eta = np.zeros_like(self.eta)
-        for b, state in enumerate(states):
-            if state is not None:
-                self.eta[b], self.p_eta[b] = state["eta"], state["p_eta"]
+        self.eta = np.array([state["eta"] for state in states], dtype=float).reshape(-1, CHAIN_LENGTH)
+        self.p_eta = np.array([state["p_eta"] for state in states], dtype=float).reshape(-1, CHAIN_LENGTH)
         self.kT_host, self.n_atoms_host = self.kT.cpu().numpy(), np.asarray(self.counts, dtype=float)
         self.half_step_host = self.dt.cpu().numpy() / 2
         self.Q = np.repeat((self.kT_host * self.damping.cpu().numpy() ** 2)[:, None], CHAIN_LENGTH, axis=1)

@@ -54,6 +54,7 @@ class M3GNetPotential(BatchedPotential):
         if network.include_state:  # matgl's converters give every structure the state (0, 0)
             state = positions.new_zeros(systems.n_replicas, 2)
         energies = network(g=graph, state_attr=state, l_g=line_graph).reshape(-1)
+        network.feature_dict = {}  # matgl keeps every layer's output there; not past this evaluation
         energies = potential.data_std * energies + potential.data_mean
         if potential.element_refs is not None:
             energies = energies + potential.element_refs(graph).reshape(-1)

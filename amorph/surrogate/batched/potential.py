@@ -29,7 +29,7 @@ class BatchedPotential(ABC):
     """
 
     name: str = "potential"
-    supported_numbers: set[int] | None = None
+    supported_numbers: frozenset[int] | set[int] | None = None  # atomic numbers the model knows
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
