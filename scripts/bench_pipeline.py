@@ -58,7 +58,7 @@ def run_amorph(structure, temperature: float, steps: int, workdir: Path) -> dict
     search = VolumeSearchMaker(duration_ps=duration_ps, md=md).make(structure, temperature, engine)
     production = ProductionMaker(duration_ps=duration_ps, chunk_ps=duration_ps, md=md).make(
         search.output.start, temperature, engine)
-    store = JobStore(MemoryStore())
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     flow = Flow([search, production])
     run_locally(flow, store=store, root_dir=workdir, create_folders=True, log=False, raise_immediately=True)
     result = production.output.resolve(store)
@@ -74,7 +74,7 @@ def run_atomate2(structure, temperature: float, steps: int, workdir: Path) -> di
     maker = MPMorphMLFFMDMaker.from_temperature_and_steps(
         temperature, n_steps_convergence=steps, n_steps_production=steps, md_maker=md_maker)
     flow = maker.make(structure)
-    store = JobStore(MemoryStore())
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     run_locally(flow, store=store, root_dir=workdir, create_folders=True, log=False, raise_immediately=True)
     final = flow.output.resolve(store)
     final_structure = final.output.structure if hasattr(final, "output") else final["output"]["structure"]
@@ -111,6 +111,8 @@ def main() -> None:
                    ms_per_force_call=1000 * counter.seconds / max(counter.calls, 1),
                    outside_force_fraction=1 - counter.seconds / wall)
         rows[name] = row
+        if not args.json:
+            print(f"{name}: {row}", flush=True)
     rows["ratios"] = {
         "wall_amorph_over_atomate2": rows["amorph"]["wall_s"] / rows["atomate2"]["wall_s"],
         "force_calls_amorph_over_atomate2": rows["amorph"]["force_calls"] / rows["atomate2"]["force_calls"],

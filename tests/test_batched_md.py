@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from ase.units import kB
 from lj_calculators import ARGON, argon
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -18,8 +19,6 @@ from amorph.surrogate.batched.engine import BatchedEngine
 from amorph.surrogate.batched.graph import neighbor_list
 from amorph.surrogate.batched.potential import BatchedPotential
 from amorph.trajectory import Trajectory
-
-KB = 8.617333262e-5  # eV/K
 
 
 class TorchArgon(BatchedPotential):
@@ -114,7 +113,7 @@ def test_batched_integrators_follow_the_ase_engine_step_for_step(tmp_path, therm
 def test_a_batched_run_equals_single_runs_with_the_same_seeds(tmp_path, thermostat):
     batched = engine(TorchArgon())
     together = batched.run(mixed_tasks(tmp_path / "together", thermostat, steps=40))
-    # a budget of 80 atoms runs two or three replicas at a time, the next joining as soon as one finishes
+    # a budget of 80 atoms runs two replicas at a time, the next joining as soon as one finishes
     rolling = engine(TorchArgon(), max_atoms=80).run(
         [task(tmp_path / "d", 150.0, 11, steps=30)] + mixed_tasks(tmp_path / "rolling", thermostat, steps=40))
     alone = [batched.run([t])[0] for t in mixed_tasks(tmp_path / "alone", thermostat, steps=40)]
@@ -158,7 +157,7 @@ def test_without_friction_the_langevin_integrator_conserves_energy(tmp_path):
     (result,) = engine(TorchArgon()).run(
         [task(tmp_path, 120.0, steps=1000, thermostat="langevin", damping=float("inf"), time_step=2.0)])
     traj = load(result)
-    total = (traj.energies + 1.5 * traj.n_atoms * KB * traj.temperatures) / traj.n_atoms
+    total = (traj.energies + 1.5 * traj.n_atoms * kB * traj.temperatures) / traj.n_atoms
     drift = total[-100:].mean() - total[:100].mean()
     print(f"NVE drift of LJ argon, 2 fs, 2 ps: {drift:.2e} eV/atom, fluctuation {total.std():.2e} eV/atom")
     assert abs(drift) < 1e-4 and total.std() < 1e-4

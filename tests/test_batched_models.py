@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pytest
 import torch
+from ase.units import kB
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -192,7 +193,7 @@ def test_lean_chgnet_conserves_energy_without_a_thermostat(tmp_path):
     settings = MDSettings(time_step_fs=1.0, thermostat="langevin", thermostat_time_fs=float("inf"))
     task = MDTask(MDState(li2o(4.61, rattle=0.1)), 600.0, 500, settings, tmp_path, seed=1)
     traj = Trajectory.load(EngineSpec("chgnet-batched").load().run([task])[0].trajectory_path)
-    total = (traj.energies + 1.5 * traj.n_atoms * 8.617333262e-5 * traj.temperatures) / traj.n_atoms
+    total = (traj.energies + 1.5 * traj.n_atoms * kB * traj.temperatures) / traj.n_atoms
     drift = total[-50:].mean() - total[:50].mean()
     print(f"NVE drift of CHGNet Li2O (12 atoms, 1 fs, 0.5 ps): {drift:.2e} eV/atom, std {total.std():.2e}")
     assert abs(drift) < 2e-4

@@ -53,10 +53,13 @@ class Edges:
     images: Tensor
     reverse: Tensor
 
+    def shifts(self, cells: Tensor, owner: Tensor) -> Tensor:
+        """The Cartesian image shift (E, 3) of each edge in its replica's cell (``owner``: replica of each atom)."""
+        return torch.einsum("ei,eij->ej", self.images.to(cells.dtype), cells[owner[self.center]])
+
     def vectors(self, positions: Tensor, cells: Tensor, owner: Tensor) -> Tensor:
         """Edge vectors (E, 3) from ``positions`` and per-replica ``cells`` (both may carry gradients)."""
-        shift = torch.einsum("ei,eij->ej", self.images.to(cells.dtype), cells[owner[self.center]])
-        return positions[self.neighbor] + shift - positions[self.center]
+        return positions[self.neighbor] + self.shifts(cells, owner) - positions[self.center]
 
 
 def neighbor_list(systems: Systems, cutoff: float) -> Edges:

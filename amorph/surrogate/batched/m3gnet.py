@@ -42,7 +42,7 @@ class M3GNetPotential(BatchedPotential):
         potential = self.model
         network = potential.model
         edges = neighbor_list(systems, self.cutoff)
-        offshift = torch.einsum("ei,eij->ej", edges.images.to(cells.dtype), cells[systems.owner[edges.center]])
+        offshift = edges.shifts(cells, systems.owner)
         edge_index = torch.stack([edges.center, edges.neighbor])
         with torch.no_grad():  # the same arithmetic as the model's, so the three-body topology matches
             vectors, distances = compute_pair_vector_and_distance(positions, edge_index, offshift)
