@@ -114,7 +114,43 @@ class MDTask:
         if self.steps <= 0:
             raise InputError(f"number of MD steps must be positive, got {self.steps}")
         self.settings.validate()
+        if self.steps % self.settings.sample_interval:
+            raise InputError(f"{self.steps} steps is not a multiple of the sample interval "
+                             f"{self.settings.sample_interval}")
         self.work_dir = Path(self.work_dir)
+
+    @property
+    def time_step_fs(self) -> float:
+        return self.settings.time_step_for(self.state.structure)
+
+    @property
+    def chunk_size(self) -> int:
+        """Steps per chunk: ``chunk_steps`` (else the whole run) in whole sample intervals."""
+        chunk = self.chunk_steps or self.steps
+        interval = self.settings.sample_interval
+        return max(interval, chunk - chunk % interval)
+
+    def path(self, suffix: str) -> Path:
+        """A file of this run: ``<work_dir>/<label><suffix>``."""
+        return self.work_dir / f"{self.label}{suffix}"
+
+    def chunk_path(self, index: int) -> Path:
+        return self.path(f".chunk{index:04d}.npz")
+
+    def fingerprint(self, engine: str) -> dict[str, Any]:
+        """What identifies the run; a finished or checkpointed run is reused only when all of it matches."""
+        return {
+            "label": self.label,
+            "steps": self.steps,
+            "temperature_K": self.temperature,
+            "time_step_fs": self.time_step_fs,
+            "n_atoms": len(self.state.structure),
+            "sample_interval": self.settings.sample_interval,
+            "chunk_steps": self.chunk_size,
+            "seed": self.seed,
+            "engine": engine,
+            "start": self.state.digest(),
+        }
 
 
 @dataclass

@@ -32,8 +32,6 @@ from amorph.errors import EngineError, InputError, MDInstabilityError
 from amorph.files import atomic_path
 from amorph.trajectory import Trajectory
 
-FINAL_SUFFIX = ".npz"
-
 
 @dataclass
 class ForceCallCounter:
@@ -102,33 +100,20 @@ class _Run:
         self.engine = engine
         self.task = task
         self.settings = task.settings
-        self.dt_fs = self.settings.time_step_for(task.state.structure)
-        interval = self.settings.sample_interval
-        if task.steps % interval:
-            raise InputError(f"{task.steps} steps is not a multiple of the sample interval {interval}")
-        chunk = task.chunk_steps or task.steps
-        self.chunk_steps = max(interval, chunk - chunk % interval)
+        self.dt_fs = task.time_step_fs
+        self.chunk_steps = task.chunk_size
         task.work_dir.mkdir(parents=True, exist_ok=True)
-        self.final_path = task.work_dir / f"{task.label}{FINAL_SUFFIX}"
-        self.checkpoint_path = task.work_dir / f"{task.label}.checkpoint.npz"
+        self.final_path = task.path(".npz")
+        self.checkpoint_path = task.path(".checkpoint.npz")
         self.fingerprint = {
-            "label": task.label,
-            "steps": task.steps,
-            "temperature_K": task.temperature,
-            "time_step_fs": self.dt_fs,
-            "n_atoms": len(task.state.structure),
-            "sample_interval": interval,
-            "chunk_steps": self.chunk_steps,
-            "seed": task.seed,
-            "engine": engine.name,
+            **task.fingerprint(engine.name),
             "thermostat": self.settings.thermostat,
             "thermostat_time_fs": self.settings.thermostat_time_fs,
-            "start": task.state.digest(),
         }
         self.metadata = {**self.fingerprint, "pressure_convention": self.settings.pressure_convention}
 
     def chunk_path(self, index: int) -> Path:
-        return self.task.work_dir / f"{self.task.label}.chunk{index:04d}.npz"
+        return self.task.chunk_path(index)
 
     def execute(self) -> MDResult:
         finished = self._load_finished()
@@ -250,7 +235,6 @@ class _Run:
             if state["fingerprint"] != self.fingerprint:
                 return None
             return {**state, "positions": data["positions"], "momenta": data["momenta"]}
-
 
 
 def _thermostat_state(dyn, kind: str) -> dict[str, Any]:

@@ -113,34 +113,21 @@ class _ChunkedRun:
                              f"not {task.settings.thermostat!r}")
         self.settings = settings
         self.task = task
-        self.dt_fs = task.settings.time_step_for(task.state.structure)
-        interval = task.settings.sample_interval
-        if task.steps % interval:
-            raise InputError(f"{task.steps} steps is not a multiple of the sample interval {interval}")
-        chunk = task.chunk_steps or task.steps
-        self.chunk_steps = max(interval, chunk - chunk % interval)
+        self.dt_fs = task.time_step_fs
+        self.chunk_steps = task.chunk_size
         task.work_dir.mkdir(parents=True, exist_ok=True)
-        self.final_path = task.work_dir / f"{task.label}.npz"
+        self.final_path = task.path(".npz")
         self.fingerprint = {
-            "label": task.label,
-            "steps": task.steps,
-            "temperature_K": task.temperature,
-            "time_step_fs": self.dt_fs,
-            "n_atoms": len(task.state.structure),
-            "sample_interval": interval,
-            "chunk_steps": self.chunk_steps,
-            "seed": task.seed,
-            "engine": "vasp",
+            **task.fingerprint("vasp"),
             "incar": settings.md_incar,
             "ediff_per_atom": settings.ediff_per_atom,
             "potcars": [settings.potcar_functional, settings.potcar_settings, settings.spin_polarized],
-            "start": task.state.digest(),
         }
         self.metadata = {**self.fingerprint, "thermostat": "nose-hoover (VASP MDALGO = 2)",
                          "pressure_convention": task.settings.pressure_convention}
 
     def chunk_path(self, index: int) -> Path:
-        return self.task.work_dir / f"{self.task.label}.chunk{index:04d}.npz"
+        return self.task.chunk_path(index)
 
     def chunk_dir(self, index: int) -> Path:
         return self.task.work_dir / f"{self.task.label}.vasp" / f"chunk{index:04d}"
