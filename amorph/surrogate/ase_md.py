@@ -112,9 +112,6 @@ class _Run:
         }
         self.metadata = {**self.fingerprint, "pressure_convention": self.settings.pressure_convention}
 
-    def chunk_path(self, index: int) -> Path:
-        return self.task.chunk_path(index)
-
     def execute(self) -> MDResult:
         finished = self._load_finished()
         if finished is not None:
@@ -137,14 +134,14 @@ class _Run:
                 steps = min(self.chunk_steps, self.task.steps - index * self.chunk_steps)
                 recorder.reset(step_offset=index * self.chunk_steps)
                 dyn.run(steps)
-                recorder.trajectory(self.metadata).save(self.chunk_path(index))
+                recorder.trajectory(self.metadata).save(self.task.chunk_path(index))
                 self._save_checkpoint(atoms, dyn, rng, index + 1)
-        trajectory = Trajectory.concatenate([Trajectory.load(self.chunk_path(i)) for i in range(n_chunks)])
+        trajectory = Trajectory.concatenate([Trajectory.load(self.task.chunk_path(i)) for i in range(n_chunks)])
         trajectory.metadata["complete"] = True
         trajectory.metadata["final_state"] = self._state_dict(atoms, dyn)
         trajectory.save(self.final_path)
         for i in range(n_chunks):
-            self.chunk_path(i).unlink(missing_ok=True)
+            self.task.chunk_path(i).unlink(missing_ok=True)
         self.checkpoint_path.unlink(missing_ok=True)
         return self._result(
             trajectory,

@@ -126,9 +126,6 @@ class _ChunkedRun:
         self.metadata = {**self.fingerprint, "thermostat": "nose-hoover (VASP MDALGO = 2)",
                          "pressure_convention": task.settings.pressure_convention}
 
-    def chunk_path(self, index: int) -> Path:
-        return self.task.chunk_path(index)
-
     def chunk_dir(self, index: int) -> Path:
         return self.task.work_dir / f"{self.task.label}.vasp" / f"chunk{index:04d}"
 
@@ -140,7 +137,7 @@ class _ChunkedRun:
         n_chunks = math.ceil(self.task.steps / self.chunk_steps)
         start, pieces, ionic_steps, resuming = self._first_start(), [], 0, True
         for index in range(n_chunks):
-            piece = self._load(self.chunk_path(index)) if resuming else None
+            piece = self._load(self.task.chunk_path(index)) if resuming else None
             if piece is None:
                 resuming = False  # later chunk files, if any, continued another attempt of this chunk
                 piece = self._run_chunk(index, start)
@@ -153,7 +150,7 @@ class _ChunkedRun:
                                                "velocities": start.velocities.tolist()}}
         trajectory.save(self.final_path)
         for index in range(n_chunks):
-            self.chunk_path(index).unlink(missing_ok=True)
+            self.task.chunk_path(index).unlink(missing_ok=True)
         wall = time.perf_counter() - clock
         return self._result(trajectory, n_force_calls=ionic_steps, force_time_s=wall, wall_time_s=wall)
 
@@ -227,7 +224,7 @@ class _ChunkedRun:
             kinetic_pressures=(output.total_pressures_GPa - output.virial_pressures_GPa)[keep],
             metadata={**self.metadata, "chunk": index, "end": end.as_dict()},
         )
-        piece.save(self.chunk_path(index))
+        piece.save(self.task.chunk_path(index))
         return piece
 
     def _check_stable(self, frames: Trajectory, index: int) -> None:

@@ -164,7 +164,7 @@ class _Replica(_Run):
                    energies=np.array(f["energies"]), temperatures=np.array(f["temperatures"]),
                    virial_pressures=np.array(f["virial_pressures"]),
                    kinetic_pressures=np.array(f["kinetic_pressures"]),
-                   metadata=dict(self.metadata)).save(self.chunk_path(self._chunk_index()))
+                   metadata=dict(self.metadata)).save(self.task.chunk_path(self._chunk_index()))
         for values in f.values():
             values.clear()
         self._save_checkpoint(self.atoms, self.dyn, self.rng, self._chunk_index() + 1)
@@ -175,12 +175,12 @@ class _Replica(_Run):
         return (self.step - 1) // self.chunk_steps
 
     def _finish(self) -> None:
-        trajectory = Trajectory.concatenate([Trajectory.load(self.chunk_path(i)) for i in range(self.n_chunks)])
+        trajectory = Trajectory.concatenate([Trajectory.load(self.task.chunk_path(i)) for i in range(self.n_chunks)])
         trajectory.metadata["complete"] = True
         trajectory.metadata["final_state"] = self._state_dict(self.atoms, self.dyn)
         trajectory.save(self.final_path)
         for i in range(self.n_chunks):
-            self.chunk_path(i).unlink(missing_ok=True)
+            self.task.chunk_path(i).unlink(missing_ok=True)
         self.checkpoint_path.unlink(missing_ok=True)
         self.result = self._result(trajectory, n_force_calls=self.force_calls, force_time_s=self.force_seconds,
                                    wall_time_s=time.perf_counter() - self.started)
