@@ -44,35 +44,41 @@ def read_compositions(path: str | Path) -> list[str]:
 
 @dataclass
 class Outcome:
-    """What running one composition produced: its job documents, or the reason it failed."""
+    """What running a group of compositions as one flow produced: its job documents, or why it failed."""
 
-    formula: str
+    formulas: list[str]
     status: str  # "done" or "failed"
     reason: str = ""
     docs: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    temperatures_K: list[float] = field(default_factory=list)
+    temperatures_K: dict[str, list[float]] = field(default_factory=dict)
 
 
-def run_composition(maker: MeltQuenchMaker, formula: str, jobs_dir: str) -> Outcome:
-    """Run one composition's flow in a private store; never raises for a failure of the science."""
+def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str) -> list[Outcome]:
+    """Run ``formulas`` as one flow (see :meth:`MeltQuenchMaker.make_batch`) in a private store.
+
+    Never raises for a failure of the science. A failed group of several is rerun one composition at a
+    time, so that one bad composition does not fail the others; their finished MD runs are reused.
+    """
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     try:
-        flow = copy.deepcopy(maker).make(formula)
+        flow = copy.deepcopy(maker).make_batch(formulas)
         run_locally(flow, store=store, root_dir=jobs_dir, create_folders=True, log=False, raise_immediately=True)
-        summaries = flow.output.resolve(store)
-    except AmorphError as exc:
-        return Outcome(formula, "failed", str(exc))
+        results = {formula: summaries.resolve(store) for formula, summaries in flow.output.items()}
     except Exception as exc:  # noqa: BLE001 - one composition's crash must not stop the campaign
-        logger.exception("composition %s crashed", formula)
-        return Outcome(formula, "failed", f"{type(exc).__name__}: {exc}")
-    return Outcome(
-        formula,
+        if len(formulas) > 1:
+            return [outcome for formula in formulas for outcome in run_compositions(maker, [formula], jobs_dir)]
+        if not isinstance(exc, AmorphError):
+            logger.exception("composition %s crashed", formulas[0])
+        reason = str(exc) if isinstance(exc, AmorphError) else f"{type(exc).__name__}: {exc}"
+        return [Outcome(formulas, "failed", reason)]
+    return [Outcome(
+        formulas,
         "done",
         docs=_without_ids(store.docs_store.query()),
         data={name: _without_ids(s.query()) for name, s in store.additional_stores.items()},
-        temperatures_K=[s["temperature_K"] for s in summaries],
-    )
+        temperatures_K={formula: [s["temperature_K"] for s in summaries] for formula, summaries in results.items()},
+    )]
 
 
 def _without_ids(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,25 +105,30 @@ class Campaign:
         """Formulas not finished yet: never run, failed, or interrupted."""
         return [f for f in formulas if self.status.get(self._key(f), {}).get("status") != "done"]
 
-    def run(self, formulas: list[str], executor: str = "local", workers: int = 1) -> dict[str, dict[str, Any]]:
-        """Run the pending formulas (sequentially, or on a local Dask cluster) and record each outcome."""
+    def run(self, formulas: list[str], executor: str = "local", workers: int = 1,
+            batch: int = 1) -> dict[str, dict[str, Any]]:
+        """Run the pending formulas, ``batch`` compositions per flow, one flow after another or on a local
+        Dask cluster, and record each outcome."""
         todo = self.pending(formulas)
+        groups = [todo[i:i + batch] for i in range(0, len(todo), batch)]
         jobs_dir = str((self.outputs / "jobs").resolve())
-        outcomes = (self._local(todo, jobs_dir) if executor == "local"
-                    else self._dask(todo, jobs_dir, workers))
-        for outcome in tqdm(outcomes, total=len(todo), desc="campaign", unit="composition", disable=None):
-            self._record(outcome)
+        outcomes = self._local(groups, jobs_dir) if executor == "local" else self._dask(groups, jobs_dir, workers)
+        with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as progress:
+            for group_outcomes in outcomes:
+                for outcome in group_outcomes:
+                    self._record(outcome)
+                    progress.update(len(outcome.formulas))
         return {f: self.status[self._key(f)] for f in formulas}
 
-    def _local(self, formulas: list[str], jobs_dir: str) -> Iterator[Outcome]:
-        return (run_composition(self.maker, formula, jobs_dir) for formula in formulas)
+    def _local(self, groups: list[list[str]], jobs_dir: str) -> Iterator[list[Outcome]]:
+        return (run_compositions(self.maker, group, jobs_dir) for group in groups)
 
-    def _dask(self, formulas: list[str], jobs_dir: str, workers: int) -> Iterator[Outcome]:
+    def _dask(self, groups: list[list[str]], jobs_dir: str, workers: int) -> Iterator[list[Outcome]]:
         from distributed import Client, LocalCluster, as_completed
 
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
-            futures = [client.submit(run_composition, self.maker, f, jobs_dir, pure=False) for f in formulas]
+            futures = [client.submit(run_compositions, self.maker, group, jobs_dir, pure=False) for group in groups]
             for future in as_completed(futures):
                 yield future.result()
 
@@ -128,8 +139,9 @@ class Campaign:
             for name, docs in outcome.data.items():
                 if docs:
                     self.store.additional_stores[name].update(docs, key="blob_uuid")
-        entry = {"status": outcome.status, "reason": outcome.reason, "temperatures_K": outcome.temperatures_K}
-        self.status[self._key(outcome.formula)] = {"formula": outcome.formula, **entry}
+        for formula in outcome.formulas:
+            self.status[self._key(formula)] = {"formula": formula, "status": outcome.status, "reason": outcome.reason,
+                                               "temperatures_K": outcome.temperatures_K.get(self._key(formula), [])}
         write_text_atomic(self.status_path, json.dumps(self.status, indent=1))
 
     @staticmethod

@@ -28,11 +28,12 @@ Thermostat = Literal["nose-hoover", "langevin"]
 
 # Engine kinds and the factory that builds each: "module:function", imported only when used.
 ENGINE_FACTORIES = {
-    "chgnet": "amorph.surrogate.chgnet:chgnet_engine",
-    "m3gnet": "amorph.surrogate.m3gnet:m3gnet_engine",
+    "chgnet": "amorph.surrogate.batched.chgnet:chgnet_engine",  # amorph's batched evaluation
+    "m3gnet": "amorph.surrogate.batched.m3gnet:m3gnet_engine",
+    "chgnet-ase": "amorph.surrogate.chgnet:chgnet_ase_engine",  # the packages' own ASE calculators
+    "m3gnet-ase": "amorph.surrogate.m3gnet:m3gnet_ase_engine",
     "ase": "amorph.surrogate.ase_md:calculator_factory_engine",
-    "chgnet-batched": "amorph.surrogate.batched.chgnet:chgnet_batched_engine",
-    "m3gnet-batched": "amorph.surrogate.batched.m3gnet:m3gnet_batched_engine",
+    "batched": "amorph.surrogate.batched.engine:potential_factory_engine",
     "vasp": "amorph.vasp:vasp_engine",
 }
 
@@ -224,6 +225,7 @@ class Engine(ABC):
     """Runs MD tasks. Subclasses implement :meth:`run_one`; batched engines override :meth:`run`."""
 
     name: str = "engine"
+    batches: bool = False  # True when one call of run(tasks) advances its tasks together
 
     def run(self, tasks: list[MDTask]) -> list[MDResult]:
         """Run ``tasks`` (independent of one another) and return their results in order."""
@@ -261,9 +263,10 @@ class RelaxResult(MSONable):
 class EngineSpec(MSONable):
     """A serialisable description of an engine, resolved to a live engine once per process.
 
-    ``kind`` is a key of :data:`ENGINE_FACTORIES` ("chgnet", "m3gnet", "ase", "vasp" ...). ``model`` is
-    engine specific: a pretrained model name or a local model directory for the ML potentials, or
-    ``"package.module:function"`` returning an ASE calculator for ``kind="ase"``.
+    ``kind`` is a key of :data:`ENGINE_FACTORIES` ("chgnet", "m3gnet", "chgnet-ase", "ase", "vasp" ...). ``model`` is
+    engine specific: a pretrained model name or a local model directory for the ML potentials,
+    ``"package.module:function"`` returning an ASE calculator for ``kind="ase"``, or returning a
+    :class:`~amorph.surrogate.batched.potential.BatchedPotential` for ``kind="batched"``.
     """
 
     kind: str = "chgnet"
@@ -294,3 +297,12 @@ class EngineSpec(MSONable):
 
 
 _LOADED_ENGINES: dict[str, Engine] = {}
+
+
+def import_factory(path: str | None, what: str):
+    """The callable at ``package.module:function``; ``EngineError`` naming ``what`` if it cannot be imported."""
+    module_name, _, function_name = (path or "").partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise EngineError(f"cannot import {what} factory {path!r}: {exc}") from None

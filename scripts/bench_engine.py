@@ -35,7 +35,7 @@ from amorph.surrogate.batched.graph import Systems
 def engine_specs(args) -> tuple[EngineSpec, EngineSpec]:
     """The stock (ASE) and batched specs of one model."""
     if args.model == "chgnet":
-        return EngineSpec("chgnet", device=args.device), EngineSpec("chgnet-batched", device=args.device)
+        return EngineSpec("chgnet-ase", device=args.device), EngineSpec("chgnet", device=args.device)
     model = args.m3gnet_model or str(Path(tempfile.mkdtemp()) / "m3gnet")
     if not args.m3gnet_model:  # matgl's pretrained architecture, random weights scaled to eV/Å forces
         from matgl.apps.pes import Potential
@@ -43,8 +43,8 @@ def engine_specs(args) -> tuple[EngineSpec, EngineSpec]:
 
         torch.manual_seed(0)
         Potential(model=M3GNet(is_intensive=False), calc_stresses=True, data_std=1000.0).save(model)
-    return (EngineSpec("m3gnet", model=model, device=args.device),
-            EngineSpec("m3gnet-batched", model=model, device=args.device))
+    return (EngineSpec("m3gnet-ase", model=model, device=args.device),
+            EngineSpec("m3gnet", model=model, device=args.device))
 
 
 def md_tasks(structure, n: int, steps: int, root: Path) -> list[MDTask]:

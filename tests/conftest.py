@@ -13,4 +13,4 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 def chgnet():
     from amorph.engine import EngineSpec
 
-    return EngineSpec("chgnet").load()
+    return EngineSpec("chgnet-ase").load()

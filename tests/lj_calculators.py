@@ -1,6 +1,11 @@
-"""Cheap ASE calculators for testing the MD machinery (imported by tests, and by name as engine factories)."""
+"""Cheap potentials for testing the MD machinery (imported by tests, and by name as engine factories):
+ASE calculators, and the same argon as a batched torch potential."""
 
+import torch
 from ase.calculators.lj import LennardJones
+
+from amorph.surrogate.batched.graph import neighbor_list
+from amorph.surrogate.batched.potential import BatchedPotential
 
 ARGON = {"sigma": 3.4, "epsilon": 0.0104, "rc": 8.0, "smooth": True}
 
@@ -41,3 +46,22 @@ class NaNAfter(LennardJones):
 def exploding_argon() -> LennardJones:
     """Argon with a well 10^4 times too deep: any random packing heats past the blow-up limit."""
     return LennardJones(**{**ARGON, "epsilon": 104.0})
+
+
+class TorchArgon(BatchedPotential):
+    """``argon()`` as a batched potential (float64), for the batched engine."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Linear(1, 1).double())  # a parameter-carrying stand-in for a model
+        self.calls = 0
+
+    def energies(self, systems, positions, cells):
+        self.calls += 1
+        sigma, epsilon, rc = ARGON["sigma"], ARGON["epsilon"], ARGON["rc"]
+        ro = 0.66 * rc
+        edges = neighbor_list(systems, rc)
+        r2 = (edges.vectors(positions, cells, systems.owner) ** 2).sum(1)
+        c6 = (sigma**2 / r2) ** 3
+        smooth = (rc**2 - r2) ** 2 * (rc**2 + 2 * r2 - 3 * ro**2) / (rc**2 - ro**2) ** 3
+        pair = 2 * epsilon * (c6**2 - c6) * torch.where(r2 < ro**2, torch.ones_like(r2), smooth)
+        return pair.new_zeros(systems.n_replicas).index_add(0, systems.owner[edges.center], pair)

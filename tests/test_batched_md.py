@@ -1,7 +1,7 @@
 """The batched engine's integrators and run bookkeeping, on Lennard-Jones argon written in torch.
 
-The torch potential is ASE's smoothly cut Lennard-Jones, so the batched engine can be compared step
-for step with the ASE engine running ``ase.calculators.lj``.
+The torch potential (``lj_calculators.TorchArgon``) is ASE's smoothly cut Lennard-Jones, so the batched
+engine can be compared step for step with the ASE engine running ``ase.calculators.lj``.
 """
 
 import numpy as np
@@ -9,35 +9,14 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.units import kB
-from lj_calculators import ARGON, argon
+from lj_calculators import TorchArgon, argon
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.engine import MDSettings, MDState, MDTask
 from amorph.errors import InputError, MDInstabilityError
 from amorph.surrogate.ase_md import ASEEngine
 from amorph.surrogate.batched.engine import BatchedEngine
-from amorph.surrogate.batched.graph import neighbor_list
-from amorph.surrogate.batched.potential import BatchedPotential
 from amorph.trajectory import Trajectory
-
-
-class TorchArgon(BatchedPotential):
-    """``ase.calculators.lj.LennardJones(**ARGON)`` as a batched potential (float64)."""
-
-    def __init__(self):
-        super().__init__(torch.nn.Linear(1, 1).double())  # a parameter-carrying stand-in for a model
-        self.calls = 0
-
-    def energies(self, systems, positions, cells):
-        self.calls += 1
-        sigma, epsilon, rc = ARGON["sigma"], ARGON["epsilon"], ARGON["rc"]
-        ro = 0.66 * rc
-        edges = neighbor_list(systems, rc)
-        r2 = (edges.vectors(positions, cells, systems.owner) ** 2).sum(1)
-        c6 = (sigma**2 / r2) ** 3
-        smooth = (rc**2 - r2) ** 2 * (rc**2 + 2 * r2 - 3 * ro**2) / (rc**2 - ro**2) ** 3
-        pair = 2 * epsilon * (c6**2 - c6) * torch.where(r2 < ro**2, torch.ones_like(r2), smooth)
-        return pair.new_zeros(systems.n_replicas).index_add(0, systems.owner[edges.center], pair)
 
 
 class KilledAfter(TorchArgon):

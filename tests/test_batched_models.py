@@ -152,21 +152,21 @@ def md_tasks(root, steps=6):
 
 
 def test_batched_chgnet_md_equals_single_runs(tmp_path):
-    engine = EngineSpec("chgnet-batched").load()
-    assert isinstance(engine, BatchedEngine) and engine.name == "chgnet-batched"
+    engine = EngineSpec("chgnet").load()
+    assert isinstance(engine, BatchedEngine) and engine.name == "chgnet"
     together = engine.run(md_tasks(tmp_path / "together"))
     alone = [engine.run([t])[0] for t in md_tasks(tmp_path / "alone")]
     for a, b in zip(together, alone, strict=True):
         ta, tb = Trajectory.load(a.trajectory_path), Trajectory.load(b.trajectory_path)
         assert np.abs(ta.positions - tb.positions).max() < 1e-5
         assert np.allclose(ta.energies, tb.energies, rtol=0, atol=1e-4)
-        assert ta.metadata["engine"] == "chgnet-batched" and ta.metadata["complete"]
+        assert ta.metadata["engine"] == "chgnet" and ta.metadata["complete"]
         assert a.stats.n_atoms == 12 and a.n_force_calls == 7
 
 
 def test_batched_chgnet_md_follows_the_ase_chgnet_engine(tmp_path, chgnet):
     (stock,) = chgnet.run(md_tasks(tmp_path / "ase")[:1])
-    (batched,) = EngineSpec("chgnet-batched").load().run(md_tasks(tmp_path / "batched")[:1])
+    (batched,) = EngineSpec("chgnet").load().run(md_tasks(tmp_path / "batched")[:1])
     a, b = Trajectory.load(stock.trajectory_path), Trajectory.load(batched.trajectory_path)
     assert np.abs(a.positions - b.positions).max() < 1e-5
     assert np.abs(a.virial_pressures - b.virial_pressures).max() < 1e-3
@@ -176,12 +176,12 @@ def test_batched_chgnet_md_follows_the_ase_chgnet_engine(tmp_path, chgnet):
 
 def test_chgnet_batched_rejects_elements_outside_its_embedding():
     with pytest.raises(InputError, match="no parameters for element.* Am"):
-        EngineSpec("chgnet-batched").load().check_elements(["Li", "Am"])
+        EngineSpec("chgnet").load().check_elements(["Li", "Am"])
 
 
 def test_m3gnet_batched_engine_from_a_local_directory(small_m3gnet, tmp_path):
     small_m3gnet.save(str(tmp_path / "model"))
-    engine = EngineSpec("m3gnet-batched", model=str(tmp_path / "model")).load()
+    engine = EngineSpec("m3gnet", model=str(tmp_path / "model")).load()
     results = engine.run(md_tasks(tmp_path / "runs", steps=4))
     assert [Trajectory.load(r.trajectory_path).n_frames for r in results] == [4, 4]
     with pytest.raises(InputError, match="no parameters for element.* Si"):
@@ -192,7 +192,7 @@ def test_m3gnet_batched_engine_from_a_local_directory(small_m3gnet, tmp_path):
 def test_lean_chgnet_conserves_energy_without_a_thermostat(tmp_path):
     settings = MDSettings(time_step_fs=1.0, thermostat="langevin", thermostat_time_fs=float("inf"))
     task = MDTask(MDState(li2o(4.61, rattle=0.1)), 600.0, 500, settings, tmp_path, seed=1)
-    traj = Trajectory.load(EngineSpec("chgnet-batched").load().run([task])[0].trajectory_path)
+    traj = Trajectory.load(EngineSpec("chgnet").load().run([task])[0].trajectory_path)
     total = (traj.energies + 1.5 * traj.n_atoms * kB * traj.temperatures) / traj.n_atoms
     drift = total[-50:].mean() - total[:50].mean()
     print(f"NVE drift of CHGNet Li2O (12 atoms, 1 fs, 0.5 ps): {drift:.2e} eV/atom, std {total.std():.2e}")

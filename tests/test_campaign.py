@@ -78,7 +78,7 @@ def test_flows_serialise_and_convert_to_fireworks():
     flow = demo_maker().make("Li2O")
     again = json.loads(json.dumps(flow, cls=MontyEncoder), cls=MontyDecoder)
     assert isinstance(again, Flow) and again.job_uuids == flow.job_uuids
-    eos = next(job for job, _ in again.iterflow() if job.name == "eos 5000 K")
+    eos = next(job for job, _ in again.iterflow() if job.name == "eos Li2O 5000 K")
     assert eos.function_args[0].duration_ps == pytest.approx(0.3)  # the maker travels with its job
 
     pytest.importorskip("fireworks")

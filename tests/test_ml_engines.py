@@ -30,7 +30,7 @@ def small_m3gnet(tmp_path_factory):
                    dim_edge_embedding=16, cutoff=4.0, threebody_cutoff=3.0, is_intensive=False)
     path = tmp_path_factory.mktemp("m3gnet") / "Li-O-tiny"
     Potential(model=model, calc_stresses=True).save(str(path))
-    return EngineSpec("m3gnet", model=str(path))
+    return EngineSpec("m3gnet-ase", model=str(path))
 
 
 def _virial_and_finite_difference_pressure(engine, structure, delta=3e-3):
@@ -50,7 +50,7 @@ def _virial_and_finite_difference_pressure(engine, structure, delta=3e-3):
 
 @pytest.mark.parametrize("kind", ["chgnet", "m3gnet"])
 def test_virial_pressure_is_minus_dE_dV(kind, small_m3gnet):
-    engine = (small_m3gnet if kind == "m3gnet" else EngineSpec("chgnet")).load()
+    engine = (small_m3gnet if kind == "m3gnet" else EngineSpec("chgnet-ase")).load()
     virial, finite_difference = _virial_and_finite_difference_pressure(engine, li2o())
     assert virial == pytest.approx(finite_difference, rel=0.02, abs=1e-3)
 
@@ -66,11 +66,11 @@ def test_m3gnet_from_a_local_directory_runs_md(small_m3gnet, tmp_path):
     result = engine.run_one(MDTask(MDState(li2o(4.61)), 300.0, 20, MDSettings(), tmp_path, seed=1))
     traj = Trajectory.load(result.trajectory_path)
     assert traj.n_frames == 20 and np.isfinite(traj.energies).all()
-    assert traj.metadata["engine"] == "m3gnet"
+    assert traj.metadata["engine"] == "m3gnet-ase"
 
 
 def test_model_is_loaded_once_per_process(small_m3gnet):
-    assert small_m3gnet.load() is EngineSpec("m3gnet", model=small_m3gnet.model).load()
+    assert small_m3gnet.load() is EngineSpec("m3gnet-ase", model=small_m3gnet.model).load()
 
 
 def test_m3gnet_elements_outside_the_model_are_rejected(small_m3gnet):
@@ -80,4 +80,4 @@ def test_m3gnet_elements_outside_the_model_are_rejected(small_m3gnet):
 
 def test_missing_m3gnet_model_names_both_ways_to_load(tmp_path):
     with pytest.raises(EngineError, match="local directory .* pretrained model name"):
-        EngineSpec("m3gnet", model=str(tmp_path / "absent")).load()
+        EngineSpec("m3gnet-ase", model=str(tmp_path / "absent")).load()

@@ -85,7 +85,7 @@ def test_store_holds_every_job(li2o_run):
     outputs, summaries = li2o_run
     docs = json.loads((outputs / "store" / "jobs.json").read_text())
     names = {d["name"] for d in docs}
-    assert {"random cell", "production 3000 K", "production 1500 K", "collect"} <= names
+    assert {"random cell", "production Li2O 3000 K", "production Li2O 1500 K", "collect"} <= names
     collect = next(d for d in docs if d["name"] == "collect")
     assert [s["temperature_K"] for s in collect["output"]] == [3000.0, 1500.0]
 

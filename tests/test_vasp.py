@@ -13,7 +13,7 @@ from pymatgen.io.vasp import Incar, Kpoints, Poscar, Potcar
 
 from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.errors import EngineError, InputError
-from amorph.flows import CheckRunMaker, MeltQuenchMaker, ProductionMaker, VolumeSearchMaker
+from amorph.flows import CheckRunMaker, MeltQuenchMaker, ProductionMaker, Target, VolumeSearchMaker
 from amorph.store import local_store
 from amorph.trajectory import Trajectory
 from amorph.vasp import VaspSettings, vasp_engine
@@ -185,21 +185,22 @@ def test_missing_vasp_configuration_is_reported_before_any_run(tmp_path, monkeyp
 
 def test_volume_search_check_and_production_flows_run_with_vasp(tmp_path, vasp_log):
     settings = MDSettings(thermostat_time_fs=20.0)
-    search = VolumeSearchMaker(duration_ps=0.02, md=settings).make(li2o(), 1000.0, SPEC, seed=3)
-    check = CheckRunMaker(duration_ps=0.02, md=settings, max_attempts=1).make(search.output, 1000.0, SPEC, seed=3)
+    targets = [Target(li2o(), 1000.0, "Li2O")]
+    search = VolumeSearchMaker(duration_ps=0.02, md=settings).make(targets, SPEC, seed=3)
+    check = CheckRunMaker(duration_ps=0.02, md=settings, max_attempts=1).make(targets, search.output, SPEC, seed=3)
     production = ProductionMaker(duration_ps=0.04, chunk_ps=0.02, md=settings).make(
-        check.output.final_state, 1000.0, SPEC, seed=3)
+        targets, [check.output[0].final_state], SPEC, seed=3)
     flow = Flow([search, check, production])
     store = local_store(tmp_path / "store")
     run_locally(flow, store=store, root_dir=tmp_path / "jobs", create_folders=True, raise_immediately=True,
                 log=False)
-    result = search.output.resolve(store)
+    (result,) = search.output.resolve(store)
     pressures = [p.pressure_GPa for p in result.points]
     assert min(pressures) < 0 < max(pressures)  # bracketed by the fake's P(V)
     assert min(p.volume_A3 for p in result.points) < result.volume_A3 < max(p.volume_A3 for p in result.points)
-    checked = check.output.resolve(store)
+    (checked,) = check.output.resolve(store)
     assert checked.volume_A3 == pytest.approx(result.volume_A3, rel=1e-6)
-    produced = production.output.resolve(store)
+    (produced,) = production.output.resolve(store)
     trajectory = Trajectory.load(produced.trajectory_path)
     assert trajectory.n_frames == 20 and trajectory.metadata["chunk_steps"] == 10
     nsw = [int(line.rsplit("=", 1)[1]) for line in vasp_log.read_text().splitlines()]

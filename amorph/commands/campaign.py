@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--executor", choices=("local", "dask"), default="local",
                         help="run compositions one after another (local) or on a local Dask cluster")
     parser.add_argument("--workers", type=int_at_least(1), default=2, help="Dask worker processes (default 2)")
+    parser.add_argument("--batch", type=int_at_least(1), default=1,
+                        help="compositions per flow; with a batched engine (chgnet, m3gnet) their MD runs "
+                             "go to the model together (default 1)")
     parser.set_defaults(func=campaign)
 
 
@@ -30,7 +33,7 @@ def campaign(args: argparse.Namespace) -> int:
     maker = build_maker(args)
     maker.engine.load()  # a wrong engine or model fails once, here, not once per composition
     runner = Campaign(maker, open_store(args.store, args.outputs), args.outputs)
-    status = runner.run(formulas, executor=args.executor, workers=args.workers)
+    status = runner.run(formulas, executor=args.executor, workers=args.workers, batch=args.batch)
     failed = {f: s for f, s in status.items() if s["status"] != "done"}
     print(f"{len(status) - len(failed)} of {len(status)} compositions done")
     for formula, s in failed.items():

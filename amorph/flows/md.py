@@ -1,14 +1,48 @@
-"""Helpers shared by the MD stages: durations to steps, seeds, and scaling a state to a volume."""
+"""What the MD stages share: the systems they run (targets), durations to steps, seeds, and volume scaling.
+
+Every stage job runs a list of :class:`Target` systems (compositions at temperatures) and hands all
+their MD runs to the engine in one call, so that a batched engine advances them together.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from monty.json import MSONable
 from pymatgen.core import Structure
 
 from amorph.engine import EngineSpec, MDResult, MDSettings, MDState, MDTask
 from amorph.errors import InputError
+
+
+@dataclass
+class Target(MSONable):
+    """One system of a stage: its start structure, temperature, and the folder of its MD files.
+
+    ``run_dir`` is a fixed folder per composition and temperature, so that a rerun finds finished runs
+    and checkpoints; without it the files go to ``<job folder>/<formula>/<T>K``.
+    """
+
+    structure: Structure
+    temperature: float
+    formula: str = ""
+    run_dir: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.formula} {self.temperature:.0f} K".strip()
+
+    def work_dir(self) -> Path:
+        if self.run_dir is not None:
+            return Path(self.run_dir)
+        return Path.cwd() / (self.formula or "system") / f"{self.temperature:.0f}K"
+
+
+def stage_name(targets: list[Target]) -> str:
+    """A job name for the targets of a stage: "Li2O 1500 K" or "Li2O 1500 K + 3 more"."""
+    return targets[0].name + (f" + {len(targets) - 1} more" if len(targets) > 1 else "")
 
 
 def steps_for(duration_ps: float, settings: MDSettings, structure: Structure) -> int:
@@ -34,34 +68,27 @@ def scaled_state(state: MDState, volume: float, keep_velocities: bool = True) ->
 
 def run_md(
     engine: EngineSpec,
+    targets: list[Target],
     states: list[MDState],
-    temperature: float,
-    duration_ps: float,
-    settings: MDSettings,
     seeds: list[int],
     labels: list[str],
-    run_dir: str | None = None,
+    duration_ps: float,
+    settings: MDSettings,
     chunk_ps: float | None = None,
 ) -> list[MDResult]:
-    """Run one NVT task per state as one engine call.
-
-    MD files go to ``run_dir`` when given (a fixed folder per composition and temperature, so that a
-    rerun finds finished runs and checkpoints), else to the job's working directory.
-    """
-    work_dir = Path(run_dir) if run_dir else Path.cwd()
+    """Run one NVT task per state, at its target's temperature and in its target's folder, as one engine call."""
     tasks = []
-    for state, seed, label in zip(states, seeds, labels, strict=True):
-        chunk = steps_for(chunk_ps, settings, state.structure) if chunk_ps else None
+    for target, state, seed, label in zip(targets, states, seeds, labels, strict=True):
         tasks.append(
             MDTask(
                 state=state,
-                temperature=temperature,
+                temperature=target.temperature,
                 steps=steps_for(duration_ps, settings, state.structure),
                 settings=settings,
-                work_dir=work_dir,
+                work_dir=target.work_dir(),
                 seed=seed,
-                chunk_steps=chunk,
+                chunk_steps=steps_for(chunk_ps, settings, state.structure) if chunk_ps else None,
                 label=label,
             )
         )
-    return engine.load().run(tasks)
+    return engine.load().run(tasks) if tasks else []

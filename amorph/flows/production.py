@@ -8,13 +8,13 @@ from jobflow import Maker, job
 
 from amorph.engine import EngineSpec, MDResult, MDSettings, MDState
 from amorph.errors import InputError
-from amorph.flows.md import derive_seed, run_md
+from amorph.flows.md import Target, derive_seed, run_md
 from amorph.trajectory import Trajectory
 
 
 @dataclass
 class ProductionMaker(Maker):
-    """``duration_ps`` of NVT MD continuing from the check run's positions, velocities and thermostat.
+    """For each target, ``duration_ps`` of NVT MD continuing from the check run's positions, velocities and thermostat.
 
     The trajectory is written every ``chunk_ps`` with a checkpoint, so a killed job rerun in the same
     directory continues from its last chunk. With ``store_trajectory`` the trajectory also goes into
@@ -33,12 +33,12 @@ class ProductionMaker(Maker):
         self.md.validate()
 
     @job(data="trajectory")
-    def make(
-        self, start: MDState, temperature: float, engine: EngineSpec, seed: int = 1, run_dir: str | None = None
-    ) -> MDResult:
-        (result,) = run_md(engine, [start], temperature, self.duration_ps, self.md,
-                           seeds=[derive_seed(seed, temperature, 1000)], labels=["production"],
-                           run_dir=run_dir, chunk_ps=self.chunk_ps)
+    def make(self, targets: list[Target], starts: list[MDState], engine: EngineSpec, seed: int = 1) -> list[MDResult]:
+        """One production run per target from its start state (the check run's end), all in one engine call."""
+        results = run_md(engine, targets, starts, seeds=[derive_seed(seed, t.temperature, 1000) for t in targets],
+                         labels=["production"] * len(targets), duration_ps=self.duration_ps, settings=self.md,
+                         chunk_ps=self.chunk_ps)
         if self.store_trajectory:
-            result.trajectory = Trajectory.load(result.trajectory_path)
-        return result
+            for result in results:
+                result.trajectory = Trajectory.load(result.trajectory_path)
+        return results

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from jobflow import Flow, Maker, Response, job
 from monty.json import MSONable
-from pymatgen.core import Structure
 
 from amorph.engine import EngineSpec, MDResult, MDSettings, MDState, RunStats
 from amorph.errors import InputError, VolumeSearchError
-from amorph.flows.md import derive_seed, run_md, scaled_state
+from amorph.flows.md import Target, derive_seed, run_md, scaled_state, stage_name
 from amorph.volume import (
     EOSFit,
     EOSPoint,
@@ -70,54 +69,68 @@ class VolumeSearchMaker(Maker):
             raise InputError(f"MD duration must be positive, got {self.duration_ps} ps")
         self.md.validate()
 
-    def make(
-        self, structure: Structure, temperature: float, engine: EngineSpec, seed: int = 1, run_dir: str | None = None
-    ) -> Flow:
-        runs = eos_runs(self, structure, list(self.volume_factors), temperature, engine, seed, 0, run_dir)
-        runs.name = f"eos {temperature:.0f} K"
-        search = fit_or_extend(self, structure, temperature, engine, seed, runs.output, [], run_dir)
-        search.name = f"eos fit {temperature:.0f} K"
-        return Flow([runs, search], output=search.output, name=f"{self.name} {temperature:.0f} K")
+    def make(self, targets: list[Target], engine: EngineSpec, seed: int = 1) -> Flow:
+        """The search for every target; each round's runs, of all targets, go to the engine as one call."""
+        factors = [list(self.volume_factors)] * len(targets)
+        runs = eos_runs(self, targets, factors, [0] * len(targets), engine, seed)
+        runs.name = f"eos {stage_name(targets)}"
+        search = fit_or_extend(self, targets, engine, seed, runs.output, [[] for _ in targets])
+        search.name = f"eos fit {stage_name(targets)}"
+        return Flow([runs, search], output=search.output, name=f"{self.name} {stage_name(targets)}")
 
 
 @job
 def eos_runs(
     maker: VolumeSearchMaker,
-    structure: Structure,
-    factors: list[float],
-    temperature: float,
+    targets: list[Target],
+    factors: list[list[float]],
+    first_indices: list[int],
     engine: EngineSpec,
     seed: int,
-    first_index: int,
-    run_dir: str | None = None,
-) -> list[MDResult]:
-    """NVT runs of ``structure`` scaled to each volume factor, with fresh velocities at ``temperature``."""
-    indices = range(first_index, first_index + len(factors))
-    return run_md(
+) -> list[list[MDResult]]:
+    """For each target, NVT runs of its structure scaled to each of its volume factors (fresh velocities)."""
+    plan = [(i, factor, first + k) for i, (fs, first) in enumerate(zip(factors, first_indices, strict=True))
+            for k, factor in enumerate(fs)]
+    results = run_md(
         engine,
-        [scaled_state(MDState(structure), f * structure.volume) for f in factors],
-        temperature,
-        maker.duration_ps,
-        maker.md,
-        seeds=[derive_seed(seed, temperature, i) for i in indices],
-        labels=[f"eos{i:02d}" for i in indices],
-        run_dir=run_dir,
+        [targets[i] for i, _, _ in plan],
+        [scaled_state(MDState(targets[i].structure), f * targets[i].structure.volume) for i, f, _ in plan],
+        seeds=[derive_seed(seed, targets[i].temperature, n) for i, _, n in plan],
+        labels=[f"eos{n:02d}" for _, _, n in plan],
+        duration_ps=maker.duration_ps,
+        settings=maker.md,
     )
+    grouped: list[list[MDResult]] = [[] for _ in targets]
+    for (i, _, _), result in zip(plan, results, strict=True):
+        grouped[i].append(result)
+    return grouped
 
 
 @job
 def fit_or_extend(
     maker: VolumeSearchMaker,
-    structure: Structure,
-    temperature: float,
+    targets: list[Target],
     engine: EngineSpec,
     seed: int,
-    new_runs: list[MDResult],
-    previous_runs: list[MDResult],
-    run_dir: str | None = None,
-) -> VolumeSearchResult | Response:
-    """Fit P(V); return the zero-pressure volume if bracketed, else replace itself by one more volume."""
-    runs = [*previous_runs, *new_runs]
+    new_runs: list[list[MDResult]],
+    previous_runs: list[list[MDResult]],
+) -> list[VolumeSearchResult] | Response:
+    """Fit P(V) of each target; when all are bracketed return their zero-pressure volumes, else replace
+    itself by one more volume for each target that is not (all in one engine call) and a new fit."""
+    runs = [[*old, *new] for old, new in zip(previous_runs, new_runs, strict=True)]
+    outcomes = [_fit_one(maker, target, target_runs) for target, target_runs in zip(targets, runs, strict=True)]
+    if all(isinstance(outcome, VolumeSearchResult) for outcome in outcomes):
+        return outcomes
+    factors = [[] if isinstance(outcome, VolumeSearchResult) else [outcome] for outcome in outcomes]
+    more = eos_runs(maker, targets, factors, [len(r) for r in runs], engine, seed)
+    more.name = f"eos {stage_name(targets)} extra {max(len(r) for r in runs) - len(maker.volume_factors) + 1}"
+    again = fit_or_extend(maker, targets, engine, seed, more.output, runs)
+    again.name = f"eos fit {stage_name(targets)}"
+    return Response(replace=Flow([more, again], output=again.output))
+
+
+def _fit_one(maker: VolumeSearchMaker, target: Target, runs: list[MDResult]) -> VolumeSearchResult | float:
+    """The search's result if zero pressure is bracketed, else the volume factor to sample next."""
     points = [_eos_point(run) for run in runs]
     volumes = np.array([p.volume_A3 for p in points])
     pressures = np.array([p.pressure_GPa for p in points])
@@ -130,14 +143,9 @@ def fit_or_extend(
     if extra >= maker.max_extra_volumes:
         sampled = ", ".join(f"{v:.1f} Å³: {p:+.2f} GPa" for v, p in zip(volumes, pressures))
         raise VolumeSearchError(
-            f"zero pressure not bracketed at {temperature:.0f} K after {extra} extra volumes ({sampled})"
+            f"zero pressure not bracketed for {target.name} after {extra} extra volumes ({sampled})"
         )
-    factor = next_volume(volumes, pressures, fit, maker.min_step, maker.max_step) / structure.volume
-    more = eos_runs(maker, structure, [factor], temperature, engine, seed, len(runs), run_dir)
-    more.name = f"eos {temperature:.0f} K extra {extra + 1}"
-    again = fit_or_extend(maker, structure, temperature, engine, seed, more.output, runs, run_dir)
-    again.name = f"eos fit {temperature:.0f} K"
-    return Response(replace=Flow([more, again], output=again.output))
+    return next_volume(volumes, pressures, fit, maker.min_step, maker.max_step) / target.structure.volume
 
 
 def _eos_point(run: MDResult) -> EOSPoint:
@@ -170,42 +178,54 @@ class CheckRunMaker(Maker):
             raise InputError("the check run needs at least one attempt")
         self.md.validate()
 
-    def make(
-        self, search: VolumeSearchResult, temperature: float, engine: EngineSpec, seed: int = 1,
-        run_dir: str | None = None,
-    ):
-        check = check_volume(self, search.start, search.fit, temperature, engine, seed, 1, [], run_dir)
-        check.name = f"check {temperature:.0f} K"
+    def make(self, targets: list[Target], searches: list[VolumeSearchResult], engine: EngineSpec,
+             seed: int = 1):
+        """Check runs for every target, from its volume search, as one engine call per attempt."""
+        check = check_volume(self, targets, searches, engine, seed)
+        check.name = f"check {stage_name(targets)}"
         return check
 
     def is_converged(self, stats: RunStats) -> bool:
         pressure_ok = abs(stats.pressure_GPa) <= max(self.pressure_tolerance_GPa, 2 * stats.pressure_sem_GPa)
         return pressure_ok and abs(stats.energy_drift_eV_per_atom) <= self.energy_tolerance_eV_per_atom
 
+    def is_settled(self, check: CheckResult | None) -> bool:
+        """Whether a target's check runs are over: converged, or out of attempts."""
+        return check is not None and (check.converged or check.attempts >= self.max_attempts)
+
 
 @job
 def check_volume(
     maker: CheckRunMaker,
-    start: MDState,
-    fit: EOSFit,
-    temperature: float,
+    targets: list[Target],
+    searches: list[VolumeSearchResult],
     engine: EngineSpec,
     seed: int,
-    attempt: int,
-    history: list[RunStats],
-    run_dir: str | None = None,
-) -> CheckResult | Response:
-    """One check run; if unconverged and attempts remain, replace itself by a run at a rescaled volume."""
-    (run,) = run_md(engine, [start], temperature, maker.duration_ps, maker.md,
-                    seeds=[derive_seed(seed, temperature, 100 + attempt)], labels=[f"check{attempt}"],
-                    run_dir=run_dir)
-    stats = run.stats
-    history = [*history, stats]
-    converged = maker.is_converged(stats)
-    if converged or attempt >= maker.max_attempts:
-        return CheckResult(stats.volume_A3, stats, run.final_state, converged, attempt, history)
-    volume = rescaled_volume(stats.volume_A3, stats.pressure_GPa, fit.b0_GPa)  # B0 ≈ -V dP/dV near V0
-    retry = check_volume(maker, scaled_state(run.final_state, volume), fit, temperature, engine, seed,
-                         attempt + 1, history, run_dir)
-    retry.name = f"check {temperature:.0f} K attempt {attempt + 1}"
-    return Response(replace=retry)
+    checks: list[CheckResult] | None = None,
+) -> list[CheckResult] | Response:
+    """One check run for each target still unconverged with attempts left (the first at its fitted
+    volume, later ones rescaled by its last pressure); replace itself while any such target remains."""
+    checks = list(checks or [None] * len(targets))
+    retry = [i for i, check in enumerate(checks) if not maker.is_settled(check)]
+    starts, attempts = [], []
+    for i in retry:
+        if checks[i] is None:
+            starts.append(searches[i].start)
+            attempts.append(1)
+        else:
+            stats = checks[i].stats  # B0 ≈ -V dP/dV near V0
+            volume = rescaled_volume(stats.volume_A3, stats.pressure_GPa, searches[i].fit.b0_GPa)
+            starts.append(scaled_state(checks[i].final_state, volume))
+            attempts.append(checks[i].attempts + 1)
+    runs = run_md(engine, [targets[i] for i in retry], starts,
+                  seeds=[derive_seed(seed, targets[i].temperature, 100 + a) for i, a in zip(retry, attempts)],
+                  labels=[f"check{a}" for a in attempts], duration_ps=maker.duration_ps, settings=maker.md)
+    for i, attempt, run in zip(retry, attempts, runs, strict=True):
+        history = [] if checks[i] is None else checks[i].history
+        checks[i] = CheckResult(run.stats.volume_A3, run.stats, run.final_state, maker.is_converged(run.stats),
+                                attempt, [*history, run.stats])
+    if all(maker.is_settled(check) for check in checks):
+        return checks
+    again = check_volume(maker, targets, searches, engine, seed, checks)
+    again.name = f"check {stage_name(targets)} attempt {max(attempts) + 1}"
+    return Response(replace=again)

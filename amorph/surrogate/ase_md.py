@@ -7,7 +7,6 @@ directory, with no frame lost or repeated.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import time
@@ -27,7 +26,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from tqdm.auto import tqdm
 
-from amorph.engine import Engine, EngineSpec, MDResult, MDState, MDTask, RelaxResult, RunStats
+from amorph.engine import Engine, EngineSpec, MDResult, MDState, MDTask, RelaxResult, RunStats, import_factory
 from amorph.errors import EngineError, InputError, MDInstabilityError
 from amorph.files import atomic_path
 from amorph.trajectory import Trajectory
@@ -315,13 +314,7 @@ class _FrameRecorder:
 
 def calculator_factory_engine(spec: EngineSpec) -> ASEEngine:
     """Engine around the ASE calculator returned by ``spec.model``, a ``package.module:function`` path."""
-    path = spec.model or ""
-    module_name, _, function_name = path.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise EngineError(f"cannot import calculator factory {path!r}: {exc}") from None
-    calculator = factory(**spec.options)
+    calculator = import_factory(spec.model, "calculator")(**spec.options)
     if not isinstance(calculator, Calculator) and not hasattr(calculator, "get_forces"):
-        raise EngineError(f"{path} returned {type(calculator).__name__}, not an ASE calculator")
-    return ASEEngine(calculator, name=path)
+        raise EngineError(f"{spec.model} returned {type(calculator).__name__}, not an ASE calculator")
+    return ASEEngine(calculator, name=spec.model)

@@ -1,4 +1,5 @@
-"""CHGNet engine: the pretrained weights ship inside the ``chgnet`` wheel, so no network is needed."""
+"""CHGNet: loading the model (its pretrained weights ship in the ``chgnet`` wheel: no network) and the
+engine around CHGNet's own ASE calculator (kind ``chgnet-ase``; the default ``chgnet`` is batched)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from amorph.surrogate.ase_md import ASEEngine
 CHGNET_MAX_Z = 94  # CHGNet's atom embedding covers H to Pu
 
 
-def chgnet_engine(spec: EngineSpec) -> ASEEngine:
+def chgnet_ase_engine(spec: EngineSpec) -> ASEEngine:
     """CHGNet through its ASE calculator; ``spec.model`` is a CHGNet version ("0.3.0") or a checkpoint file."""
     from chgnet.model.dynamics import CHGNetCalculator
 
     model = load_chgnet_model(spec)
     with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints banners while loading
         calculator = CHGNetCalculator(model=model, use_device=spec.device, **spec.options)
-    return ASEEngine(calculator, name="chgnet", supported_numbers=set(range(1, CHGNET_MAX_Z + 1)))
+    return ASEEngine(calculator, name="chgnet-ase", supported_numbers=set(range(1, CHGNET_MAX_Z + 1)))
 
 
 def load_chgnet_model(spec: EngineSpec):

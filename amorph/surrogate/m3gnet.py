@@ -11,7 +11,7 @@ from amorph.surrogate.ase_md import ASEEngine
 DEFAULT_M3GNET_MODEL = "M3GNet-MP-2021.2.8-DIRECT-PES"
 
 
-def m3gnet_engine(spec: EngineSpec) -> ASEEngine:
+def m3gnet_ase_engine(spec: EngineSpec) -> ASEEngine:
     """M3GNet through matgl's ``PESCalculator``; ``spec.model`` is a pretrained name or a saved directory."""
     from ase.data import atomic_numbers
 
@@ -24,7 +24,7 @@ def m3gnet_engine(spec: EngineSpec) -> ASEEngine:
     calculator = PESCalculator(potential, stress_unit="eV/A3", **spec.options)
     elements = getattr(potential.model, "element_types", None)
     numbers = {atomic_numbers[e] for e in elements} if elements else None
-    return ASEEngine(calculator, name="m3gnet", supported_numbers=numbers)
+    return ASEEngine(calculator, name="m3gnet-ase", supported_numbers=numbers)
 
 
 def load_m3gnet_potential(model: str):

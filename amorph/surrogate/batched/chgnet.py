@@ -142,7 +142,7 @@ def _angle_update(layer, atom_feas, bond_feas, angle_feas, angles) -> Tensor:
     return new if layer.angle_norm is None else layer.angle_norm(new)
 
 
-def chgnet_batched_engine(spec: EngineSpec) -> BatchedEngine:
+def chgnet_engine(spec: EngineSpec) -> BatchedEngine:
     """The batched engine with CHGNet; ``spec.options`` may set ``max_atoms`` per batch."""
     potential = CHGNetPotential(load_chgnet_model(spec), device=spec.device)
-    return BatchedEngine(potential, name="chgnet-batched", **spec.options)
+    return BatchedEngine(potential, name="chgnet", **spec.options)

@@ -17,34 +17,33 @@ import torch
 from ase import units
 from tqdm.auto import tqdm
 
-from amorph.engine import Engine, MDResult, MDTask
-from amorph.errors import InputError, MDInstabilityError
+from amorph.engine import EngineSpec, MDResult, MDTask, import_factory
+from amorph.errors import EngineError, InputError, MDInstabilityError
 from amorph.surrogate.ase_md import ASEEngine, _restore_thermostat, _Run, _thermostat_state
 from amorph.surrogate.batched.graph import Systems
 from amorph.surrogate.batched.integrators import INTEGRATORS, BatchedIntegrator
-from amorph.surrogate.batched.potential import BatchedPotential
+from amorph.surrogate.batched.potential import BatchedPotential, PotentialCalculator
 from amorph.trajectory import Trajectory
 
 CPU_ATOMS_PER_THREAD = 64  # on a CPU a larger batch gains little: about one 100-atom replica per 2 threads
 GPU_MEMORY_FRACTION = 0.6  # of the free device memory, for the activations of one batch
 
 
-class BatchedEngine(Engine):
+class BatchedEngine(ASEEngine):
     """MD for many replicas at once with a :class:`BatchedPotential`.
 
     ``max_atoms`` bounds the atoms in one batch; by default it follows from the free GPU memory
-    (measured on the first replica) or, on a CPU, from the number of threads.
+    (measured on the first replica) or, on a CPU, from the number of threads. Relaxations and static
+    energies go through the same potential as an ASE calculator (:class:`PotentialCalculator`).
     """
 
-    calculator = None  # the reused ASE run set-up attaches no calculator
+    batches = True
 
     def __init__(self, potential: BatchedPotential, name: str, max_atoms: int | None = None):
+        supported = None if potential.supported_numbers is None else set(potential.supported_numbers)
+        super().__init__(PotentialCalculator(potential), name, supported)
         self.potential = potential
-        self.name = name
-        self.supported_numbers = potential.supported_numbers
         self.max_atoms = max_atoms
-
-    check_elements = ASEEngine.check_elements
 
     def run_one(self, task: MDTask) -> MDResult:
         return self.run([task])[0]
@@ -98,6 +97,17 @@ class BatchedEngine(Engine):
         free, _ = torch.cuda.mem_get_info(device)
         self.max_atoms = max(replica.n_atoms, int(GPU_MEMORY_FRACTION * free / per_atom))
         return self.max_atoms
+
+
+def potential_factory_engine(spec: EngineSpec) -> BatchedEngine:
+    """The batched engine around the potential returned by ``spec.model`` (``package.module:function``,
+    called with ``spec.options`` but ``max_atoms``, which bounds the batch)."""
+    options = dict(spec.options)
+    max_atoms = options.pop("max_atoms", None)
+    potential = import_factory(spec.model, "potential")(**options)
+    if not isinstance(potential, BatchedPotential):
+        raise EngineError(f"{spec.model} returned {type(potential).__name__}, not a BatchedPotential")
+    return BatchedEngine(potential, name=spec.model, max_atoms=max_atoms)
 
 
 class _Replica(_Run):

@@ -28,7 +28,7 @@ class M3GNetPotential(BatchedPotential):
 
     def __init__(self, potential, device: str | torch.device = "cpu"):
         if potential.calc_repuls or potential.calc_charge:
-            raise EngineError("the batched M3GNet engine supports neither ZBL repulsion nor charges")
+            raise EngineError("the batched M3GNet engine supports neither ZBL repulsion nor charges: use the m3gnet-ase engine")
         super().__init__(potential, device)
         network = potential.model
         self.cutoff = float(network.cutoff)
@@ -61,7 +61,7 @@ class M3GNetPotential(BatchedPotential):
         return energies
 
 
-def m3gnet_batched_engine(spec: EngineSpec) -> BatchedEngine:
+def m3gnet_engine(spec: EngineSpec) -> BatchedEngine:
     """The batched engine with M3GNet; ``spec.options`` may set ``max_atoms`` per batch."""
     potential = M3GNetPotential(load_m3gnet_potential(spec.model or DEFAULT_M3GNET_MODEL), device=spec.device)
-    return BatchedEngine(potential, name="m3gnet-batched", **spec.options)
+    return BatchedEngine(potential, name="m3gnet", **spec.options)

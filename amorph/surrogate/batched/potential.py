@@ -6,6 +6,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 from torch import Tensor, nn
 
 from amorph.surrogate.batched.graph import Systems
@@ -52,3 +55,25 @@ class BatchedPotential(ABC):
         d_positions, d_strain = torch.autograd.grad(energies.sum(), [positions, strain])
         volumes = torch.linalg.det(cells).abs()
         return Evaluation(energies.detach(), -d_positions, d_strain / volumes[:, None, None])
+
+
+class PotentialCalculator(Calculator):
+    """A batched potential as an ASE calculator of one structure, for relaxations and static energies."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, potential: BatchedPotential):
+        super().__init__()
+        self.potential = potential
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        device = self.potential.device
+        systems = Systems(positions=torch.tensor(self.atoms.positions, device=device),
+                          cells=torch.tensor(self.atoms.cell.array[None], device=device),
+                          numbers=torch.tensor(self.atoms.numbers, device=device), counts=[len(self.atoms)])
+        evaluation = self.potential(systems)
+        energy = float(evaluation.energies[0])
+        self.results = {"energy": energy, "free_energy": energy,
+                        "forces": evaluation.forces.double().cpu().numpy(),
+                        "stress": full_3x3_to_voigt_6_stress(evaluation.stresses[0].double().cpu().numpy())}
