@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Structure
 
-from amorph.analysis import TrajectoryReport, analyze_trajectory, arrhenius_fit
+from amorph.analysis import TrajectoryReport, analyze_trajectory
+from amorph.analysis.arrhenius import fits_by_species, points_by_species
 from amorph.analysis.plots import plot_arrhenius, plot_msd, plot_rdf
 from amorph.engine import EngineSpec, MDResult
 from amorph.errors import AmorphError
@@ -144,18 +145,10 @@ def arrhenius_summary(summaries: list[dict[str, Any]], results_dir: str | Path |
     ``arrhenius.png`` beside the temperature folders when ``results_dir`` is given.
     """
     quenched = sorted(summaries, key=lambda s: s["temperature_K"])[:-1]
-    points = {}
-    for species in dict.fromkeys(sp for s in quenched for sp in s.get("diffusivity", {})):
-        rows = [(s["temperature_K"], s["diffusivity"][species]["D_cm2_s"], s["diffusivity"][species]["D_sigma_cm2_s"])
-                for s in quenched if species in s.get("diffusivity", {})]
-        if len({t for t, _, _ in rows}) >= 2:
-            points[species] = tuple(list(column) for column in zip(*rows))
-    fits = {}
-    for species, (temperatures, d, sigma) in points.items():
-        try:
-            fits[species] = arrhenius_fit(temperatures, d, sigma)
-        except AmorphError as exc:
-            logger.warning("no Arrhenius fit for %s: %s", species, exc)
+    points = points_by_species((species, s["temperature_K"], d["D_cm2_s"], d["D_sigma_cm2_s"])
+                               for s in quenched for species, d in s.get("diffusivity", {}).items())
+    fits = fits_by_species(points)
+    points = {species: p for species, p in points.items() if species in fits}
     block = {species: fit.as_dict() for species, fit in fits.items()}
     if results_dir is not None and block:
         folder = Path(results_dir) / summaries[0]["formula"]

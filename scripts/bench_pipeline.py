@@ -80,7 +80,11 @@ def run_atomate2(structure, temperature: float, steps: int, workdir: Path) -> di
     flow = maker.make(structure)
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     run_locally(flow, store=store, root_dir=workdir, create_folders=True, log=False, raise_immediately=True)
-    final = flow.output.resolve(store)
+    try:
+        final = flow.output.resolve(store)
+    except ValueError:  # its volume search stopped the flow (stop_children) without raising
+        return {"volume_per_atom_A3": float("nan"), "density_g_cm3": float("nan"),
+                "note": "atomate2 stopped before its production run"}
     final_structure = final.output.structure if hasattr(final, "output") else final["output"]["structure"]
     if isinstance(final_structure, dict):
         from pymatgen.core import Structure
@@ -137,6 +141,9 @@ def main() -> None:
                    if r["force_calls"] else f"{'(not counted: batched engine)':>36}")
         print(f"{name:15}{r['wall_s']:9.1f}{counted}{r['volume_per_atom_A3']:9.2f}{r['density_g_cm3']:7.2f}")
     print("ratios amorph/atomate2: " + ", ".join(f"{k} {v:.2f}" for k, v in rows["ratios"].items()))
+    for name, r in rows.items():
+        if "note" in r:
+            print(f"{name}: {r['note']}")
 
 
 if __name__ == "__main__":

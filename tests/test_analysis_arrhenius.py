@@ -7,7 +7,7 @@ import pytest
 from scipy import constants
 
 from amorph.analysis import arrhenius_fit, nernst_einstein
-from amorph.analysis.arrhenius import K_B_EV
+from amorph.analysis.arrhenius import K_B_EV, fits_by_species, points_by_species
 from amorph.errors import InputError
 
 TEMPERATURES = np.array([800.0, 1000.0, 1200.0, 1500.0])
@@ -50,6 +50,18 @@ def test_arrhenius_needs_two_temperatures_with_positive_d():
         arrhenius_fit([1000.0, 1200.0], [1e-5, -1e-6], [1e-6, 1e-6])
     with pytest.raises(InputError, match="two or more temperatures"):
         arrhenius_fit([1000.0, 1000.0], [1e-5, 2e-5], [1e-6, 1e-6])
+
+
+def test_fits_by_species_skip_species_that_cannot_be_fitted(caplog):
+    d = 1e-3 * np.exp(-0.3 / (K_B_EV * TEMPERATURES))
+    rows = [("Li", t, di, 0.1 * di) for t, di in zip(TEMPERATURES, d)]
+    rows += [("O", 1000.0, 1e-6, 1e-7)]  # one temperature: no fit, and no complaint
+    rows += [("Si", 1000.0, 1e-6, 1e-7), ("Si", 1500.0, 0.0, 1e-7)]  # D = 0 at one of two temperatures
+    points = points_by_species(rows)
+    assert points["Li"] == (list(TEMPERATURES), list(d), list(0.1 * d))
+    fits = fits_by_species(points)
+    assert set(fits) == {"Li"} and fits["Li"].Ea_eV == pytest.approx(0.3, rel=1e-9)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["no Arrhenius fit for Si"]
 
 
 def test_nernst_einstein_conductivity():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from amorph.errors import InputError
+
+log = logging.getLogger(__name__)
 
 K_B_EV = 8.617333262e-5  # eV/K
 _K_B_J = 1.380649e-23  # J/K
@@ -57,6 +61,29 @@ class ArrheniusFit:
             "reduced_chi2": self.reduced_chi2,
             "temperatures_K": self.temperatures_K,
         }
+
+
+def points_by_species(rows: Iterable[tuple[str, float, float, float]]) -> dict[str, tuple[list, list, list]]:
+    """``{species: (temperatures_K, D_cm2_s, D_sigma_cm2_s)}`` from rows of ``(species, T, D, sigma_D)``."""
+    points: dict[str, tuple[list, list, list]] = {}
+    for species, *values in rows:
+        for column, value in zip(points.setdefault(species, ([], [], [])), values, strict=True):
+            column.append(value)
+    return points
+
+
+def fits_by_species(points: dict[str, tuple[list, list, list]]) -> dict[str, ArrheniusFit]:
+    """An Arrhenius fit per species of ``points`` with two or more distinct temperatures (a species whose
+    points cannot be fitted, e.g. with D ≤ 0, is left out with a warning)."""
+    fits = {}
+    for species, (temperatures, d, sigma) in points.items():
+        if len(set(temperatures)) < 2:
+            continue
+        try:
+            fits[species] = arrhenius_fit(temperatures, d, sigma)
+        except InputError as exc:
+            log.warning("no Arrhenius fit for %s: %s", species, exc)
+    return fits
 
 
 def arrhenius_fit(temperatures_K, D_cm2_s, D_sigma_cm2_s) -> ArrheniusFit:

@@ -10,10 +10,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from amorph.analysis.arrhenius import ArrheniusFit, arrhenius_fit, nernst_einstein
+from amorph.analysis.arrhenius import ArrheniusFit, fits_by_species, nernst_einstein, points_by_species
 from amorph.analysis.diffusion import Diffusivity, diffusivities, frame_interval_fs
 from amorph.analysis.rdf import DEFAULT_BIN_WIDTH, DEFAULT_R_MAX, RDF, radial_distribution
-from amorph.errors import InputError
 from amorph.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -116,24 +115,13 @@ def arrhenius_by_species(reports: Sequence[TrajectoryReport]) -> dict[str, Arrhe
     if len({r.temperature_K for r in reports}) < 2:
         log.warning("no Arrhenius fit: all trajectories are at the same temperature")
         return {}
-    fits = {}
-    for symbol in dict.fromkeys(s for r in reports for s in r.diffusion):
-        points = arrhenius_points(reports, symbol)
-        try:
-            fits[symbol] = arrhenius_fit(*points)
-        except InputError as exc:
-            log.warning("no Arrhenius fit for %s: %s", symbol, exc)
-    return fits
+    return fits_by_species(arrhenius_points(reports))
 
 
-def arrhenius_points(reports: Sequence[TrajectoryReport], symbol: str) -> tuple[list, list, list]:
-    """(temperatures, D, sigma_D) of ``symbol`` over the reports that have it."""
-    rows = [
-        (r.temperature_K, r.diffusion[symbol].D_cm2_s, r.diffusion[symbol].D_sigma_cm2_s)
-        for r in reports
-        if symbol in r.diffusion
-    ]
-    return tuple(list(column) for column in zip(*rows, strict=True))
+def arrhenius_points(reports: Sequence[TrajectoryReport]) -> dict[str, tuple[list, list, list]]:
+    """``{species: (temperatures, D, sigma_D)}`` over the reports."""
+    return points_by_species((symbol, r.temperature_K, d.D_cm2_s, d.D_sigma_cm2_s)
+                             for r in reports for symbol, d in r.diffusion.items())
 
 
 def summarize(

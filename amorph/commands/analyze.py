@@ -131,7 +131,7 @@ def _plots(directory: Path, reports, fits) -> list[Path]:
         if report.rdf is not None:
             paths.append(plot_rdf(report.rdf, directory / f"rdf_{stem}.png", title=stem))
     if fits:
-        points = {s: arrhenius_points(reports, s) for s in fits}
+        points = {s: p for s, p in arrhenius_points(reports).items() if s in fits}
         paths.append(plot_arrhenius(fits, points, directory / "arrhenius.png"))
     return paths
 

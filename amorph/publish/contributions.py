@@ -45,7 +45,8 @@ import numpy as np
 from pandas import DataFrame
 from pymatgen.core import Composition, Structure
 
-from amorph.analysis import arrhenius_fit, diffusivities, radial_distribution
+from amorph.analysis import diffusivities, radial_distribution
+from amorph.analysis.arrhenius import fits_by_species, points_by_species
 from amorph.errors import AmorphError
 from amorph.publish.rules import MAX_ATTACHMENT_BYTES, contribution_problems
 from amorph.publish.source import ResultEntry
@@ -265,15 +266,9 @@ def _pipeline_arrhenius(members: list[tuple[str, ResultEntry]]) -> dict:
 
 
 def _arrhenius(points: list[tuple[float, dict]]) -> dict:
-    """Arrhenius fit per species over ``(T, diffusion)`` of one composition (species with ≥ 2 T)."""
-    fits = {}
-    for species in dict.fromkeys(s for _, diffusion in points for s in diffusion):
-        rows = [(t, *diffusion[species]) for t, diffusion in points if species in diffusion]
-        try:
-            fits[species] = arrhenius_fit(*zip(*rows, strict=True)).as_dict()
-        except AmorphError:  # fewer than two usable temperatures
-            continue
-    return fits
+    """Arrhenius fit per species over ``(T, {species: (D, sigma_D)})`` of one composition."""
+    rows = ((species, t, *d) for t, diffusion in points for species, d in diffusion.items())
+    return {species: fit.as_dict() for species, fit in fits_by_species(points_by_species(rows)).items()}
 
 
 def _add_arrhenius(contribution: Contribution, fits: dict) -> None:
