@@ -1,6 +1,7 @@
 """Campaigns: the melt-quench flow over many compositions, resumable, with failures recorded.
 
-Every composition runs its flow in a private in-memory store (locally, or on a Dask worker); the
+Every composition, or group of ``batch`` compositions sharing one flow (and, with a batched engine, its
+engine calls), runs in a private in-memory store (locally, or on a Dask worker); the
 campaign process alone writes the finished documents into the campaign's store, so the embedded JSON
 store never has two writers. MD files go to the maker's ``run_dir``: a composition interrupted part-way
 reuses its finished MD runs and continues its production from the last checkpoint when rerun.
@@ -58,7 +59,8 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
     """Run ``formulas`` as one flow (see :meth:`MeltQuenchMaker.make_batch`) in a private store.
 
     Never raises for a failure of the science. A failed group of several is rerun one composition at a
-    time, so that one bad composition does not fail the others; their finished MD runs are reused.
+    time, so that one bad composition does not fail the others (with the maker's ``run_dir``, their
+    finished MD runs are reused).
     """
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     try:
