@@ -153,3 +153,17 @@ def test_every_replica_of_a_mixed_batch_holds_its_temperature(tmp_path, thermost
     for target, result in zip(temperatures, results, strict=True):
         print(f"{thermostat} {target:.0f} K: mean {result.stats.temperature_K:.2f} K")
         assert result.stats.temperature_K == pytest.approx(target, rel=0.02)
+
+
+def test_batched_engine_relaxes_and_evaluates_like_the_ase_engine():
+    """Relaxations and static energies go through the batched potential as an ASE calculator."""
+    atoms = bulk("Ar", "fcc", a=5.6, cubic=True).repeat((2, 2, 2))
+    atoms.rattle(0.05, seed=2)
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    batched, reference = engine(TorchArgon()), ASEEngine(argon(), "lj")
+    assert batched.static(structure) == pytest.approx(reference.static(structure), abs=1e-9)
+    relaxed = batched.relax(structure, fmax=0.005, max_steps=500)
+    expected = reference.relax(structure, fmax=0.005, max_steps=500)
+    assert relaxed.converged and relaxed.energy_eV < batched.static(structure)
+    assert relaxed.energy_eV == pytest.approx(expected.energy_eV, abs=1e-5)
+    assert relaxed.structure.volume == pytest.approx(expected.structure.volume, rel=1e-4)

@@ -41,18 +41,11 @@ def rattled_silicon() -> Atoms:
     return atoms
 
 
-def systems_of(atoms_list: list[Atoms]) -> Systems:
-    return Systems(positions=torch.tensor(np.concatenate([a.positions for a in atoms_list])),
-                   cells=torch.tensor(np.stack([a.cell.array for a in atoms_list])),
-                   numbers=torch.tensor(np.concatenate([a.numbers for a in atoms_list])),
-                   counts=[len(a) for a in atoms_list])
-
-
 def assert_matches(model, calculator, atoms_list: list[Atoms]) -> None:
     """One batched torch-sim call equals amorph's potential (to float32 round-off, which depends on the
     thread count) and the stock calculator closely."""
     output = model(ts.io.atoms_to_state(atoms_list, CPU, torch.float64))
-    evaluation = model.potential(systems_of(atoms_list))
+    evaluation = model.potential(Systems.from_atoms(atoms_list))
     for key, value in (("energy", evaluation.energies), ("forces", evaluation.forces),
                        ("stress", evaluation.stresses)):
         torch.testing.assert_close(output[key], value.double(), rtol=1e-6, atol=1e-6)

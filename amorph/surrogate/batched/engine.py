@@ -220,13 +220,7 @@ class _Batch:
 
     @staticmethod
     def systems_of(replicas: list[_Replica], device: torch.device) -> Systems:
-        def joined(values):
-            return torch.from_numpy(np.concatenate(values)).to(device)
-
-        return Systems(positions=joined([r.atoms.get_positions() for r in replicas]),
-                       cells=joined([r.atoms.cell.array[None] for r in replicas]),
-                       numbers=joined([r.atoms.numbers for r in replicas]),
-                       counts=[r.n_atoms for r in replicas])
+        return Systems.from_atoms([r.atoms for r in replicas], device)
 
     def _initial_forces(self) -> torch.Tensor:
         """Forces kept from the previous batch, evaluated only for replicas that have none."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,6 +31,16 @@ class Systems:
         self.counts_tensor = torch.tensor(self.counts, device=device)
         self.offsets = torch.cumsum(self.counts_tensor, 0) - self.counts_tensor
         self.owner = torch.repeat_interleave(torch.arange(len(self.counts), device=device), self.counts_tensor)
+
+    @classmethod
+    def from_atoms(cls, atoms_list: list, device: torch.device | str = "cpu") -> Systems:
+        """The batch of ASE ``Atoms`` (positions, cells and numbers in float64/int64) on ``device``."""
+        def joined(values):
+            return torch.from_numpy(np.concatenate(values)).to(device)
+
+        return cls(positions=joined([a.get_positions() for a in atoms_list]),
+                   cells=joined([a.cell.array[None] for a in atoms_list]),
+                   numbers=joined([a.numbers for a in atoms_list]), counts=[len(a) for a in atoms_list])
 
     @property
     def n_replicas(self) -> int:

@@ -68,11 +68,7 @@ class PotentialCalculator(Calculator):
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        device = self.potential.device
-        systems = Systems(positions=torch.tensor(self.atoms.positions, device=device),
-                          cells=torch.tensor(self.atoms.cell.array[None], device=device),
-                          numbers=torch.tensor(self.atoms.numbers, device=device), counts=[len(self.atoms)])
-        evaluation = self.potential(systems)
+        evaluation = self.potential(Systems.from_atoms([self.atoms], self.potential.device))
         energy = float(evaluation.energies[0])
         self.results = {"energy": energy, "free_energy": energy,
                         "forces": evaluation.forces.double().cpu().numpy(),
