@@ -29,9 +29,9 @@ from amorph.analysis import (
     mean_squared_displacement,
     radial_distribution,
 )
-from amorph.analysis.io import read_trajectory
 from amorph.analysis.synthetic import random_walk
 from amorph.trajectory import Trajectory
+from amorph.trajectory.formats import read_trajectory
 
 R_MAX = 10.0
 BIN = 0.02

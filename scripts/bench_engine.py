@@ -26,30 +26,39 @@ import numpy as np
 import torch
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from amorph.cell import estimate_volume_per_atom, random_packed_structure
-from amorph.composition import formula_units_for, parse_composition
-from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
-from amorph.surrogate.batched.graph import Systems
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
+from amorph.potentials.graph import Systems
+from amorph.structure.composition import formula_units_for, parse_composition
+from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
 
 
 def engine_specs(args) -> tuple[EngineSpec, EngineSpec]:
     """The stock (ASE) and batched specs of one model."""
     if args.model == "chgnet":
-        return EngineSpec("chgnet-ase", device=args.device), EngineSpec("chgnet", device=args.device)
+        return EngineSpec("chgnet-ase", device=args.device), EngineSpec(
+            "chgnet", device=args.device
+        )
     model = args.m3gnet_model or str(Path(tempfile.mkdtemp()) / "m3gnet")
-    if not args.m3gnet_model:  # matgl's pretrained architecture, random weights scaled to eV/Å forces
+    if (
+        not args.m3gnet_model
+    ):  # matgl's pretrained architecture, random weights scaled to eV/Å forces
         from matgl.apps.pes import Potential
         from matgl.models import M3GNet
 
         torch.manual_seed(0)
         Potential(model=M3GNet(is_intensive=False), calc_stresses=True, data_std=1000.0).save(model)
-    return (EngineSpec("m3gnet-ase", model=model, device=args.device),
-            EngineSpec("m3gnet", model=model, device=args.device))
+    return (
+        EngineSpec("m3gnet-ase", model=model, device=args.device),
+        EngineSpec("m3gnet", model=model, device=args.device),
+    )
 
 
 def md_tasks(structure, n: int, steps: int, root: Path) -> list[MDTask]:
     settings = MDSettings(time_step_fs=1.0)
-    return [MDTask(MDState(structure), 1500.0 + 50 * i, steps, settings, root / f"r{i}", seed=i) for i in range(n)]
+    return [
+        MDTask(MDState(structure), 1500.0 + 50 * i, steps, settings, root / f"r{i}", seed=i)
+        for i in range(n)
+    ]
 
 
 def seconds_per_step(engine, tasks: list[MDTask]) -> float:
@@ -60,9 +69,12 @@ def seconds_per_step(engine, tasks: list[MDTask]) -> float:
 
 
 def systems(structure, n: int, device: str) -> Systems:
-    return Systems(positions=torch.tensor(np.tile(structure.cart_coords, (n, 1)), device=device),
-                   cells=torch.tensor(structure.lattice.matrix, device=device).expand(n, 3, 3).contiguous(),
-                   numbers=torch.tensor(structure.atomic_numbers * n, device=device), counts=[len(structure)] * n)
+    return Systems(
+        positions=torch.tensor(np.tile(structure.cart_coords, (n, 1)), device=device),
+        cells=torch.tensor(structure.lattice.matrix, device=device).expand(n, 3, 3).contiguous(),
+        numbers=torch.tensor(structure.atomic_numbers * n, device=device),
+        counts=[len(structure)] * n,
+    )
 
 
 def force_differences(stock, potential, reference, structure, rattles: int = 3) -> dict[str, float]:
@@ -74,7 +86,11 @@ def force_differences(stock, potential, reference, structure, rattles: int = 3) 
         atoms.rattle(0.05 * seed, seed=seed)
         atoms.calc = stock.calculator
         batch = systems(AseAtomsAdaptor.get_structure(atoms), 1, potential.device)
-        forces = [atoms.get_forces(), potential(batch).forces.cpu().numpy(), reference(batch).forces.cpu().numpy()]
+        forces = [
+            atoms.get_forces(),
+            potential(batch).forces.cpu().numpy(),
+            reference(batch).forces.cpu().numpy(),
+        ]
         for key, (a, b) in zip(worst, ((0, 1), (0, 2), (1, 2)), strict=True):
             worst[key] = max(worst[key], float(np.abs(forces[a] - forces[b]).max()))
     return worst
@@ -115,14 +131,18 @@ def _evaluate_peak(spec: EngineSpec, structure, n: int, threads: int) -> float:
 
 
 def _resident_kib(key: str) -> int:
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(key))
+    line = next(
+        line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(key)
+    )
     return int(line.split()[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("chgnet", "m3gnet"), default="chgnet")
-    parser.add_argument("--m3gnet-model", help="a matgl model directory or name (default: random weights)")
+    parser.add_argument(
+        "--m3gnet-model", help="a matgl model directory or name (default: random weights)"
+    )
     parser.add_argument("--formula", default="Li3PO4")
     parser.add_argument("--atoms", type=int, default=100)
     parser.add_argument("--device", default="cpu")
@@ -136,8 +156,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     composition = parse_composition(args.formula)
-    structure = random_packed_structure(composition, formula_units_for(composition, args.atoms),
-                                        estimate_volume_per_atom(composition), seed=1)
+    structure = random_packed_structure(
+        composition,
+        formula_units_for(composition, args.atoms),
+        estimate_volume_per_atom(composition),
+        seed=1,
+    )
     stock_spec, batched_spec = engine_specs(args)
     batched_spec.options = {"max_atoms": 10**9}  # every batch size below runs as one batch
     stock, batched = stock_spec.load(), batched_spec.load()
@@ -150,17 +174,29 @@ def main() -> None:
         # alternate the two engines so that load on the machine hits both alike
         ase_times, engine_times = [], []
         for repeat in range(2):
-            ase_times.append(seconds_per_step(stock, md_tasks(structure, 1, args.steps, root / f"ase{repeat}")))
-            engine_times.append(seconds_per_step(batched, md_tasks(structure, 1, args.steps, root / f"b{repeat}")))
+            ase_times.append(
+                seconds_per_step(stock, md_tasks(structure, 1, args.steps, root / f"ase{repeat}"))
+            )
+            engine_times.append(
+                seconds_per_step(batched, md_tasks(structure, 1, args.steps, root / f"b{repeat}"))
+            )
         throughput = {}
         for n in (int(b) for b in args.batch_sizes.split(",")):
-            seconds = seconds_per_step(batched, md_tasks(structure, n, args.steps, root / f"batch{n}"))
+            seconds = seconds_per_step(
+                batched, md_tasks(structure, n, args.steps, root / f"batch{n}")
+            )
             throughput[n] = n * n_atoms / seconds
     ase_step, engine_step = min(ase_times), min(engine_times)
     report = {
-        "model": args.model, "device": args.device, "threads": args.threads, "formula": args.formula,
-        "n_atoms": n_atoms, "ase_ms_per_step": 1000 * ase_step, "engine_ms_per_step": 1000 * engine_step,
-        "cpu_speedup_vs_ase" if args.device == "cpu" else "speedup_vs_ase_batch1": ase_step / engine_step,
+        "model": args.model,
+        "device": args.device,
+        "threads": args.threads,
+        "formula": args.formula,
+        "n_atoms": n_atoms,
+        "ase_ms_per_step": 1000 * ase_step,
+        "engine_ms_per_step": 1000 * engine_step,
+        "cpu_speedup_vs_ase" if args.device == "cpu" else "speedup_vs_ase_batch1": ase_step
+        / engine_step,
         "ase_atom_steps_per_s": n_atoms / ase_step,
         "atom_steps_per_s": throughput,
         "best_speedup_vs_sequential_ase": max(throughput.values()) * ase_step / n_atoms,
@@ -171,17 +207,23 @@ def main() -> None:
         report["memory_MiB"] = {
             "ase_per_structure": peak_memory_mb(stock_spec, structure, 1, args.threads),
             "engine_per_replica_batch1": peak_memory_mb(batched_spec, structure, 1, args.threads),
-            f"engine_per_replica_batch{largest}":
-                peak_memory_mb(batched_spec, structure, largest, args.threads) / largest,
+            f"engine_per_replica_batch{largest}": peak_memory_mb(
+                batched_spec, structure, largest, args.threads
+            )
+            / largest,
         }
     if args.json:
         print(json.dumps(report, indent=1))
         return
-    print(f"{args.model} on {args.device} ({args.threads} threads), {args.formula}, {n_atoms} atoms")
-    print(f"ASE calculator {report['ase_ms_per_step']:.0f} ms/step, batched engine (1 replica) "
-          f"{report['engine_ms_per_step']:.0f} ms/step: {ase_step / engine_step:.2f}x; "
-          f"max force difference {report['max_force_diff_eV_A']:.1e} eV/Å (float32 round-off: ASE "
-          f"{report['ase_vs_float64_eV_A']:.1e}, engine {report['engine_vs_float64_eV_A']:.1e} from float64)")
+    print(
+        f"{args.model} on {args.device} ({args.threads} threads), {args.formula}, {n_atoms} atoms"
+    )
+    print(
+        f"ASE calculator {report['ase_ms_per_step']:.0f} ms/step, batched engine (1 replica) "
+        f"{report['engine_ms_per_step']:.0f} ms/step: {ase_step / engine_step:.2f}x; "
+        f"max force difference {report['max_force_diff_eV_A']:.1e} eV/Å (float32 round-off: ASE "
+        f"{report['ase_vs_float64_eV_A']:.1e}, engine {report['engine_vs_float64_eV_A']:.1e} from float64)"
+    )
     print("batch  atom-steps/s  vs sequential ASE")
     for n, rate in throughput.items():
         print(f"{n:5d}  {rate:12.0f}  {rate * ase_step / n_atoms:8.2f}x")

@@ -1,4 +1,4 @@
-"""Time ``amorph.features.compute_features`` on random dense Li3PO4-like cells of a few sizes.
+"""Time ``amorph.descriptors.compute_features`` on random dense Li3PO4-like cells of a few sizes.
 
 Usage: python scripts/bench_features.py [N_ATOMS ...]   (default: 50 100 200 400)
 """
@@ -11,7 +11,7 @@ import time
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from amorph.features import compute_features
+from amorph.descriptors import compute_features
 
 
 def random_cell(n_atoms: int, seed: int = 0, min_distance: float = 1.5) -> Structure:

@@ -11,6 +11,6 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 
 @pytest.fixture(scope="session")
 def chgnet():
-    from amorph.engine import EngineSpec
+    from amorph.md.engine import EngineSpec
 
     return EngineSpec("chgnet-ase").load()

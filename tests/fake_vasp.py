@@ -85,7 +85,9 @@ def read_poscar(path: Path):
     row = 7 + (lines[7].strip()[:1] in "sS")
     cartesian = lines[row].strip()[:1] in "cCkK"
     n = sum(counts)
-    coords = np.array([[float(x) for x in line.split()[:3]] for line in lines[row + 1 : row + 1 + n]])
+    coords = np.array(
+        [[float(x) for x in line.split()[:3]] for line in lines[row + 1 : row + 1 + n]]
+    )
     frac = coords * scale @ np.linalg.inv(lattice) if cartesian else coords
     rest = lines[row + 1 + n :]
     velocities = None
@@ -160,19 +162,30 @@ class Outputs:
     def __init__(self, tags, species, counts, symbols, potcars, kpoints: str, atoms, md: bool):
         self.tags, self.symbols, self.md = tags, symbols, md
         self.nblock = int(tags.get("NBLOCK", 1))
-        self.scf_steps = int(tags.get("NELM", 60)) if os.environ.get("FAKE_VASP_FAIL") == "unconverged" \
+        self.scf_steps = (
+            int(tags.get("NELM", 60))
+            if os.environ.get("FAKE_VASP_FAIL") == "unconverged"
             else SCF_STEPS
+        )
         self.previous_energy = 0.0
         # open until finish(), or until a kill leaves them truncated as VASP's would be
-        self.files = tuple(open(name, "w") for name in ("OSZICAR", "OUTCAR", "XDATCAR", "vasprun.xml"))  # noqa: SIM115
+        self.files = tuple(
+            open(name, "w") for name in ("OSZICAR", "OUTCAR", "XDATCAR", "vasprun.xml")
+        )  # noqa: SIM115
         self.oszicar, self.outcar, self.xdatcar, self.xml = self.files
-        self.outcar.write(" vasp.6.4.2 (fake: amorph tests)\n" + "".join(f"   POTCAR:    {t}\n" for _, t in potcars)
-                          + f"   NIONS = {len(symbols)}\n   NSW   = {tags.get('NSW', 0)}\n")
+        self.outcar.write(
+            " vasp.6.4.2 (fake: amorph tests)\n"
+            + "".join(f"   POTCAR:    {t}\n" for _, t in potcars)
+            + f"   NIONS = {len(symbols)}\n   NSW   = {tags.get('NSW', 0)}\n"
+        )
         self.xdatcar.write(self._poscar_header(atoms, species, counts))
-        self.xml.write('<?xml version="1.0" encoding="ISO-8859-1"?>\n<modeling>\n <generator>\n'
-                       '  <i name="program" type="string">vasp </i>\n'
-                       '  <i name="version" type="string">6.4.2 </i>\n </generator>\n <incar>\n'
-                       + "".join(_xml_value(k, v) for k, v in tags.items()) + " </incar>\n")
+        self.xml.write(
+            '<?xml version="1.0" encoding="ISO-8859-1"?>\n<modeling>\n <generator>\n'
+            '  <i name="program" type="string">vasp </i>\n'
+            '  <i name="version" type="string">6.4.2 </i>\n </generator>\n <incar>\n'
+            + "".join(_xml_value(k, v) for k, v in tags.items())
+            + " </incar>\n"
+        )
         self.xml.write(self._kpoints_xml(kpoints))
         self.xml.write(self._parameters_xml())
         self.xml.write(self._atominfo_xml(species, counts, potcars, atoms))
@@ -180,52 +193,101 @@ class Outputs:
 
     @staticmethod
     def _poscar_header(atoms, species, counts) -> str:
-        return ("fake\n   1.0\n" + "".join(" " + " ".join(f"{x:12.6f}" for x in row) + "\n" for row in atoms.cell.array)
-                + " " + " ".join(species) + "\n " + " ".join(map(str, counts)) + "\n")
+        return (
+            "fake\n   1.0\n"
+            + "".join(" " + " ".join(f"{x:12.6f}" for x in row) + "\n" for row in atoms.cell.array)
+            + " "
+            + " ".join(species)
+            + "\n "
+            + " ".join(map(str, counts))
+            + "\n"
+        )
 
     @staticmethod
     def _kpoints_xml(kpoints: str) -> str:
         lines = kpoints.splitlines()
         style = "Gamma" if lines[2].strip()[:1] in "gG" else "Monkhorst-Pack"
-        return (f' <kpoints>\n  <generation param="{style}">\n   <v type="int" name="divisions">'
-                f" {lines[3].strip()} </v>\n  </generation>\n" + _varray("kpointlist", [[0, 0, 0]])
-                + _varray("weights", [[1.0]]) + " </kpoints>\n")
+        return (
+            f' <kpoints>\n  <generation param="{style}">\n   <v type="int" name="divisions">'
+            f" {lines[3].strip()} </v>\n  </generation>\n"
+            + _varray("kpointlist", [[0, 0, 0]])
+            + _varray("weights", [[1.0]])
+            + " </kpoints>\n"
+        )
 
     def _parameters_xml(self) -> str:
-        defaults = {"NELM": "60", "NSW": "0", "IBRION": "-1" if self.tags.get("NSW", "0") == "0" else "0",
-                    "ISIF": "2", "EDIFFG": "0.001", "ISPIN": "1", "POTIM": "0.5", "NBLOCK": "1"}
+        defaults = {
+            "NELM": "60",
+            "NSW": "0",
+            "IBRION": "-1" if self.tags.get("NSW", "0") == "0" else "0",
+            "ISIF": "2",
+            "EDIFFG": "0.001",
+            "ISPIN": "1",
+            "POTIM": "0.5",
+            "NBLOCK": "1",
+        }
         values = {k: self.tags.get(k, v) for k, v in defaults.items()}
-        return (' <parameters>\n  <separator name="ionic" >\n' + "".join(_xml_value(k, v) for k, v in values.items())
-                + "  </separator>\n </parameters>\n")
+        return (
+            ' <parameters>\n  <separator name="ionic" >\n'
+            + "".join(_xml_value(k, v) for k, v in values.items())
+            + "  </separator>\n </parameters>\n"
+        )
 
     @staticmethod
     def _atominfo_xml(species, counts, potcars, atoms) -> str:
-        masses = {s: m for s, m in zip(atoms.get_chemical_symbols(), atoms.get_masses(), strict=True)}
-        atoms_rows = "".join(f"    <rc><c>{s}</c><c>{species.index(s) + 1}</c></rc>\n"
-                             for s in atoms.get_chemical_symbols())
-        type_rows = "".join(f"    <rc><c>{c}</c><c>{s}</c><c>{masses[s]:.8f}</c><c>1.0</c><c>{title}</c></rc>\n"
-                            for s, c, (_, title) in zip(species, counts, potcars, strict=True))
-        return (f" <atominfo>\n  <atoms>{len(atoms)}</atoms>\n  <types>{len(species)}</types>\n"
-                '  <array name="atoms" >\n   <set>\n' + atoms_rows + "   </set>\n  </array>\n"
-                '  <array name="atomtypes" >\n   <set>\n' + type_rows + "   </set>\n  </array>\n </atominfo>\n")
+        masses = {
+            s: m for s, m in zip(atoms.get_chemical_symbols(), atoms.get_masses(), strict=True)
+        }
+        atoms_rows = "".join(
+            f"    <rc><c>{s}</c><c>{species.index(s) + 1}</c></rc>\n"
+            for s in atoms.get_chemical_symbols()
+        )
+        type_rows = "".join(
+            f"    <rc><c>{c}</c><c>{s}</c><c>{masses[s]:.8f}</c><c>1.0</c><c>{title}</c></rc>\n"
+            for s, c, (_, title) in zip(species, counts, potcars, strict=True)
+        )
+        return (
+            f" <atominfo>\n  <atoms>{len(atoms)}</atoms>\n  <types>{len(species)}</types>\n"
+            '  <array name="atoms" >\n   <set>\n' + atoms_rows + "   </set>\n  </array>\n"
+            '  <array name="atomtypes" >\n   <set>\n'
+            + type_rows
+            + "   </set>\n  </array>\n </atominfo>\n"
+        )
 
     @staticmethod
     def _structure_xml(atoms, name: str = "") -> str:
         cell = atoms.cell.array
-        return (f" <structure{name}>\n  <crystal>\n" + _varray("basis", cell)
-                + f'   <i name="volume">{atoms.get_volume():.8f}</i>\n'
-                + _varray("rec_basis", np.linalg.inv(cell).T) + "  </crystal>\n"
-                + _varray("positions", atoms.get_scaled_positions(wrap=True)) + " </structure>\n")
+        return (
+            f" <structure{name}>\n  <crystal>\n"
+            + _varray("basis", cell)
+            + f'   <i name="volume">{atoms.get_volume():.8f}</i>\n'
+            + _varray("rec_basis", np.linalg.inv(cell).T)
+            + "  </crystal>\n"
+            + _varray("positions", atoms.get_scaled_positions(wrap=True))
+            + " </structure>\n"
+        )
 
-    def ionic_step(self, step: int, atoms, energy: float, forces, stress_kbar, velocities=None) -> None:
+    def ionic_step(
+        self, step: int, atoms, energy: float, forces, stress_kbar, velocities=None
+    ) -> None:
         volume = atoms.get_volume()
         nelm = int(self.tags.get("NELM", 60))
-        self.oszicar.write("       N       E                     dE             d eps       ncg     rms          rms(c)\n")
+        self.oszicar.write(
+            "       N       E                     dE             d eps       ncg     rms          rms(c)\n"
+        )
         for k in range(1, self.scf_steps + 1):
             error = 10.0 ** (-k) if self.scf_steps < nelm else 1e-2
-            self.oszicar.write(f"DAV: {k:3d}    {energy + error: .12E}   {error: .5E}   {-error: .5E}   96   0.1E+00\n")
-        voigt = [stress_kbar[0, 0], stress_kbar[1, 1], stress_kbar[2, 2],
-                 stress_kbar[0, 1], stress_kbar[1, 2], stress_kbar[2, 0]]
+            self.oszicar.write(
+                f"DAV: {k:3d}    {energy + error: .12E}   {error: .5E}   {-error: .5E}   96   0.1E+00\n"
+            )
+        voigt = [
+            stress_kbar[0, 0],
+            stress_kbar[1, 1],
+            stress_kbar[2, 2],
+            stress_kbar[0, 1],
+            stress_kbar[1, 2],
+            stress_kbar[2, 0],
+        ]
         pressure = float(np.mean(voigt[:3]))
         self.outcar.write(
             "  FORCE on cell =-STRESS in cart. coord.  units (eV):\n"
@@ -235,62 +297,108 @@ class Outputs:
             "  in kB   " + "".join(f"{x:12.5f}" for x in voigt) + "\n"
             f"  external pressure = {pressure:11.2f} kB  Pullay stress = {0.0:11.2f} kB\n\n"
         )
-        energies = f'   <i name="e_fr_energy"> {energy:16.8f} </i>\n   <i name="e_wo_entrp"> {energy:16.8f} </i>\n' \
-                   f'   <i name="e_0_energy"> {energy:16.8f} </i>\n'
+        energies = (
+            f'   <i name="e_fr_energy"> {energy:16.8f} </i>\n   <i name="e_wo_entrp"> {energy:16.8f} </i>\n'
+            f'   <i name="e_0_energy"> {energy:16.8f} </i>\n'
+        )
         extra = ""
         if velocities is not None:
             masses = atoms.get_masses()[:, None]
             kinetic_energy = 0.5 * float((masses * velocities**2).sum()) * EV_PER_AMU_A2_FS2
             temperature = 2 * kinetic_energy / ((3 * len(atoms) - 3) * BOLTZMANN_EV)
-            kinetic = np.einsum("i,ij,ik->jk", masses[:, 0], velocities, velocities) * EV_PER_AMU_A2_FS2 \
-                / volume * KBAR_PER_EV_A3
-            with_kinetic = np.array(voigt) + [kinetic[0, 0], kinetic[1, 1], kinetic[2, 2],
-                                              kinetic[0, 1], kinetic[1, 2], kinetic[2, 0]]
+            kinetic = (
+                np.einsum("i,ij,ik->jk", masses[:, 0], velocities, velocities)
+                * EV_PER_AMU_A2_FS2
+                / volume
+                * KBAR_PER_EV_A3
+            )
+            with_kinetic = np.array(voigt) + [
+                kinetic[0, 0],
+                kinetic[1, 1],
+                kinetic[2, 2],
+                kinetic[0, 1],
+                kinetic[1, 2],
+                kinetic[2, 0],
+            ]
             self.outcar.write(
                 f"  kinetic pressure (ideal gas correction) = {np.trace(kinetic) / 3:9.2f} kB\n"
                 f"  total pressure  = {pressure + np.trace(kinetic) / 3:9.2f} kB\n"
-                f"  Total+kin. {with_kinetic[0]:9.3f}" + "".join(f"{x:12.3f}" for x in with_kinetic[1:]) + "\n"
+                f"  Total+kin. {with_kinetic[0]:9.3f}"
+                + "".join(f"{x:12.3f}" for x in with_kinetic[1:])
+                + "\n"
             )
-            self.oszicar.write(f"{step:6d} T= {temperature:6.0f}. E= {energy + kinetic_energy:.8E} F= {energy:.8E} "
-                               f"E0= {energy:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n")
-            extra = (f'   <i name="kinetic"> {kinetic_energy:16.8f} </i>\n   <i name="lattice kinetic"> 0.0 </i>\n'
-                     f'   <i name="nosepot"> 0.0 </i>\n   <i name="nosekinetic"> 0.0 </i>\n'
-                     f'   <i name="total"> {energy + kinetic_energy:16.8f} </i>\n')
+            self.oszicar.write(
+                f"{step:6d} T= {temperature:6.0f}. E= {energy + kinetic_energy:.8E} F= {energy:.8E} "
+                f"E0= {energy:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
+            )
+            extra = (
+                f'   <i name="kinetic"> {kinetic_energy:16.8f} </i>\n   <i name="lattice kinetic"> 0.0 </i>\n'
+                f'   <i name="nosepot"> 0.0 </i>\n   <i name="nosekinetic"> 0.0 </i>\n'
+                f'   <i name="total"> {energy + kinetic_energy:16.8f} </i>\n'
+            )
             if step % self.nblock == 0:
                 self._xdatcar_frame(step // self.nblock, atoms)
         else:
-            self.oszicar.write(f"{step:4d} F= {energy:.8E} E0= {energy:.8E}  d E ={energy - self.previous_energy:.6E}\n")
+            self.oszicar.write(
+                f"{step:4d} F= {energy:.8E} E0= {energy:.8E}  d E ={energy - self.previous_energy:.6E}\n"
+            )
             self._xdatcar_frame(step, atoms)
         self.previous_energy = energy
         self.outcar.write(
-            " POSITION                                       TOTAL-FORCE (eV/Angst)\n " + "-" * 83 + "\n"
-            + "".join(f" {p[0]:12.5f}{p[1]:12.5f}{p[2]:12.5f}    {f[0]:14.6f}{f[1]:14.6f}{f[2]:14.6f}\n"
-                      for p, f in zip(atoms.positions, forces, strict=True))
+            " POSITION                                       TOTAL-FORCE (eV/Angst)\n "
+            + "-" * 83
+            + "\n"
+            + "".join(
+                f" {p[0]:12.5f}{p[1]:12.5f}{p[2]:12.5f}    {f[0]:14.6f}{f[1]:14.6f}{f[2]:14.6f}\n"
+                for p, f in zip(atoms.positions, forces, strict=True)
+            )
             + "  FREE ENERGIE OF THE ION-ELECTRON SYSTEM (eV)\n  ---------------------------------------------------\n"
             f"  free  energy   TOTEN  = {energy:18.8f} eV\n\n"
             f"  energy  without entropy= {energy:18.8f}  energy(sigma->0) = {energy:18.8f}\n\n"
         )
-        scsteps = "".join(f'  <scstep>\n   <energy>\n{energies}   </energy>\n  </scstep>\n'
-                          for _ in range(self.scf_steps))
-        self.xml.write(" <calculation>\n" + scsteps + self._structure_xml(atoms) + _varray("forces", forces)
-                       + _varray("stress", stress_kbar) + f"  <energy>\n{energies}{extra}  </energy>\n </calculation>\n")
+        scsteps = "".join(
+            f"  <scstep>\n   <energy>\n{energies}   </energy>\n  </scstep>\n"
+            for _ in range(self.scf_steps)
+        )
+        self.xml.write(
+            " <calculation>\n"
+            + scsteps
+            + self._structure_xml(atoms)
+            + _varray("forces", forces)
+            + _varray("stress", stress_kbar)
+            + f"  <energy>\n{energies}{extra}  </energy>\n </calculation>\n"
+        )
         print(f"{step:6d} F= {energy:.8E}", flush=True)
         for handle in self.files:
             handle.flush()
 
     def _xdatcar_frame(self, index: int, atoms) -> None:
-        self.xdatcar.write(f"Direct configuration= {index:5d}\n"
-                           + "".join(" " + " ".join(f"{x:11.8f}" for x in row) + "\n"
-                                     for row in atoms.get_scaled_positions(wrap=True)))
+        self.xdatcar.write(
+            f"Direct configuration= {index:5d}\n"
+            + "".join(
+                " " + " ".join(f"{x:11.8f}" for x in row) + "\n"
+                for row in atoms.get_scaled_positions(wrap=True)
+            )
+        )
 
     def finish(self, atoms, species, counts, velocities=None) -> None:
         self.xml.write(self._structure_xml(atoms, ' name="finalpos"') + "</modeling>\n")
-        self.outcar.write(" General timing and accounting informations for this job:\n"
-                          " ========================================================\n")
-        contcar = self._poscar_header(atoms, species, counts) + "Direct\n" + "".join(
-            " " + " ".join(f"{x:19.16f}" for x in row) + "\n" for row in atoms.get_scaled_positions(wrap=True))
+        self.outcar.write(
+            " General timing and accounting informations for this job:\n"
+            " ========================================================\n"
+        )
+        contcar = (
+            self._poscar_header(atoms, species, counts)
+            + "Direct\n"
+            + "".join(
+                " " + " ".join(f"{x:19.16f}" for x in row) + "\n"
+                for row in atoms.get_scaled_positions(wrap=True)
+            )
+        )
         if velocities is not None:
-            contcar += "\n" + "".join(" " + " ".join(f"{x:16.8E}" for x in row) + "\n" for row in velocities)
+            contcar += "\n" + "".join(
+                " " + " ".join(f"{x:16.8E}" for x in row) + "\n" for row in velocities
+            )
         Path("CONTCAR").write_text(contcar)
         for handle in self.files:
             handle.close()
@@ -325,7 +433,9 @@ def main() -> int:
     species, counts, symbols, lattice, frac, velocities = read_poscar(Path("POSCAR"))
     potcars = read_potcar_titles(Path("POTCAR"))
     if [element for element, _ in potcars] != species:
-        print(f" ERROR: the POTCAR elements {[e for e, _ in potcars]} do not match the POSCAR species {species}")
+        print(
+            f" ERROR: the POTCAR elements {[e for e, _ in potcars]} do not match the POSCAR species {species}"
+        )
         return 1
     kpoints = Path("KPOINTS").read_text()
     atoms = Atoms(symbols, scaled_positions=frac, cell=lattice, pbc=True)
@@ -334,7 +444,10 @@ def main() -> int:
     ibrion = int(tags.get("IBRION", -1 if nsw == 0 else 0))
     md = ibrion == 0 and nsw > 0
     kill_after = int(failure.split(":")[1]) if failure.startswith("killed:") else None
-    print(f" running on    1 total cores\n POSCAR found :  {len(species)} types and {len(symbols)} ions", flush=True)
+    print(
+        f" running on    1 total cores\n POSCAR found :  {len(species)} types and {len(symbols)} ions",
+        flush=True,
+    )
     outputs = Outputs(tags, species, counts, symbols, potcars, kpoints, atoms, md)
 
     def after_step(step: int) -> None:
@@ -358,8 +471,9 @@ def molecular_dynamics(atoms, model, tags, outputs, velocities, after_step):
     target = float(tags.get("TEBEG", 300))
     masses = atoms.get_masses()[:, None]
     if velocities is None:
-        velocities = np.random.default_rng(0).normal(size=(len(atoms), 3)) \
-            * np.sqrt(BOLTZMANN_EV * target / masses / EV_PER_AMU_A2_FS2)
+        velocities = np.random.default_rng(0).normal(size=(len(atoms), 3)) * np.sqrt(
+            BOLTZMANN_EV * target / masses / EV_PER_AMU_A2_FS2
+        )
     energy, forces, stress = model.evaluate(atoms)
     for step in range(1, int(tags["NSW"]) + 1):
         outputs.ionic_step(step, atoms, energy, forces, stress, velocities)

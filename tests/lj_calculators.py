@@ -4,8 +4,8 @@ ASE calculators, and the same argon as a batched torch potential."""
 import torch
 from ase.calculators.lj import LennardJones
 
-from amorph.surrogate.batched.graph import neighbor_list
-from amorph.surrogate.batched.potential import BatchedPotential
+from amorph.potentials.base import BatchedPotential
+from amorph.potentials.graph import neighbor_list
 
 ARGON = {"sigma": 3.4, "epsilon": 0.0104, "rc": 8.0, "smooth": True}
 
@@ -52,7 +52,9 @@ class TorchArgon(BatchedPotential):
     """``argon()`` as a batched potential (float64), for the batched engine."""
 
     def __init__(self):
-        super().__init__(torch.nn.Linear(1, 1).double())  # a parameter-carrying stand-in for a model
+        super().__init__(
+            torch.nn.Linear(1, 1).double()
+        )  # a parameter-carrying stand-in for a model
         self.calls = 0
 
     def energies(self, systems, positions, cells):

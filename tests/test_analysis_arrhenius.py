@@ -56,7 +56,10 @@ def test_fits_by_species_skip_species_that_cannot_be_fitted(caplog):
     d = 1e-3 * np.exp(-0.3 / (K_B_EV * TEMPERATURES))
     rows = [("Li", t, di, 0.1 * di) for t, di in zip(TEMPERATURES, d)]
     rows += [("O", 1000.0, 1e-6, 1e-7)]  # one temperature: no fit, and no complaint
-    rows += [("Si", 1000.0, 1e-6, 1e-7), ("Si", 1500.0, 0.0, 1e-7)]  # D = 0 at one of two temperatures
+    rows += [
+        ("Si", 1000.0, 1e-6, 1e-7),
+        ("Si", 1500.0, 0.0, 1e-7),
+    ]  # D = 0 at one of two temperatures
     points = points_by_species(rows)
     assert points["Li"] == (list(TEMPERATURES), list(d), list(0.1 * d))
     fits = fits_by_species(points)

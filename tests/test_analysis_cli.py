@@ -9,8 +9,8 @@ import pytest
 
 import amorph.cli
 from amorph.analysis.arrhenius import K_B_EV
-from amorph.analysis.io import write_xdatcar
 from amorph.analysis.synthetic import random_walk
+from amorph.trajectory.formats import write_xdatcar
 
 EA, D0 = 0.4, 5e-2
 TEMPERATURES = (1000.0, 1250.0, 1500.0)

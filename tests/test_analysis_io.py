@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amorph.analysis.io import from_pymatgen, read_trajectory, write_xdatcar
 from amorph.analysis.synthetic import random_walk
 from amorph.errors import InputError, TrajectoryError
 from amorph.trajectory import Trajectory
+from amorph.trajectory.formats import from_pymatgen, read_trajectory, write_xdatcar
 
 NA_XDATCAR = Path(__file__).resolve().parents[1] / "../shared/data/liquid_Na/XDATCAR_671K.gz"
 TRICLINIC = np.array([[6.0, 0.0, 0.0], [2.5, 5.5, 0.0], [-1.5, 2.0, 5.0]])

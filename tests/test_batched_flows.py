@@ -12,9 +12,9 @@ from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 
 from amorph.cli import main
-from amorph.engine import EngineSpec
 from amorph.flows import RandomCellMaker, demo_maker
-from amorph.surrogate.batched.engine import BatchedEngine
+from amorph.md.batched import BatchedEngine
+from amorph.md.engine import EngineSpec
 
 ASE_ARGON = EngineSpec("ase", "lj_calculators:argon")
 TORCH_ARGON = EngineSpec("batched", "lj_calculators:TorchArgon")
@@ -43,45 +43,93 @@ def lj_on_path(monkeypatch):
 
 
 def melt_quench(engine: EngineSpec, outputs: Path) -> list[dict]:
-    maker = demo_maker(engine=engine, melt_temperature=100.0, quench_temperatures=(80.0, 60.0),
-                       cell=RandomCellMaker(atoms=32, min_distance=3.0), run_dir=str(outputs / "runs"))
+    maker = demo_maker(
+        engine=engine,
+        melt_temperature=100.0,
+        quench_temperatures=(80.0, 60.0),
+        cell=RandomCellMaker(atoms=32, min_distance=3.0),
+        run_dir=str(outputs / "runs"),
+    )
     flow = maker.make("Ar")
     (outputs / "jobs").mkdir(parents=True)
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
-    run_locally(flow, store=store, root_dir=outputs / "jobs", create_folders=True, log=False,
-                raise_immediately=True)
+    run_locally(
+        flow,
+        store=store,
+        root_dir=outputs / "jobs",
+        create_folders=True,
+        log=False,
+        raise_immediately=True,
+    )
     return flow.output.resolve(store)
 
 
-def test_quench_temperatures_share_engine_calls_and_match_separate_stages(tmp_path, engine_calls, lj_on_path):
+def test_quench_temperatures_share_engine_calls_and_match_separate_stages(
+    tmp_path, engine_calls, lj_on_path
+):
     batched = melt_quench(TORCH_ARGON, tmp_path / "batched")
     melt = [call for call in engine_calls if {t for _, t in call} == {100.0}]
-    quench = engine_calls[len(melt):]
+    quench = engine_calls[len(melt) :]
     assert len(melt[0]) == 3  # the three EOS volumes of the melt in one call
     assert all({t for _, t in call} <= {80.0, 60.0} for call in quench)
-    assert sorted(quench[0]) == [("Ar", 60.0)] * 3 + [("Ar", 80.0)] * 3  # both temperatures' EOS volumes
+    assert (
+        sorted(quench[0]) == [("Ar", 60.0)] * 3 + [("Ar", 80.0)] * 3
+    )  # both temperatures' EOS volumes
     assert sorted(quench[-1]) == [("Ar", 60.0), ("Ar", 80.0)]  # both productions in the last call
 
     separate = melt_quench(ASE_ARGON, tmp_path / "separate")
-    assert [s["temperature_K"] for s in batched] == [s["temperature_K"] for s in separate] == [100.0, 80.0, 60.0]
+    assert (
+        [s["temperature_K"] for s in batched]
+        == [s["temperature_K"] for s in separate]
+        == [100.0, 80.0, 60.0]
+    )
     for b, s in zip(batched, separate, strict=True):
         assert b["eos"]["volumes_A3"] == pytest.approx(s["eos"]["volumes_A3"], rel=1e-6)
         assert b["eos"]["pressures_GPa"] == pytest.approx(s["eos"]["pressures_GPa"], abs=1e-4)
         assert b["volume_A3"] == pytest.approx(s["volume_A3"], rel=1e-6)
         assert b["pressure_GPa"] == pytest.approx(s["pressure_GPa"], abs=1e-4)
-        assert b["diffusivity"]["Ar"]["D_cm2_s"] == pytest.approx(s["diffusivity"]["Ar"]["D_cm2_s"], rel=1e-3)
+        assert b["diffusivity"]["Ar"]["D_cm2_s"] == pytest.approx(
+            s["diffusivity"]["Ar"]["D_cm2_s"], rel=1e-3
+        )
 
 
-def test_campaign_batches_compositions_and_isolates_a_failing_one(tmp_path, capsys, engine_calls, lj_on_path):
+def test_campaign_batches_compositions_and_isolates_a_failing_one(
+    tmp_path, capsys, engine_calls, lj_on_path
+):
     compositions = tmp_path / "compositions.txt"
     compositions.write_text("Ar\nXx2O\nKr\nNe\n")
     outputs = tmp_path / "outputs"
-    assert main(["campaign", str(compositions), "--engine", "batched", "--model", "lj_calculators:TorchArgon",
-                 "--preset", "demo", "--min-distance", "3.0", "--temperatures", "100", "80",
-                 "--outputs", str(outputs), "--batch", "2"]) == 1
+    assert (
+        main(
+            [
+                "campaign",
+                str(compositions),
+                "--engine",
+                "batched",
+                "--model",
+                "lj_calculators:TorchArgon",
+                "--preset",
+                "demo",
+                "--min-distance",
+                "3.0",
+                "--temperatures",
+                "100",
+                "80",
+                "--outputs",
+                str(outputs),
+                "--batch",
+                "2",
+            ]
+        )
+        == 1
+    )
     status = json.loads((outputs / "campaign.json").read_text())
-    assert {f: s["status"] for f, s in status.items()} == {"Ar": "done", "Xx2O": "failed", "Kr": "done",
-                                                             "Ne": "done"}
+    assert {f: s["status"] for f, s in status.items()} == {
+        "Ar": "done",
+        "Xx2O": "failed",
+        "Kr": "done",
+        "Ne": "done",
+    }
     assert "unknown element 'Xx'" in status["Xx2O"]["reason"]
     assert "3 of 4 compositions done" in capsys.readouterr().out
     systems = [{formula for formula, _ in call} for call in engine_calls]
@@ -92,4 +140,10 @@ def test_campaign_batches_compositions_and_isolates_a_failing_one(tmp_path, caps
     assert main(["db", "--outputs", str(outputs), "export", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted((r["formula"], r["temperature_K"]) for r in rows) == [
-        ("Ar", 80.0), ("Ar", 100.0), ("Kr", 80.0), ("Kr", 100.0), ("Ne", 80.0), ("Ne", 100.0)]
+        ("Ar", 80.0),
+        ("Ar", 100.0),
+        ("Kr", 80.0),
+        ("Kr", 100.0),
+        ("Ne", 80.0),
+        ("Ne", 100.0),
+    ]

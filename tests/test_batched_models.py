@@ -10,10 +10,10 @@ from ase.units import kB
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.errors import InputError
-from amorph.surrogate.batched.engine import BatchedEngine
-from amorph.surrogate.batched.graph import Systems, neighbor_list, pairs_sharing_center
+from amorph.md.batched import BatchedEngine
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
+from amorph.potentials.graph import Systems, neighbor_list, pairs_sharing_center
 from amorph.trajectory import Trajectory
 
 GPA = 160.21766208  # eV/Å³ in GPa
@@ -111,12 +111,16 @@ def test_tensor_graphs_have_chgnet_edge_and_angle_counts(chgnet_model):
 def test_lean_chgnet_matches_the_stock_calculator(chgnet_model):
     from chgnet.model.dynamics import CHGNetCalculator
 
-    from amorph.surrogate.batched.chgnet import CHGNetPotential
+    from amorph.potentials.chgnet import CHGNetPotential
 
     with contextlib.redirect_stdout(io.StringIO()):
         calculator = CHGNetCalculator(model=chgnet_model, use_device="cpu")
-    bcc_lithium = Structure(Lattice.cubic(3.44), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # no angles
-    assert_matches_stock(CHGNetPotential(chgnet_model), calculator, [*structures(), bcc_lithium])  # one batch
+    bcc_lithium = Structure(
+        Lattice.cubic(3.44), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )  # no angles
+    assert_matches_stock(
+        CHGNetPotential(chgnet_model), calculator, [*structures(), bcc_lithium]
+    )  # one batch
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +130,36 @@ def small_m3gnet():
     from matgl.models import M3GNet
 
     torch.manual_seed(0)
-    model = M3GNet(element_types=("Li", "O"), nblocks=2, units=32, dim_node_embedding=32, dim_edge_embedding=32,
-                   cutoff=5.0, threebody_cutoff=3.0, is_intensive=False)
-    return Potential(model=model, calc_stresses=True, data_mean=-0.3, data_std=1000.0,
-                     element_refs=torch.tensor([-1.9, -4.9]))
+    model = M3GNet(
+        element_types=("Li", "O"),
+        nblocks=2,
+        units=32,
+        dim_node_embedding=32,
+        dim_edge_embedding=32,
+        cutoff=5.0,
+        threebody_cutoff=3.0,
+        is_intensive=False,
+    )
+    return Potential(
+        model=model,
+        calc_stresses=True,
+        data_mean=-0.3,
+        data_std=1000.0,
+        element_refs=torch.tensor([-1.9, -4.9]),
+    )
 
 
 def test_lean_m3gnet_matches_the_stock_calculator(small_m3gnet):
     from matgl.ext.ase import PESCalculator
 
-    from amorph.surrogate.batched.m3gnet import M3GNetPotential
+    from amorph.potentials.m3gnet import M3GNetPotential
 
     calculator = PESCalculator(small_m3gnet, stress_unit="eV/A3")
-    structures_ = [li2o(4.61, rattle=0.15), li2o(4.3, rattle=0.1, shear=0.08).make_supercell([2, 1, 1]),
-                   random_packing(["Li"] * 16 + ["O"] * 8, seed=5)]
+    structures_ = [
+        li2o(4.61, rattle=0.15),
+        li2o(4.3, rattle=0.1, shear=0.08).make_supercell([2, 1, 1]),
+        random_packing(["Li"] * 16 + ["O"] * 8, seed=5),
+    ]
     _, forces, _ = stock_results(calculator, structures_[2])
     assert np.abs(forces).max() > 0.3  # the comparison below is not between vanishing numbers
     assert_matches_stock(M3GNetPotential(small_m3gnet), calculator, structures_)
@@ -147,8 +167,17 @@ def test_lean_m3gnet_matches_the_stock_calculator(small_m3gnet):
 
 def md_tasks(root, steps=6):
     settings = MDSettings(time_step_fs=2.0)
-    return [MDTask(MDState(li2o(4.61, rattle=0.1)), 1500.0, steps, settings, root / "hot", seed=1),
-            MDTask(MDState(li2o(4.5, rattle=0.1, shear=0.05)), 600.0, steps, settings, root / "cold", seed=2)]
+    return [
+        MDTask(MDState(li2o(4.61, rattle=0.1)), 1500.0, steps, settings, root / "hot", seed=1),
+        MDTask(
+            MDState(li2o(4.5, rattle=0.1, shear=0.05)),
+            600.0,
+            steps,
+            settings,
+            root / "cold",
+            seed=2,
+        ),
+    ]
 
 
 def test_batched_chgnet_md_equals_single_runs(tmp_path):
@@ -171,7 +200,8 @@ def test_batched_chgnet_md_follows_the_ase_chgnet_engine(tmp_path, chgnet):
     assert np.abs(a.positions - b.positions).max() < 1e-5
     assert np.abs(a.virial_pressures - b.virial_pressures).max() < 1e-3
     assert a.metadata["final_state"]["thermostat"]["p_eta"] == pytest.approx(
-        b.metadata["final_state"]["thermostat"]["p_eta"], rel=1e-4)
+        b.metadata["final_state"]["thermostat"]["p_eta"], rel=1e-4
+    )
 
 
 def test_chgnet_batched_rejects_elements_outside_its_embedding():
@@ -195,5 +225,7 @@ def test_lean_chgnet_conserves_energy_without_a_thermostat(tmp_path):
     traj = Trajectory.load(EngineSpec("chgnet").load().run([task])[0].trajectory_path)
     total = (traj.energies + 1.5 * traj.n_atoms * kB * traj.temperatures) / traj.n_atoms
     drift = total[-50:].mean() - total[:50].mean()
-    print(f"NVE drift of CHGNet Li2O (12 atoms, 1 fs, 0.5 ps): {drift:.2e} eV/atom, std {total.std():.2e}")
+    print(
+        f"NVE drift of CHGNet Li2O (12 atoms, 1 fs, 0.5 ps): {drift:.2e} eV/atom, std {total.std():.2e}"
+    )
     assert abs(drift) < 2e-4

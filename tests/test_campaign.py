@@ -6,8 +6,17 @@ import pytest
 
 from amorph.cli import main
 
-LJ = ["--engine", "lj_calculators:argon", "--preset", "demo", "--min-distance", "3.0",
-      "--temperatures", "100", "80"]
+LJ = [
+    "--engine",
+    "lj_calculators:argon",
+    "--preset",
+    "demo",
+    "--min-distance",
+    "3.0",
+    "--temperatures",
+    "100",
+    "80",
+]
 
 
 @pytest.fixture
@@ -20,7 +29,9 @@ def lj_on_path(monkeypatch):
     monkeypatch.syspath_prepend(tests)
 
 
-def test_campaign_records_failures_skips_finished_work_and_feeds_the_database(tmp_path, capsys, lj_on_path):
+def test_campaign_records_failures_skips_finished_work_and_feeds_the_database(
+    tmp_path, capsys, lj_on_path
+):
     compositions = tmp_path / "compositions.txt"
     compositions.write_text("Ar   # liquid argon\n\nXx2O\nKr\n")
     outputs = tmp_path / "outputs"
@@ -29,7 +40,9 @@ def test_campaign_records_failures_skips_finished_work_and_feeds_the_database(tm
     status = json.loads((outputs / "campaign.json").read_text())
     assert status["Ar"]["status"] == status["Kr"]["status"] == "done"
     assert status["Ar"]["temperatures_K"] == [100.0, 80.0]
-    assert status["Xx2O"]["status"] == "failed" and "unknown element 'Xx'" in status["Xx2O"]["reason"]
+    assert (
+        status["Xx2O"]["status"] == "failed" and "unknown element 'Xx'" in status["Xx2O"]["reason"]
+    )
     out = capsys.readouterr().out
     assert "2 of 3 compositions done" in out and "failed Xx2O: unknown element 'Xx'" in out
 
@@ -41,7 +54,11 @@ def test_campaign_records_failures_skips_finished_work_and_feeds_the_database(tm
     assert main(["db", "--outputs", str(outputs), "export", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted((r["formula"], r["temperature_K"]) for r in rows) == [
-        ("Ar", 80.0), ("Ar", 100.0), ("Kr", 80.0), ("Kr", 100.0)]
+        ("Ar", 80.0),
+        ("Ar", 100.0),
+        ("Kr", 80.0),
+        ("Kr", 100.0),
+    ]
     assert all(r["D_Ar_cm2_s"] > 0 for r in rows if r["formula"] == "Ar")
     assert main(["db", "--outputs", str(outputs), "show", "Kr"]) == 0
     assert "80" in capsys.readouterr().out
@@ -54,8 +71,22 @@ def test_campaign_on_a_local_dask_cluster(tmp_path, capsys, lj_on_path):
     compositions = tmp_path / "compositions.txt"
     compositions.write_text("Ar\nKr\n")
     outputs = tmp_path / "outputs"
-    assert main(["campaign", str(compositions), *LJ, "--outputs", str(outputs), "--executor", "dask",
-                 "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "campaign",
+                str(compositions),
+                *LJ,
+                "--outputs",
+                str(outputs),
+                "--executor",
+                "dask",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["db", "--outputs", str(outputs), "export", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -93,6 +124,8 @@ def test_example_mongodb_store_configuration_loads():
 
     from jobflow import JobStore
 
-    store = JobStore.from_file(str(Path(__file__).resolve().parents[1] / "inputs" / "mongodb_store.yaml"))
+    store = JobStore.from_file(
+        str(Path(__file__).resolve().parents[1] / "inputs" / "mongodb_store.yaml")
+    )
     assert type(store.docs_store).__name__ == "MongoStore"
     assert type(store.additional_stores["data"]).__name__ == "GridFSStore"

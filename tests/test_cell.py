@@ -2,14 +2,23 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
-from amorph.cell import estimate_volume_per_atom, random_packed_structure
 from amorph.errors import PackingError
+from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
 
 # Crystal volumes per atom (Å³) from room-temperature lattice constants: antifluorite Li2O (a = 4.61 Å)
 # and Li2S (5.71 Å), rock-salt LiCl (5.13), NaCl (5.64), MgO (4.21), LiF (4.03), alpha-quartz SiO2
 # (2.65 g/cm³), fcc Cu (3.61), diamond Si (5.43).
-CRYSTAL_VOLUMES = {"Li2O": 8.2, "Li2S": 15.5, "LiCl": 16.9, "NaCl": 22.4, "MgO": 9.3, "LiF": 8.2,
-                   "SiO2": 12.5, "Cu": 11.8, "Si": 20.0}
+CRYSTAL_VOLUMES = {
+    "Li2O": 8.2,
+    "Li2S": 15.5,
+    "LiCl": 16.9,
+    "NaCl": 22.4,
+    "MgO": 9.3,
+    "LiF": 8.2,
+    "SiO2": 12.5,
+    "Cu": 11.8,
+    "Si": 20.0,
+}
 
 
 @pytest.mark.parametrize(("formula", "volume"), CRYSTAL_VOLUMES.items())
@@ -26,7 +35,9 @@ def test_packing_respects_counts_volume_and_minimum_distance():
     structure = random_packed_structure(Composition("Li2SiO3"), 5, 12.0, min_distance=1.8, seed=7)
     assert structure.composition == Composition("Li10Si5O15")
     assert structure.volume == pytest.approx(12.0 * 30, rel=1e-6)
-    assert structure.lattice.is_orthogonal and np.allclose(structure.lattice.abc, structure.lattice.a)
+    assert structure.lattice.is_orthogonal and np.allclose(
+        structure.lattice.abc, structure.lattice.a
+    )
     # distance_matrix is minimum-image: packmol's pbc keeps the tolerance across cell faces too
     assert _min_periodic_distance(structure) > 1.8 - 0.05
 
@@ -40,7 +51,9 @@ def test_packing_is_reproducible_by_seed():
 
 
 def test_impossible_packing_fails_with_reason():
-    with pytest.raises(PackingError, match="packmol failed .* could not place atoms without overlap"):
+    with pytest.raises(
+        PackingError, match="packmol failed .* could not place atoms without overlap"
+    ):
         random_packed_structure(Composition("Li2O"), 1, 2.0, min_distance=3.0, timeout=20)
 
 

@@ -1,8 +1,8 @@
 import pytest
 from pymatgen.core import Composition
 
-from amorph.composition import formula_units_for, parse_composition
 from amorph.errors import InputError
+from amorph.structure.composition import formula_units_for, parse_composition
 
 
 def test_parse_keeps_formula_units():
@@ -16,8 +16,13 @@ def test_fractional_formula_becomes_integer():
 
 @pytest.mark.parametrize(
     ("formula", "message"),
-    [("Xx2O", "unknown element 'Xx'"), ("li2o", "cannot parse formula"), ("", "cannot parse formula"),
-     ("Li-2O", "cannot parse formula"), ("Li2O)", "cannot parse formula")],
+    [
+        ("Xx2O", "unknown element 'Xx'"),
+        ("li2o", "cannot parse formula"),
+        ("", "cannot parse formula"),
+        ("Li-2O", "cannot parse formula"),
+        ("Li2O)", "cannot parse formula"),
+    ],
 )
 def test_bad_formulas(formula, message):
     with pytest.raises(InputError, match=message):

@@ -12,10 +12,10 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from amorph.cli import main
+from amorph.descriptors import FEATURE_NAMES, compute_features, frame_indices, trajectory_features
+from amorph.descriptors.compositional import composition_features
+from amorph.descriptors.elements import cohesive_energies, element_property, ionic_model
 from amorph.errors import InputError
-from amorph.features import FEATURE_NAMES, compute_features, frame_indices, trajectory_features
-from amorph.features.composition import composition_features
-from amorph.features.elements import cohesive_energies, element_property, ionic_model
 from amorph.trajectory import Trajectory
 
 CHI_LI, CHI_CL = 0.98, 3.16  # Pauling electronegativities

@@ -7,9 +7,9 @@ from ase.units import kB
 from lj_calculators import KilledAfter, NaNAfter, argon
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.errors import EngineError, MDInstabilityError
-from amorph.surrogate.ase_md import ASEEngine
+from amorph.md.ase import ASEEngine
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.trajectory import Trajectory
 
 GPA = 160.21766208  # eV/Å³ in GPa
@@ -21,8 +21,15 @@ def liquid_argon(a=5.6):
 
 def task(tmp_path, steps=400, temperature=120.0, chunk=None, thermostat="nose-hoover", **kwargs):
     settings = MDSettings(time_step_fs=5.0, thermostat=thermostat, thermostat_time_fs=200.0)
-    return MDTask(MDState(liquid_argon(**kwargs)), temperature, steps, settings, tmp_path, seed=3,
-                  chunk_steps=chunk)
+    return MDTask(
+        MDState(liquid_argon(**kwargs)),
+        temperature,
+        steps,
+        settings,
+        tmp_path,
+        seed=3,
+        chunk_steps=chunk,
+    )
 
 
 @pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
@@ -56,7 +63,10 @@ def test_killed_run_resumes_from_checkpoint_without_lost_or_repeated_frames(tmp_
     with pytest.raises(KeyboardInterrupt):  # killed during the third chunk
         ASEEngine(KilledAfter(250), "lj").run_one(task(tmp_path / "run", chunk=100))
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "md.checkpoint.npz", "md.chunk0000.npz", "md.chunk0001.npz"]
+        "md.checkpoint.npz",
+        "md.chunk0000.npz",
+        "md.chunk0001.npz",
+    ]
     resumed_engine = ASEEngine(argon(), "lj")
     resumed = resumed_engine.run_one(task(tmp_path / "run", chunk=100))
     assert resumed.n_force_calls < 250  # only the missing chunks were integrated
@@ -80,7 +90,9 @@ def test_nan_energy_stops_the_run_with_the_reason(tmp_path):
 
 def test_exploding_temperature_is_detected(tmp_path):
     structure = liquid_argon()
-    structure.translate_sites([1], structure[0].coords - structure[1].coords + 0.9, frac_coords=False)
+    structure.translate_sites(
+        [1], structure[0].coords - structure[1].coords + 0.9, frac_coords=False
+    )
     settings = MDSettings(time_step_fs=5.0, thermostat_time_fs=200.0)
     with pytest.raises(MDInstabilityError, match="temperature"):
         ASEEngine(argon(), "lj").run_one(MDTask(MDState(structure), 120.0, 50, settings, tmp_path))

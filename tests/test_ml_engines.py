@@ -5,8 +5,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.errors import EngineError, InputError
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.trajectory import Trajectory
 
 GPA = 160.21766208
@@ -26,8 +26,16 @@ def small_m3gnet(tmp_path_factory):
     from matgl.models import M3GNet
 
     torch.manual_seed(0)
-    model = M3GNet(element_types=("Li", "O"), nblocks=1, units=16, dim_node_embedding=16,
-                   dim_edge_embedding=16, cutoff=4.0, threebody_cutoff=3.0, is_intensive=False)
+    model = M3GNet(
+        element_types=("Li", "O"),
+        nblocks=1,
+        units=16,
+        dim_node_embedding=16,
+        dim_edge_embedding=16,
+        cutoff=4.0,
+        threebody_cutoff=3.0,
+        is_intensive=False,
+    )
     path = tmp_path_factory.mktemp("m3gnet") / "Li-O-tiny"
     Potential(model=model, calc_stresses=True).save(str(path))
     return EngineSpec("m3gnet-ase", model=str(path))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from amorph.cli import main
-from amorph.models import read_table, train_models
-from amorph.models.sisso import fit_sisso
+from amorph.regression import read_table, train_models
+from amorph.regression.sisso import fit_sisso
 
 K_B = 8.617333262e-5
 
@@ -183,7 +183,7 @@ def test_rows_without_target_are_left_out(tmp_path):
 
 
 def test_features_and_models_import_without_torch_or_jobflow():
-    modules = "amorph.features.table, amorph.models.plots, amorph.commands.features, amorph.commands.train"
+    modules = "amorph.descriptors.table, amorph.regression.plots, amorph.commands.features, amorph.commands.train"
     check = f"import sys, {modules}; print(sorted({{'torch', 'jobflow'}} & set(sys.modules)))"
     assert (
         subprocess.run(

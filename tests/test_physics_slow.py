@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
-from amorph.cell import random_packed_structure
-from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
+from amorph.eos import fit_pressure_eos, zero_pressure_volume
 from amorph.flows.md import scaled_state
-from amorph.volume import fit_pressure_eos, zero_pressure_volume
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
+from amorph.structure.packing import random_packed_structure
 
 
 @pytest.mark.slow
@@ -28,5 +28,7 @@ def test_li2o_virial_pressure_crosses_zero_at_a_liquid_volume_at_3000K(tmp_path)
     virial = np.array([s.virial_pressure_GPa for s in results.values()])
     v0 = zero_pressure_volume(volumes, virial, fit_pressure_eos(volumes, virial)) / 30
     assert 11.5 < v0 < 15.5
-    loose = results[16.0]  # with the kinetic term, zero pressure lies at 16 Å³/atom or beyond (within 3 SEM)
+    loose = results[
+        16.0
+    ]  # with the kinetic term, zero pressure lies at 16 Å³/atom or beyond (within 3 SEM)
     assert loose.virial_pressure_GPa + loose.kinetic_pressure_GPa > -3 * loose.pressure_sem_GPa

@@ -18,8 +18,22 @@ def li2o_run(tmp_path_factory):
     outputs = tmp_path_factory.mktemp("e2e") / "outputs"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["run", "Li2O", "--preset", "demo", "--atoms", "30", "--temperatures", "3000", "1500",
-                     "--outputs", str(outputs), "--json"])
+        code = main(
+            [
+                "run",
+                "Li2O",
+                "--preset",
+                "demo",
+                "--atoms",
+                "30",
+                "--temperatures",
+                "3000",
+                "1500",
+                "--outputs",
+                str(outputs),
+                "--json",
+            ]
+        )
     assert code == 0
     return outputs, json.loads(stdout.getvalue())
 
@@ -32,8 +46,17 @@ def test_summary_has_one_entry_per_temperature(li2o_run):
         assert s["pressure_convention"] == "virial"
         assert Trajectory.load(s["trajectory"]).n_frames == 300
         folder = Path(s["results_dir"])
-        assert {"structure.cif", "POSCAR", "structure.json", "eos.json", "eos.png", "summary.json",
-                "trajectory.npz", "msd.png", "rdf.png"} <= {p.name for p in folder.iterdir()}
+        assert {
+            "structure.cif",
+            "POSCAR",
+            "structure.json",
+            "eos.json",
+            "eos.png",
+            "summary.json",
+            "trajectory.npz",
+            "msd.png",
+            "rdf.png",
+        } <= {p.name for p in folder.iterdir()}
         assert s["arrhenius"] == {}  # one temperature below the melt: no Arrhenius fit
 
 
@@ -71,14 +94,16 @@ def test_every_run_holds_its_temperature(li2o_run):
     for path in paths:
         traj = Trajectory.load(path)
         target = traj.metadata["temperature_K"]
-        mean = traj.temperatures[traj.n_frames // 2:].mean()
+        mean = traj.temperatures[traj.n_frames // 2 :].mean()
         assert mean == pytest.approx(target, rel=0.1), path.name
 
 
 def test_quench_starts_from_the_last_melt_frame(li2o_run):
     _, (melt, quench) = li2o_run
     assert quench["eos"]["volumes_A3"][1] == pytest.approx(melt["volume_A3"], rel=1e-6)
-    assert np.allclose(np.array(quench["eos"]["volumes_A3"][:3]) / melt["volume_A3"], [0.8, 1.0, 1.2])
+    assert np.allclose(
+        np.array(quench["eos"]["volumes_A3"][:3]) / melt["volume_A3"], [0.8, 1.0, 1.2]
+    )
 
 
 def test_store_holds_every_job(li2o_run):
@@ -120,8 +145,19 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(args, message, tmp_pa
 
 def test_failing_md_stops_the_run_with_its_reason(tmp_path, capsys):
     outputs = tmp_path / "outputs"
-    code, err = run_cli(["run", "Ar", "--preset", "demo", "--engine", "lj_calculators:exploding_argon",
-                         "--outputs", str(outputs)], capsys)
+    code, err = run_cli(
+        [
+            "run",
+            "Ar",
+            "--preset",
+            "demo",
+            "--engine",
+            "lj_calculators:exploding_argon",
+            "--outputs",
+            str(outputs),
+        ],
+        capsys,
+    )
     assert code == 1 and len(err) == 1
     assert "became unstable" in err[0]
     assert not (outputs / "results").exists()

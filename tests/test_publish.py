@@ -424,8 +424,11 @@ def test_the_pipelines_arrhenius_fit_is_published_when_recorded(tmp_path):
         folder = write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], temperature)
         summary = json.loads((folder / "summary.json").read_text())
         summary["arrhenius"] = {
-            "Li": {"Ea_eV": 0.5, "Ea_sigma_eV": 0.01, "D0_cm2_s": 1e-3, "D0_sigma_cm2_s": 1e-4}}
+            "Li": {"Ea_eV": 0.5, "Ea_sigma_eV": 0.01, "D0_cm2_s": 1e-3, "D0_sigma_cm2_s": 1e-4}
+        }
         (folder / "summary.json").write_text(json.dumps(summary))
-    contribution, _ = [c.contribution for group in build_groups(read_results(tmp_path)) for c in group]
+    contribution, _ = [
+        c.contribution for group in build_groups(read_results(tmp_path)) for c in group
+    ]
     assert contribution.data["Ea"]["Li"] == quantity(0.5, "eV", 0.01)
     assert contribution.data["D0"]["Li"] == quantity(1e-3, "cm²/s", 1e-4)

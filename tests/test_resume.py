@@ -17,17 +17,41 @@ TESTS = Path(__file__).resolve().parent
 
 def command(outputs: Path) -> list[str]:
     """Liquid LJ argon (cheap forces) through the real command line, 6 ps production in 1 ps chunks."""
-    return [sys.executable, "-m", "amorph.cli", "run", "Ar", "--engine", "lj_calculators:argon", "--preset", "demo",
-            "--min-distance", "3.0", "--temperatures", "100", "--production-ps", "6", "--chunk-ps", "1",
-            "--outputs", str(outputs), "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "amorph.cli",
+        "run",
+        "Ar",
+        "--engine",
+        "lj_calculators:argon",
+        "--preset",
+        "demo",
+        "--min-distance",
+        "3.0",
+        "--temperatures",
+        "100",
+        "--production-ps",
+        "6",
+        "--chunk-ps",
+        "1",
+        "--outputs",
+        str(outputs),
+        "--json",
+    ]
 
 
 def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    }
 
 
 def run_to_end(outputs: Path) -> dict:
-    done = subprocess.run(command(outputs), env=environment(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        command(outputs), env=environment(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)[0]
 
@@ -35,11 +59,14 @@ def run_to_end(outputs: Path) -> dict:
 def test_sigkill_during_production_then_rerun_loses_and_repeats_nothing(tmp_path):
     outputs = tmp_path / "killed"
     run_dir = outputs / "runs" / "Ar" / "100K"
-    victim = subprocess.Popen(command(outputs), env=environment(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        command(outputs), env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while not (run_dir / "production.chunk0001.npz").exists():
-        assert victim.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        assert victim.poll() is None and time.monotonic() < deadline, (
+            "the run ended before it could be killed"
+        )
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL

@@ -45,4 +45,6 @@ def test_truncated_file_is_reported_with_its_name(tmp_path):
 
 def test_shape_mismatch_is_rejected():
     with pytest.raises(TrajectoryError, match="positions"):
-        Trajectory(numbers=[1, 1], positions=np.zeros((3, 4, 3)), cells=np.eye(3), time_fs=[1, 2, 3])
+        Trajectory(
+            numbers=[1, 1], positions=np.zeros((3, 4, 3)), cells=np.eye(3), time_fs=[1, 2, 3]
+        )

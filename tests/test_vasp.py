@@ -11,14 +11,16 @@ from jobflow import Flow, run_locally
 from pymatgen.core import SETTINGS, Lattice, Structure
 from pymatgen.io.vasp import Incar, Kpoints, Poscar, Potcar
 
-from amorph.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.errors import EngineError, InputError
 from amorph.flows import CheckRunMaker, MeltQuenchMaker, ProductionMaker, Target, VolumeSearchMaker
-from amorph.store import local_store
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
+from amorph.md.vasp import VaspSettings, vasp_engine
+from amorph.results.store import local_store
 from amorph.trajectory import Trajectory
-from amorph.vasp import VaspSettings, vasp_engine
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # pymatgen does not know the fake POTCARs
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::UserWarning"
+)  # pymatgen does not know the fake POTCARs
 GPA = 160.21766208
 SPEC = EngineSpec("vasp", options={"command": COMMAND})
 
@@ -49,22 +51,47 @@ def li2o(a=4.9):
 
 
 def lih(a=4.1):
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Li", "H"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(a), ["Li", "H"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
 
 
 def md(work_dir, structure=None, steps=10, chunk=None, temperature=1000.0, settings=None):
-    return MDTask(MDState(structure or li2o()), temperature, steps, settings or MDSettings(), work_dir, seed=2,
-                  chunk_steps=chunk)
+    return MDTask(
+        MDState(structure or li2o()),
+        temperature,
+        steps,
+        settings or MDSettings(),
+        work_dir,
+        seed=2,
+        chunk_steps=chunk,
+    )
 
 
-@pytest.mark.parametrize(("structure", "time_step", "potcars"), [(li2o(), 2.0, ["Li_sv", "O"]),
-                                                                  (lih(), 0.5, ["Li_sv", "H"])])
+@pytest.mark.parametrize(
+    ("structure", "time_step", "potcars"),
+    [(li2o(), 2.0, ["Li_sv", "O"]), (lih(), 0.5, ["Li_sv", "H"])],
+)
 def test_md_inputs_are_the_papers(tmp_path, structure, time_step, potcars):
     result = SPEC.load().run_one(md(tmp_path, structure, steps=6, temperature=1500.0))
     folder = tmp_path / "md.vasp" / "chunk0000"
     incar = Incar.from_file(folder / "INCAR")
-    expected = {"IBRION": 0, "MDALGO": 2, "SMASS": 0, "ISIF": 2, "ISYM": 0, "ISPIN": 1, "POTIM": time_step,
-                "TEBEG": 1500, "TEEND": 1500, "NSW": 6, "PREC": "Normal", "ENCUT": 520, "NBLOCK": 1, "LWAVE": False}
+    expected = {
+        "IBRION": 0,
+        "MDALGO": 2,
+        "SMASS": 0,
+        "ISIF": 2,
+        "ISYM": 0,
+        "ISPIN": 1,
+        "POTIM": time_step,
+        "TEBEG": 1500,
+        "TEEND": 1500,
+        "NSW": 6,
+        "PREC": "Normal",
+        "ENCUT": 520,
+        "NBLOCK": 1,
+        "LWAVE": False,
+    }
     assert {key: incar.get(key) for key in expected} == expected
     assert incar["EDIFF"] == pytest.approx(1e-5 * len(structure))
     kpoints = Kpoints.from_file(folder / "KPOINTS")
@@ -88,7 +115,9 @@ def test_options_update_the_default_incar(monkeypatch):
 
 
 def test_only_nose_hoover_md_is_offered(tmp_path):
-    with pytest.raises(InputError, match="runs Nosé–Hoover NVT \\(MDALGO = 2\\) only, not 'langevin'"):
+    with pytest.raises(
+        InputError, match="runs Nosé–Hoover NVT \\(MDALGO = 2\\) only, not 'langevin'"
+    ):
         SPEC.load().run_one(md(tmp_path, settings=MDSettings(thermostat="langevin")))
 
 
@@ -97,8 +126,11 @@ def test_pressures_follow_vasp_and_the_pipeline_conventions(tmp_path):
     result = engine.run_one(md(tmp_path / "virial", steps=12))
     outcar = (tmp_path / "virial" / "md.vasp" / "chunk0000" / "OUTCAR").read_text()
     external = [float(x) for x in re.findall(r"external pressure =\s*(\S+) kB", outcar)]
-    with_kinetic = [np.mean([float(x) for x in line.split()[1:4]]) for line in outcar.splitlines()
-                    if line.strip().startswith("Total+kin.")]
+    with_kinetic = [
+        np.mean([float(x) for x in line.split()[1:4]])
+        for line in outcar.splitlines()
+        if line.strip().startswith("Total+kin.")
+    ]
     trajectory = Trajectory.load(result.trajectory_path)
     assert np.allclose(trajectory.virial_pressures, np.array(external) / 10, atol=1e-3)
     assert np.allclose(trajectory.total_pressures, np.array(with_kinetic) / 10, atol=1e-3)
@@ -107,7 +139,9 @@ def test_pressures_follow_vasp_and_the_pipeline_conventions(tmp_path):
     ideal = (n - 1) * kB * trajectory.temperatures / trajectory.volumes * GPA
     assert np.allclose(trajectory.kinetic_pressures, ideal, rtol=1e-3, atol=2e-4)
     assert result.stats.pressure_GPa == pytest.approx(trajectory.virial_pressures[6:].mean())
-    total = engine.run_one(md(tmp_path / "total", steps=12, settings=MDSettings(pressure_convention="total")))
+    total = engine.run_one(
+        md(tmp_path / "total", steps=12, settings=MDSettings(pressure_convention="total"))
+    )
     assert total.stats.pressure_GPa == pytest.approx(trajectory.total_pressures[6:].mean())
     assert total.stats.pressure_GPa > result.stats.pressure_GPa + 0.5
 
@@ -117,9 +151,15 @@ def test_killed_chunk_is_rerun_from_the_last_complete_one(tmp_path, vasp_log, mo
     reference = engine.run_one(md(tmp_path / "reference", steps=30, chunk=10))
     monkeypatch.setenv("FAKE_VASP_FAIL", "killed:4")
     monkeypatch.setenv("FAKE_VASP_FAIL_ON_RUN", "6")  # the third chunk of the second run
-    with pytest.raises(EngineError, match=r"VASP stopped after 4 of 10 ionic steps in .*chunk0002 \(killed by SIGKILL\)"):
+    with pytest.raises(
+        EngineError,
+        match=r"VASP stopped after 4 of 10 ionic steps in .*chunk0002 \(killed by SIGKILL\)",
+    ):
         engine.run_one(md(tmp_path / "run", steps=30, chunk=10))
-    assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == ["md.chunk0000.npz", "md.chunk0001.npz"]
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == [
+        "md.chunk0000.npz",
+        "md.chunk0001.npz",
+    ]
     monkeypatch.delenv("FAKE_VASP_FAIL")
     resumed = engine.run_one(md(tmp_path / "run", steps=30, chunk=10))
     runs = vasp_log.read_text().splitlines()
@@ -129,8 +169,12 @@ def test_killed_chunk_is_rerun_from_the_last_complete_one(tmp_path, vasp_log, mo
     assert np.array_equal(a.time_fs, b.time_fs) and np.allclose(np.diff(b.time_fs), 2.0)
     assert np.allclose(a.positions, b.positions, atol=1e-6) and np.allclose(a.energies, b.energies)
     assert np.abs(np.diff(b.positions, axis=0)).max() < 0.5  # unwrapped across chunk boundaries too
-    contcar = Poscar.from_file(tmp_path / "run" / "md.vasp" / "chunk0001" / "CONTCAR", read_velocities=True)
-    poscar = Poscar.from_file(tmp_path / "run" / "md.vasp" / "chunk0002" / "POSCAR", read_velocities=True)
+    contcar = Poscar.from_file(
+        tmp_path / "run" / "md.vasp" / "chunk0001" / "CONTCAR", read_velocities=True
+    )
+    poscar = Poscar.from_file(
+        tmp_path / "run" / "md.vasp" / "chunk0002" / "POSCAR", read_velocities=True
+    )
     assert np.allclose(contcar.velocities, poscar.velocities)
     assert np.allclose(contcar.structure.frac_coords, poscar.structure.frac_coords)
     assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == ["md.npz"]
@@ -145,11 +189,20 @@ def test_completed_run_is_not_repeated(tmp_path, vasp_log):
     assert again.trajectory_path == first.trajectory_path and again.n_force_calls == 0
 
 
-@pytest.mark.parametrize(("failure", "message"), [
-    ("no-output", r"VASP wrote no output in .*chunk0000 \(exit status 1; vasp.out: ERROR: fake VASP asked"),
-    ("killed:2", r"VASP stopped after 2 of 3 ionic steps in .*chunk0000 \(killed by SIGKILL\)"),
-    ("unconverged", r"electronic SCF did not converge within NELM = 500 at ionic step\(s\) 1, 2, 3 in .*chunk0000"),
-])
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (
+            "no-output",
+            r"VASP wrote no output in .*chunk0000 \(exit status 1; vasp.out: ERROR: fake VASP asked",
+        ),
+        ("killed:2", r"VASP stopped after 2 of 3 ionic steps in .*chunk0000 \(killed by SIGKILL\)"),
+        (
+            "unconverged",
+            r"electronic SCF did not converge within NELM = 500 at ionic step\(s\) 1, 2, 3 in .*chunk0000",
+        ),
+    ],
+)
 def test_failed_vasp_runs_stop_with_the_reason(tmp_path, monkeypatch, failure, message):
     monkeypatch.setenv("FAKE_VASP_FAIL", failure)
     with pytest.raises(EngineError, match=message):
@@ -160,26 +213,37 @@ def test_failed_vasp_runs_stop_with_the_reason(tmp_path, monkeypatch, failure, m
 def test_relax_and_static_report_energy_and_convergence(tmp_path, monkeypatch):
     engine = SPEC.load()
     relaxed = engine.relax(li2o(5.2), tmp_path / "short", fmax=0.01, max_steps=3)
-    assert (relaxed.converged, relaxed.steps) == (False, 3)  # NSW used up before forces fell below 0.01
+    assert (relaxed.converged, relaxed.steps) == (
+        False,
+        3,
+    )  # NSW used up before forces fell below 0.01
     relaxed = engine.relax(li2o(5.2), tmp_path / "long", fmax=0.5, max_steps=100)
     assert relaxed.converged and relaxed.steps < 100 and relaxed.structure.volume < li2o(5.2).volume
     energy = engine.static(relaxed.structure, tmp_path / "long")
     outcar = (tmp_path / "long" / "static" / "OUTCAR").read_text()
     assert energy == pytest.approx(float(re.search(r"energy\(sigma->0\) =\s*(\S+)", outcar)[1]))
     monkeypatch.setenv("FAKE_VASP_FAIL", "unconverged")
-    with pytest.raises(EngineError, match=r"did not converge within NELM = 100 at ionic step\(s\) 1 in .*static"):
+    with pytest.raises(
+        EngineError, match=r"did not converge within NELM = 100 at ionic step\(s\) 1 in .*static"
+    ):
         engine.static(relaxed.structure, tmp_path / "unconverged")
 
 
 def test_missing_vasp_configuration_is_reported_before_any_run(tmp_path, monkeypatch):
     with pytest.raises(EngineError, match="no usable POTCAR Si for Si"):
         SPEC.load().check_elements(["Li", "Si"])
-    with pytest.raises(EngineError, match="no usable POTCAR Si for Si"):  # a flow is validated as it is made
+    with pytest.raises(
+        EngineError, match="no usable POTCAR Si for Si"
+    ):  # a flow is validated as it is made
         MeltQuenchMaker(engine=SPEC).make("Li4SiO4")
     with pytest.raises(EngineError, match="cannot run the VASP command '/nowhere/vasp_std'"):
-        vasp_engine(EngineSpec("vasp", options={"command": "/nowhere/vasp_std"})).run_one(md(tmp_path, steps=2))
+        vasp_engine(EngineSpec("vasp", options={"command": "/nowhere/vasp_std"})).run_one(
+            md(tmp_path, steps=2)
+        )
     monkeypatch.delitem(SETTINGS, "PMG_VASP_PSP_DIR")
-    with pytest.raises(EngineError, match=r"^VASP POTCARs are not configured: set PMG_VASP_PSP_DIR [^\n]*$"):
+    with pytest.raises(
+        EngineError, match=r"^VASP POTCARs are not configured: set PMG_VASP_PSP_DIR [^\n]*$"
+    ):
         vasp_engine(SPEC)
 
 
@@ -187,21 +251,36 @@ def test_volume_search_check_and_production_flows_run_with_vasp(tmp_path, vasp_l
     settings = MDSettings(thermostat_time_fs=20.0)
     targets = [Target(li2o(), 1000.0, "Li2O")]
     search = VolumeSearchMaker(duration_ps=0.02, md=settings).make(targets, SPEC, seed=3)
-    check = CheckRunMaker(duration_ps=0.02, md=settings, max_attempts=1).make(targets, search.output, SPEC, seed=3)
+    check = CheckRunMaker(duration_ps=0.02, md=settings, max_attempts=1).make(
+        targets, search.output, SPEC, seed=3
+    )
     production = ProductionMaker(duration_ps=0.04, chunk_ps=0.02, md=settings).make(
-        targets, [check.output[0].final_state], SPEC, seed=3)
+        targets, [check.output[0].final_state], SPEC, seed=3
+    )
     flow = Flow([search, check, production])
     store = local_store(tmp_path / "store")
-    run_locally(flow, store=store, root_dir=tmp_path / "jobs", create_folders=True, raise_immediately=True,
-                log=False)
+    run_locally(
+        flow,
+        store=store,
+        root_dir=tmp_path / "jobs",
+        create_folders=True,
+        raise_immediately=True,
+        log=False,
+    )
     (result,) = search.output.resolve(store)
     pressures = [p.pressure_GPa for p in result.points]
     assert min(pressures) < 0 < max(pressures)  # bracketed by the fake's P(V)
-    assert min(p.volume_A3 for p in result.points) < result.volume_A3 < max(p.volume_A3 for p in result.points)
+    assert (
+        min(p.volume_A3 for p in result.points)
+        < result.volume_A3
+        < max(p.volume_A3 for p in result.points)
+    )
     (checked,) = check.output.resolve(store)
     assert checked.volume_A3 == pytest.approx(result.volume_A3, rel=1e-6)
     (produced,) = production.output.resolve(store)
     trajectory = Trajectory.load(produced.trajectory_path)
     assert trajectory.n_frames == 20 and trajectory.metadata["chunk_steps"] == 10
     nsw = [int(line.rsplit("=", 1)[1]) for line in vasp_log.read_text().splitlines()]
-    assert nsw == [10] * (len(result.points) + 1 + 2)  # EOS runs, one check run, two production chunks
+    assert nsw == [10] * (
+        len(result.points) + 1 + 2
+    )  # EOS runs, one check run, two production chunks

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from amorph.volume import (
+from amorph.eos import (
     birch_murnaghan_pressure,
     fit_pressure_eos,
     is_bracketed,
@@ -14,7 +14,9 @@ from amorph.volume import (
 def test_fit_recovers_known_v0_from_noisy_birch_murnaghan_data():
     rng = np.random.default_rng(0)
     volumes = np.linspace(800, 1400, 6)
-    pressures = birch_murnaghan_pressure(volumes, 1100.0, 40.0, 4.5) + rng.normal(0, 0.1, volumes.size)
+    pressures = birch_murnaghan_pressure(volumes, 1100.0, 40.0, 4.5) + rng.normal(
+        0, 0.1, volumes.size
+    )
     fit = fit_pressure_eos(volumes, pressures)
     assert fit.kind == "birch-murnaghan-3"
     assert fit.v0_A3 == pytest.approx(1100.0, rel=0.01)
@@ -43,7 +45,9 @@ def test_bracketing_and_next_volume_moves_outward_within_bounds():
     new = next_volume(volumes, positive, fit, min_step=0.05, max_step=0.25)
     assert 1200 * 1.05 <= new <= 1200 * 1.25
     negative = -positive[::-1]
-    new = next_volume(volumes, negative, fit_pressure_eos(volumes, negative), min_step=0.05, max_step=0.25)
+    new = next_volume(
+        volumes, negative, fit_pressure_eos(volumes, negative), min_step=0.05, max_step=0.25
+    )
     assert 800 / 1.25 <= new <= 800 / 1.05
 
 

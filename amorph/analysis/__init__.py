@@ -4,6 +4,7 @@ Needs only numpy and scipy at import time (ASE, pymatgen and matplotlib are impo
 it works without the MD stack (torch, jobflow). Typical use::
 
     from amorph.analysis import diffusivities, radial_distribution, read_trajectory
+
     traj = read_trajectory("XDATCAR.gz", time_step_fs=2.0, temperature_K=1500)
     d = diffusivities(traj, ["Li"])["Li"]  # d.D_cm2_s, d.D_sigma_cm2_s, d.fit_start_ps, ...
     g = radial_distribution(traj)  # g.first_peak("Li", "O"), g.coordination_number("Li", "O")
@@ -18,7 +19,6 @@ from amorph.analysis.diffusion import (
     fit_window,
     mean_squared_displacement,
 )
-from amorph.analysis.io import from_ase, from_pymatgen, read_trajectory, unwrap_fractional
 from amorph.analysis.rdf import RDF, radial_distribution, rdf_r2
 from amorph.analysis.report import (
     TrajectoryReport,
@@ -26,6 +26,7 @@ from amorph.analysis.report import (
     arrhenius_by_species,
     summarize,
 )
+from amorph.trajectory.formats import from_ase, from_pymatgen, read_trajectory, unwrap_fractional
 
 __all__ = [
     "MSD",

@@ -63,7 +63,9 @@ class ArrheniusFit:
         }
 
 
-def points_by_species(rows: Iterable[tuple[str, float, float, float]]) -> dict[str, tuple[list, list, list]]:
+def points_by_species(
+    rows: Iterable[tuple[str, float, float, float]],
+) -> dict[str, tuple[list, list, list]]:
     """``{species: (temperatures_K, D_cm2_s, D_sigma_cm2_s)}`` from rows of ``(species, T, D, sigma_D)``."""
     points: dict[str, tuple[list, list, list]] = {}
     for species, *values in rows:

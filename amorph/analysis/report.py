@@ -10,7 +10,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from amorph.analysis.arrhenius import ArrheniusFit, fits_by_species, nernst_einstein, points_by_species
+from amorph.analysis.arrhenius import (
+    ArrheniusFit,
+    fits_by_species,
+    nernst_einstein,
+    points_by_species,
+)
 from amorph.analysis.diffusion import Diffusivity, diffusivities, frame_interval_fs
 from amorph.analysis.rdf import DEFAULT_BIN_WIDTH, DEFAULT_R_MAX, RDF, radial_distribution
 from amorph.trajectory import Trajectory
@@ -120,8 +125,11 @@ def arrhenius_by_species(reports: Sequence[TrajectoryReport]) -> dict[str, Arrhe
 
 def arrhenius_points(reports: Sequence[TrajectoryReport]) -> dict[str, tuple[list, list, list]]:
     """``{species: (temperatures, D, sigma_D)}`` over the reports."""
-    return points_by_species((symbol, r.temperature_K, d.D_cm2_s, d.D_sigma_cm2_s)
-                             for r in reports for symbol, d in r.diffusion.items())
+    return points_by_species(
+        (symbol, r.temperature_K, d.D_cm2_s, d.D_sigma_cm2_s)
+        for r in reports
+        for symbol, d in r.diffusion.items()
+    )
 
 
 def summarize(

@@ -13,7 +13,6 @@ from amorph.errors import InputError
 log = logging.getLogger(__name__)
 
 
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "features",
@@ -49,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from amorph.features.table import features_table, write_table
+    from amorph.descriptors.table import features_table, write_table
     from amorph.files import atomic_path
 
     if args.temperature is not None and not args.temperature > 0:

@@ -15,19 +15,39 @@ from amorph.commands import int_at_least
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("limit", help="amorphous limit: formation energies of relaxed snapshots",
-                                   description=__doc__)
+    parser = subparsers.add_parser(
+        "limit",
+        help="amorphous limit: formation energies of relaxed snapshots",
+        description=__doc__,
+    )
     parser.add_argument("trajectory", help="production trajectory (.npz written by amorph)")
-    parser.add_argument("--engine", default="chgnet",
-                        help="chgnet (default), m3gnet, vasp, or package.module:function returning an ASE calculator")
+    parser.add_argument(
+        "--engine",
+        default="chgnet",
+        help="chgnet (default), m3gnet, vasp, or package.module:function returning an ASE calculator",
+    )
     parser.add_argument("--model", help="pretrained model name or local model path for the engine")
-    parser.add_argument("--device", default="cpu", help="torch device for ML potentials (default cpu)")
-    parser.add_argument("--snapshots", type=int_at_least(1), default=10, help="number of snapshots (default 10)")
-    parser.add_argument("--interval-ps", type=float, default=2.0, help="time between snapshots (default 2 ps)")
-    parser.add_argument("--fmax", type=float, default=0.05, help="relaxation force tolerance in eV/Å (default 0.05)")
-    parser.add_argument("--max-steps", type=int_at_least(1), default=200,
-                        help="most ionic steps per relaxation (default 200)")
-    parser.add_argument("--outputs", default="outputs/limit", help="folder for job folders and the store")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for ML potentials (default cpu)"
+    )
+    parser.add_argument(
+        "--snapshots", type=int_at_least(1), default=10, help="number of snapshots (default 10)"
+    )
+    parser.add_argument(
+        "--interval-ps", type=float, default=2.0, help="time between snapshots (default 2 ps)"
+    )
+    parser.add_argument(
+        "--fmax", type=float, default=0.05, help="relaxation force tolerance in eV/Å (default 0.05)"
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int_at_least(1),
+        default=200,
+        help="most ionic steps per relaxation (default 200)",
+    )
+    parser.add_argument(
+        "--outputs", default="outputs/limit", help="folder for job folders and the store"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -35,39 +55,69 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from jobflow import run_locally
 
-    from amorph.engine import EngineSpec
     from amorph.flows.amorphous_limit import AmorphousLimitMaker
-    from amorph.store import local_store
+    from amorph.md.engine import EngineSpec
+    from amorph.results.store import local_store
 
-    maker = AmorphousLimitMaker(snapshots=args.snapshots, interval_ps=args.interval_ps, fmax=args.fmax,
-                                max_steps=args.max_steps)
+    maker = AmorphousLimitMaker(
+        snapshots=args.snapshots,
+        interval_ps=args.interval_ps,
+        fmax=args.fmax,
+        max_steps=args.max_steps,
+    )
     engine = EngineSpec.parse(args.engine, model=args.model, device=args.device)
-    flow = maker.make(str(Path(args.trajectory).resolve()), engine)  # validates before any file is written
+    flow = maker.make(
+        str(Path(args.trajectory).resolve()), engine
+    )  # validates before any file is written
     outputs = Path(args.outputs)
     store = local_store(outputs / "store")
-    run_locally(flow, store=store, root_dir=outputs / "jobs", create_folders=True, log=bool(args.verbose),
-                raise_immediately=True)
+    run_locally(
+        flow,
+        store=store,
+        root_dir=outputs / "jobs",
+        create_folders=True,
+        log=bool(args.verbose),
+        raise_immediately=True,
+    )
     result = flow.output.resolve(store)
     summary = {
         "formula": result.formula,
         "engine": result.engine,
         "amorphous_limit_eV_per_atom": result.amorphous_limit_eV_per_atom,
         "lowest_energy_eV_per_atom": result.lowest_energy_eV_per_atom,
-        "snapshots": [{"time_ps": s.time_ps, "energy_eV_per_atom": s.energy_eV_per_atom,
-                       "formation_energy_eV_per_atom": s.formation_energy_eV_per_atom,
-                       "relax_converged": s.relax_converged} for s in result.snapshots],
-        "references": [{"element": r.element, "description": r.description,
-                        "energy_eV_per_atom": r.energy_eV_per_atom, "relax_converged": r.relax_converged}
-                       for r in result.references],
+        "snapshots": [
+            {
+                "time_ps": s.time_ps,
+                "energy_eV_per_atom": s.energy_eV_per_atom,
+                "formation_energy_eV_per_atom": s.formation_energy_eV_per_atom,
+                "relax_converged": s.relax_converged,
+            }
+            for s in result.snapshots
+        ],
+        "references": [
+            {
+                "element": r.element,
+                "description": r.description,
+                "energy_eV_per_atom": r.energy_eV_per_atom,
+                "relax_converged": r.relax_converged,
+            }
+            for r in result.references
+        ],
     }
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
     print(f"{'t (ps)':>8} {'E (eV/atom)':>12} {'Ef (eV/atom)':>13} relaxed")
     for s in summary["snapshots"]:
-        print(f"{s['time_ps']:8.2f} {s['energy_eV_per_atom']:12.4f} {s['formation_energy_eV_per_atom']:13.4f} "
-              f"{'yes' if s['relax_converged'] else 'no (max steps)'}")
+        print(
+            f"{s['time_ps']:8.2f} {s['energy_eV_per_atom']:12.4f} {s['formation_energy_eV_per_atom']:13.4f} "
+            f"{'yes' if s['relax_converged'] else 'no (max steps)'}"
+        )
     for r in summary["references"]:
-        print(f"reference {r['element']}: {r['description']}, {r['energy_eV_per_atom']:.4f} eV/atom")
-    print(f"amorphous limit of {result.formula} ({result.engine}): {result.amorphous_limit_eV_per_atom:+.4f} eV/atom")
+        print(
+            f"reference {r['element']}: {r['description']}, {r['energy_eV_per_atom']:.4f} eV/atom"
+        )
+    print(
+        f"amorphous limit of {result.formula} ({result.engine}): {result.amorphous_limit_eV_per_atom:+.4f} eV/atom"
+    )
     return 0

@@ -87,7 +87,7 @@ def _report(metrics: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from amorph.errors import InputError
     from amorph.files import atomic_path
-    from amorph.models import read_table, train_models
+    from amorph.regression import read_table, train_models
 
     models = tuple(name.strip() for name in args.models.split(",") if name.strip())
     if not models:
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     )
     metrics = result.metrics()
     if args.plots:
-        from amorph.models.plots import plot_results
+        from amorph.regression.plots import plot_results
 
         plot_results(result, args.plots)
     if args.predictions:

@@ -1,7 +1,7 @@
 """jobflow Makers for the melt-quench pipeline."""
 
-from amorph.flows.melt_quench import PRESETS, MeltQuenchMaker, TemperatureStageMaker, demo_maker
 from amorph.flows.md import Target
+from amorph.flows.melt_quench import PRESETS, MeltQuenchMaker, TemperatureStageMaker, demo_maker
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker

@@ -25,8 +25,8 @@ from jobflow import Flow, Maker, Response, job
 from monty.json import MSONable
 from pymatgen.core import Composition, Lattice, Structure
 
-from amorph.engine import EngineSpec, MDResult
 from amorph.errors import InputError
+from amorph.md.engine import EngineSpec, MDResult
 from amorph.trajectory import Trajectory
 
 MOLECULE_BOX_A = 10.0
@@ -58,9 +58,15 @@ def reference_structure(element: str) -> Reference:
 
     if element in DIATOMIC_BONDS_A:
         coords = [[0, 0, 0], [0, 0, DIATOMIC_BONDS_A[element]]]
-        return Reference(_in_box([element] * 2, coords), f"{element}2 molecule in a {MOLECULE_BOX_A:g} Å box", False)
+        return Reference(
+            _in_box([element] * 2, coords),
+            f"{element}2 molecule in a {MOLECULE_BOX_A:g} Å box",
+            False,
+        )
     if element == "S":
-        return Reference(_in_box(["S"] * 8, _s8_ring()), f"S8 ring in a {MOLECULE_BOX_A:g} Å box", False)
+        return Reference(
+            _in_box(["S"] * 8, _s8_ring()), f"S8 ring in a {MOLECULE_BOX_A:g} Å box", False
+        )
     if element in CRYSTALS:
         name, spacegroup, cellpar, site = CRYSTALS[element]
         atoms = crystal(element, [site], spacegroup=spacegroup, cellpar=cellpar)
@@ -68,10 +74,14 @@ def reference_structure(element: str) -> Reference:
     try:
         atoms = bulk(element)
     except (ValueError, KeyError, RuntimeError):
-        raise InputError(f"no offline reference structure for {element}: give one in "
-                         f"AmorphousLimitMaker(references={{'{element}': structure}})") from None
+        raise InputError(
+            f"no offline reference structure for {element}: give one in "
+            f"AmorphousLimitMaker(references={{'{element}': structure}})"
+        ) from None
     symmetry = reference_states[atomic_numbers[element]]["symmetry"]
-    return Reference(AseAtomsAdaptor.get_structure(atoms), f"{symmetry} {element} (ASE reference state)")
+    return Reference(
+        AseAtomsAdaptor.get_structure(atoms), f"{symmetry} {element} (ASE reference state)"
+    )
 
 
 def _in_box(species: list[str], coords) -> Structure:
@@ -85,7 +95,9 @@ def _s8_ring(bond: float = 2.05, angle_deg: float = 108.0) -> np.ndarray:
     radius = 2 * bond * np.sin(np.radians(angle_deg / 2)) / np.sqrt(2)  # second neighbours span 90°
     height = np.sqrt(bond**2 - (2 * radius * np.sin(np.pi / 8)) ** 2) / 2
     phi = np.arange(8) * np.pi / 4
-    return np.column_stack([radius * np.cos(phi), radius * np.sin(phi), height * (-1) ** np.arange(8)])
+    return np.column_stack(
+        [radius * np.cos(phi), radius * np.sin(phi), height * (-1) ** np.arange(8)]
+    )
 
 
 def sample_snapshots(trajectory: Trajectory, count: int, interval_ps: float) -> list[int]:
@@ -158,7 +170,9 @@ class AmorphousLimitMaker(Maker):
     def validate(self, elements: list[str], engine: EngineSpec) -> None:
         """Raise before any job runs if a setting, an element's reference or the engine cannot work."""
         if self.snapshots < 1 or self.interval_ps <= 0:
-            raise InputError("the amorphous limit needs at least one snapshot and a positive interval")
+            raise InputError(
+                "the amorphous limit needs at least one snapshot and a positive interval"
+            )
         if self.fmax <= 0 or self.max_steps < 1:
             raise InputError("relaxations need a positive force tolerance and at least one step")
         for element in elements:
@@ -185,7 +199,9 @@ def _trajectory_path(production: MDResult | str) -> str:
 
 
 @job
-def plan_amorphous_limit(maker: AmorphousLimitMaker, production: MDResult | str, engine: EngineSpec) -> Response:
+def plan_amorphous_limit(
+    maker: AmorphousLimitMaker, production: MDResult | str, engine: EngineSpec
+) -> Response:
     """Sample the snapshots and replace this job by their relaxations, the references' and the summary."""
     trajectory = Trajectory.load(_trajectory_path(production))
     elements = sorted(set(trajectory.symbols))
@@ -193,13 +209,17 @@ def plan_amorphous_limit(maker: AmorphousLimitMaker, production: MDResult | str,
     indices = sample_snapshots(trajectory, maker.snapshots, maker.interval_ps)
     snapshot_jobs = []
     for index in indices:
-        relaxation = relaxed_energy(trajectory.structure(index), engine, True, maker.fmax, maker.max_steps)
+        relaxation = relaxed_energy(
+            trajectory.structure(index), engine, True, maker.fmax, maker.max_steps
+        )
         relaxation.name = f"snapshot {trajectory.time_fs[index] / 1000:.2f} ps"
         snapshot_jobs.append(relaxation)
     references = {element: maker.reference(element) for element in elements}
     reference_jobs = {}
     for element, reference in references.items():
-        relaxation = relaxed_energy(reference.structure, engine, reference.relax_cell, maker.fmax, maker.max_steps)
+        relaxation = relaxed_energy(
+            reference.structure, engine, reference.relax_cell, maker.fmax, maker.max_steps
+        )
         relaxation.name = f"reference {element}"
         reference_jobs[element] = relaxation
     summary = summarize_amorphous_limit(
@@ -216,13 +236,18 @@ def plan_amorphous_limit(maker: AmorphousLimitMaker, production: MDResult | str,
 
 
 @job
-def relaxed_energy(structure: Structure, engine: EngineSpec, relax_cell: bool, fmax: float,
-                   max_steps: int) -> RelaxedEnergy:
+def relaxed_energy(
+    structure: Structure, engine: EngineSpec, relax_cell: bool, fmax: float, max_steps: int
+) -> RelaxedEnergy:
     """Relax ``structure`` with the engine, then compute the relaxed structure statically."""
     live = engine.load()
-    relaxed = live.relax(structure, Path.cwd(), relax_cell=relax_cell, fmax=fmax, max_steps=max_steps)
+    relaxed = live.relax(
+        structure, Path.cwd(), relax_cell=relax_cell, fmax=fmax, max_steps=max_steps
+    )
     energy = live.static(relaxed.structure, Path.cwd())
-    return RelaxedEnergy(relaxed.structure, energy / len(relaxed.structure), relaxed.converged, relaxed.steps)
+    return RelaxedEnergy(
+        relaxed.structure, energy / len(relaxed.structure), relaxed.converged, relaxed.steps
+    )
 
 
 @job
@@ -237,12 +262,23 @@ def summarize_amorphous_limit(
     """Formation energies of the snapshots against the elemental references, and their minimum."""
     potentials = {element: ref.energy_eV_per_atom for element, ref in references.items()}
     results = [
-        SnapshotEnergy(time, s.energy_eV_per_atom, formation_energy_per_atom(s.structure.composition,
-                       s.energy_eV_per_atom, potentials), s.relax_converged, s.structure)
+        SnapshotEnergy(
+            time,
+            s.energy_eV_per_atom,
+            formation_energy_per_atom(s.structure.composition, s.energy_eV_per_atom, potentials),
+            s.relax_converged,
+            s.structure,
+        )
         for time, s in zip(times_ps, snapshots, strict=True)
     ]
     elements = [
-        ElementReference(element, descriptions[element], ref.energy_eV_per_atom, ref.relax_converged, ref.structure)
+        ElementReference(
+            element,
+            descriptions[element],
+            ref.energy_eV_per_atom,
+            ref.relax_converged,
+            ref.structure,
+        )
         for element, ref in references.items()
     ]
     return AmorphousLimitResult(
@@ -255,8 +291,10 @@ def summarize_amorphous_limit(
     )
 
 
-def formation_energy_per_atom(composition: Composition, energy_per_atom: float,
-                              potentials: dict[str, float]) -> float:
+def formation_energy_per_atom(
+    composition: Composition, energy_per_atom: float, potentials: dict[str, float]
+) -> float:
     """Energy per atom minus the atom-fraction-weighted elemental energies per atom."""
-    return energy_per_atom - sum(composition.get_atomic_fraction(el) * potentials[el.symbol]
-                                 for el in composition.elements)
+    return energy_per_atom - sum(
+        composition.get_atomic_fraction(el) * potentials[el.symbol] for el in composition.elements
+    )

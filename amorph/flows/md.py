@@ -13,8 +13,8 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Structure
 
-from amorph.engine import EngineSpec, MDResult, MDSettings, MDState, MDTask
 from amorph.errors import InputError
+from amorph.md.engine import EngineSpec, MDResult, MDSettings, MDState, MDTask
 
 
 @dataclass

@@ -9,20 +9,20 @@ from typing import Any
 from jobflow import Flow, Maker, job
 from pymatgen.core import Composition
 
-from amorph.composition import parse_composition
-from amorph.database import COLLECT_JOB
-from amorph.engine import EngineSpec, MDResult, MDSettings
 from amorph.errors import InputError
 from amorph.flows.md import Target, stage_name
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, VolumeSearchResult
-from amorph.results import (
+from amorph.md.engine import EngineSpec, MDResult, MDSettings
+from amorph.results.reader import COLLECT_JOB
+from amorph.results.summary import (
     analyze_production,
     arrhenius_summary,
     temperature_summary,
     write_temperature_results,
 )
+from amorph.structure.composition import parse_composition
 
 
 @dataclass
@@ -44,23 +44,39 @@ class TemperatureStageMaker(Maker):
         self.production.validate()
 
     def make(
-        self, targets: list[Target], engine: EngineSpec, seed: int = 1, results_dir: str | None = None
+        self,
+        targets: list[Target],
+        engine: EngineSpec,
+        seed: int = 1,
+        results_dir: str | None = None,
     ) -> Flow:
         """The stage's flow; its output lists ``{"summary", "production"}`` per target."""
         search = self.volume_search.make(targets, engine, seed)
         check = self.check.make(targets, search.output, engine, seed)
-        production = self.production.make(targets, [check.output[i].final_state for i in range(len(targets))],
-                                          engine, seed)
+        production = self.production.make(
+            targets, [check.output[i].final_state for i in range(len(targets))], engine, seed
+        )
         production.name = f"production {stage_name(targets)}"
         summaries = []
         for i, target in enumerate(targets):
-            summary = summarize_temperature(target.formula, target.temperature, engine, search.output[i],
-                                            check.output[i], production.output[i], results_dir)
+            summary = summarize_temperature(
+                target.formula,
+                target.temperature,
+                engine,
+                search.output[i],
+                check.output[i],
+                production.output[i],
+                results_dir,
+            )
             summary.name = f"results {target.name}"
             summaries.append(summary)
-        output = [{"summary": summary.output, "production": production.output[i]}
-                  for i, summary in enumerate(summaries)]
-        return Flow([search, check, production, *summaries], output=output, name=stage_name(targets))
+        output = [
+            {"summary": summary.output, "production": production.output[i]}
+            for i, summary in enumerate(summaries)
+        ]
+        return Flow(
+            [search, check, production, *summaries], output=output, name=stage_name(targets)
+        )
 
 
 @job
@@ -82,10 +98,14 @@ def summarize_temperature(
 
 
 @job
-def collect(summaries: list[dict[str, Any]], results_dir: str | None = None) -> list[dict[str, Any]]:
+def collect(
+    summaries: list[dict[str, Any]], results_dir: str | None = None
+) -> list[dict[str, Any]]:
     """All temperature summaries of a composition, hottest first, each with the Arrhenius fits."""
     arrhenius = arrhenius_summary(summaries, results_dir)
-    return [{**s, "arrhenius": arrhenius} for s in sorted(summaries, key=lambda s: -s["temperature_K"])]
+    return [
+        {**s, "arrhenius": arrhenius} for s in sorted(summaries, key=lambda s: -s["temperature_K"])
+    ]
 
 
 @dataclass
@@ -110,7 +130,9 @@ class MeltQuenchMaker(Maker):
     stage: TemperatureStageMaker = field(default_factory=TemperatureStageMaker)
     seed: int = 1
     results_dir: str | None = None
-    run_dir: str | None = None  # MD files in <run_dir>/<formula>/<T>K, so reruns resume; else job folders
+    run_dir: str | None = (
+        None  # MD files in <run_dir>/<formula>/<T>K, so reruns resume; else job folders
+    )
     batch_stages: bool | None = None
 
     def validate(self, composition: Composition) -> None:
@@ -120,7 +142,9 @@ class MeltQuenchMaker(Maker):
                 raise InputError(f"temperature must be positive, got {temperature:g} K")
         hotter = [t for t in self.quench_temperatures if t >= self.melt_temperature]
         if hotter:
-            raise InputError(f"quench temperature {hotter[0]:g} K is not below the melt ({self.melt_temperature:g} K)")
+            raise InputError(
+                f"quench temperature {hotter[0]:g} K is not below the melt ({self.melt_temperature:g} K)"
+            )
         self.cell.validate(composition)
         self.stage.validate()
         self.engine.load().check_elements([el.symbol for el in composition.elements])
@@ -146,40 +170,66 @@ class MeltQuenchMaker(Maker):
             self.validate(composition)
         packs = [self.cell.make(c) for c in compositions]
         melts, melt_outputs = self._stages(
-            [self._target(pack.output, self.melt_temperature, f) for pack, f in zip(packs, formulas)])
+            [
+                self._target(pack.output, self.melt_temperature, f)
+                for pack, f in zip(packs, formulas)
+            ]
+        )
         quenches, quench_outputs = self._stages(
-            [self._target(melt["production"].final_state.structure, t, f)
-             for melt, f in zip(melt_outputs, formulas) for t in self.quench_temperatures])
+            [
+                self._target(melt["production"].final_state.structure, t, f)
+                for melt, f in zip(melt_outputs, formulas)
+                for t in self.quench_temperatures
+            ]
+        )
         collected = {}
         for k, formula in enumerate(formulas):
             n = len(self.quench_temperatures)
-            stage_outputs = [melt_outputs[k], *quench_outputs[k * n:(k + 1) * n]]
+            stage_outputs = [melt_outputs[k], *quench_outputs[k * n : (k + 1) * n]]
             collected[formula] = collect([o["summary"] for o in stage_outputs], self.results_dir)
             collected[formula].name = COLLECT_JOB
-        return [*packs, *melts, *quenches, *collected.values()], {f: c.output for f, c in collected.items()}
+        return [*packs, *melts, *quenches, *collected.values()], {
+            f: c.output for f, c in collected.items()
+        }
 
     def _target(self, structure, temperature: float, formula: str) -> Target:
-        run_dir = None if self.run_dir is None else str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
+        run_dir = (
+            None
+            if self.run_dir is None
+            else str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
+        )
         return Target(structure, temperature, formula, run_dir)
 
     def _stages(self, targets: list[Target]) -> tuple[list[Flow], list[dict[str, Any]]]:
         """Stage flows for ``targets`` (one for all when batching) and each target's stage output, in order."""
         batch = self.batch_stages if self.batch_stages is not None else self.engine.load().batches
         groups = [targets] if batch else [[target] for target in targets]
-        flows = [self.stage.make(group, self.engine, self.seed, self.results_dir) for group in groups if group]
+        flows = [
+            self.stage.make(group, self.engine, self.seed, self.results_dir)
+            for group in groups
+            if group
+        ]
         return flows, [output for flow in flows for output in flow.output]
 
 
 def demo_maker(**overrides: Any) -> MeltQuenchMaker:
     """Small and short: 32 atoms, 0.3 ps search/check runs, 0.6 ps production, 5000 K and 2000 K."""
-    md = MDSettings(thermostat_time_fs=20.0)  # short runs need a thermostat much faster than the run
+    md = MDSettings(
+        thermostat_time_fs=20.0
+    )  # short runs need a thermostat much faster than the run
     stage = TemperatureStageMaker(
         volume_search=VolumeSearchMaker(duration_ps=0.3, md=md),
         check=CheckRunMaker(duration_ps=0.3, md=md, pressure_tolerance_GPa=1.0, max_attempts=2),
         production=ProductionMaker(duration_ps=0.6, chunk_ps=0.2, md=md),
     )
-    return MeltQuenchMaker(**{"quench_temperatures": (2000.0,), "cell": RandomCellMaker(atoms=32), "stage": stage,
-                              **overrides})
+    return MeltQuenchMaker(
+        **{
+            "quench_temperatures": (2000.0,),
+            "cell": RandomCellMaker(atoms=32),
+            "stage": stage,
+            **overrides,
+        }
+    )
 
 
 PRESETS = {"paper": MeltQuenchMaker, "demo": demo_maker}

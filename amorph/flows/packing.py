@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from jobflow import Maker, job
 from pymatgen.core import Composition, Structure
 
-from amorph.cell import estimate_volume_per_atom, random_packed_structure
-from amorph.composition import formula_units_for, parse_composition
 from amorph.errors import InputError
+from amorph.structure.composition import formula_units_for, parse_composition
+from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
 
 
 @dataclass
 class RandomCellMaker(Maker):
     """Pack about ``atoms`` atoms (whole formula units) at random into a cubic cell.
 
-    ``volume_per_atom`` (Å³) overrides the offline estimate of :func:`amorph.cell.estimate_volume_per_atom`.
+    ``volume_per_atom`` (Å³) overrides the offline estimate of :func:`amorph.structure.packing.estimate_volume_per_atom`.
     """
 
     name: str = "random cell"

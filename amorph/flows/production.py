@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from jobflow import Maker, job
 
-from amorph.engine import EngineSpec, MDResult, MDSettings, MDState
 from amorph.errors import InputError
 from amorph.flows.md import Target, derive_seed, run_md
+from amorph.md.engine import EngineSpec, MDResult, MDSettings, MDState
 from amorph.trajectory import Trajectory
 
 
@@ -33,11 +33,20 @@ class ProductionMaker(Maker):
         self.md.validate()
 
     @job(data="trajectory")
-    def make(self, targets: list[Target], starts: list[MDState], engine: EngineSpec, seed: int = 1) -> list[MDResult]:
+    def make(
+        self, targets: list[Target], starts: list[MDState], engine: EngineSpec, seed: int = 1
+    ) -> list[MDResult]:
         """One production run per target from its start state (the check run's end), all in one engine call."""
-        results = run_md(engine, targets, starts, seeds=[derive_seed(seed, t.temperature, 1000) for t in targets],
-                         labels=["production"] * len(targets), duration_ps=self.duration_ps, settings=self.md,
-                         chunk_ps=self.chunk_ps)
+        results = run_md(
+            engine,
+            targets,
+            starts,
+            seeds=[derive_seed(seed, t.temperature, 1000) for t in targets],
+            labels=["production"] * len(targets),
+            duration_ps=self.duration_ps,
+            settings=self.md,
+            chunk_ps=self.chunk_ps,
+        )
         if self.store_trajectory:
             for result in results:
                 result.trajectory = Trajectory.load(result.trajectory_path)

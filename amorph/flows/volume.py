@@ -8,10 +8,7 @@ import numpy as np
 from jobflow import Flow, Maker, Response, job
 from monty.json import MSONable
 
-from amorph.engine import EngineSpec, MDResult, MDSettings, MDState, RunStats
-from amorph.errors import InputError, VolumeSearchError
-from amorph.flows.md import Target, derive_seed, run_md, scaled_state, stage_name
-from amorph.volume import (
+from amorph.eos import (
     EOSFit,
     EOSPoint,
     fit_pressure_eos,
@@ -20,6 +17,9 @@ from amorph.volume import (
     rescaled_volume,
     zero_pressure_volume,
 )
+from amorph.errors import InputError, VolumeSearchError
+from amorph.flows.md import Target, derive_seed, run_md, scaled_state, stage_name
+from amorph.md.engine import EngineSpec, MDResult, MDSettings, MDState, RunStats
 
 
 @dataclass
@@ -89,12 +89,18 @@ def eos_runs(
     seed: int,
 ) -> list[list[MDResult]]:
     """For each target, NVT runs of its structure scaled to each of its volume factors (fresh velocities)."""
-    plan = [(i, factor, first + k) for i, (fs, first) in enumerate(zip(factors, first_indices, strict=True))
-            for k, factor in enumerate(fs)]
+    plan = [
+        (i, factor, first + k)
+        for i, (fs, first) in enumerate(zip(factors, first_indices, strict=True))
+        for k, factor in enumerate(fs)
+    ]
     results = run_md(
         engine,
         [targets[i] for i, _, _ in plan],
-        [scaled_state(MDState(targets[i].structure), f * targets[i].structure.volume) for i, f, _ in plan],
+        [
+            scaled_state(MDState(targets[i].structure), f * targets[i].structure.volume)
+            for i, f, _ in plan
+        ],
         seeds=[derive_seed(seed, targets[i].temperature, n) for i, _, n in plan],
         labels=[f"eos{n:02d}" for _, _, n in plan],
         duration_ps=maker.duration_ps,
@@ -118,7 +124,10 @@ def fit_or_extend(
     """Fit P(V) of each target; when all are bracketed return their zero-pressure volumes, else replace
     itself by one more volume for each target that is not (all in one engine call) and a new fit."""
     runs = [[*old, *new] for old, new in zip(previous_runs, new_runs, strict=True)]
-    outcomes = [_fit_one(maker, target, target_runs) for target, target_runs in zip(targets, runs, strict=True)]
+    outcomes = [
+        _fit_one(maker, target, target_runs)
+        for target, target_runs in zip(targets, runs, strict=True)
+    ]
     if all(isinstance(outcome, VolumeSearchResult) for outcome in outcomes):
         return outcomes
     factors = [[] if isinstance(outcome, VolumeSearchResult) else [outcome] for outcome in outcomes]
@@ -129,7 +138,9 @@ def fit_or_extend(
     return Response(replace=Flow([more, again], output=again.output))
 
 
-def _fit_one(maker: VolumeSearchMaker, target: Target, runs: list[MDResult]) -> VolumeSearchResult | float:
+def _fit_one(
+    maker: VolumeSearchMaker, target: Target, runs: list[MDResult]
+) -> VolumeSearchResult | float:
     """The search's result if zero pressure is bracketed, else the volume factor to sample next."""
     points = [_eos_point(run) for run in runs]
     volumes = np.array([p.volume_A3 for p in points])
@@ -145,13 +156,22 @@ def _fit_one(maker: VolumeSearchMaker, target: Target, runs: list[MDResult]) -> 
         raise VolumeSearchError(
             f"zero pressure not bracketed for {target.name} after {extra} extra volumes ({sampled})"
         )
-    return next_volume(volumes, pressures, fit, maker.min_step, maker.max_step) / target.structure.volume
+    return (
+        next_volume(volumes, pressures, fit, maker.min_step, maker.max_step)
+        / target.structure.volume
+    )
 
 
 def _eos_point(run: MDResult) -> EOSPoint:
     s = run.stats
-    return EOSPoint(s.volume_A3, s.pressure_GPa, s.pressure_sem_GPa, s.temperature_K, s.energy_eV_per_atom,
-                    run.trajectory_path)
+    return EOSPoint(
+        s.volume_A3,
+        s.pressure_GPa,
+        s.pressure_sem_GPa,
+        s.temperature_K,
+        s.energy_eV_per_atom,
+        run.trajectory_path,
+    )
 
 
 @dataclass
@@ -178,16 +198,25 @@ class CheckRunMaker(Maker):
             raise InputError("the check run needs at least one attempt")
         self.md.validate()
 
-    def make(self, targets: list[Target], searches: list[VolumeSearchResult], engine: EngineSpec,
-             seed: int = 1):
+    def make(
+        self,
+        targets: list[Target],
+        searches: list[VolumeSearchResult],
+        engine: EngineSpec,
+        seed: int = 1,
+    ):
         """Check runs for every target, from its volume search, as one engine call per attempt."""
         check = check_volume(self, targets, searches, engine, seed)
         check.name = f"check {stage_name(targets)}"
         return check
 
     def is_converged(self, stats: RunStats) -> bool:
-        pressure_ok = abs(stats.pressure_GPa) <= max(self.pressure_tolerance_GPa, 2 * stats.pressure_sem_GPa)
-        return pressure_ok and abs(stats.energy_drift_eV_per_atom) <= self.energy_tolerance_eV_per_atom
+        pressure_ok = abs(stats.pressure_GPa) <= max(
+            self.pressure_tolerance_GPa, 2 * stats.pressure_sem_GPa
+        )
+        return (
+            pressure_ok and abs(stats.energy_drift_eV_per_atom) <= self.energy_tolerance_eV_per_atom
+        )
 
     def is_settled(self, check: CheckResult | None) -> bool:
         """Whether a target's check runs are over: converged, or out of attempts."""
@@ -217,13 +246,25 @@ def check_volume(
             volume = rescaled_volume(stats.volume_A3, stats.pressure_GPa, searches[i].fit.b0_GPa)
             starts.append(scaled_state(checks[i].final_state, volume))
             attempts.append(checks[i].attempts + 1)
-    runs = run_md(engine, [targets[i] for i in retry], starts,
-                  seeds=[derive_seed(seed, targets[i].temperature, 100 + a) for i, a in zip(retry, attempts)],
-                  labels=[f"check{a}" for a in attempts], duration_ps=maker.duration_ps, settings=maker.md)
+    runs = run_md(
+        engine,
+        [targets[i] for i in retry],
+        starts,
+        seeds=[derive_seed(seed, targets[i].temperature, 100 + a) for i, a in zip(retry, attempts)],
+        labels=[f"check{a}" for a in attempts],
+        duration_ps=maker.duration_ps,
+        settings=maker.md,
+    )
     for i, attempt, run in zip(retry, attempts, runs, strict=True):
         history = [] if checks[i] is None else checks[i].history
-        checks[i] = CheckResult(run.stats.volume_A3, run.stats, run.final_state, maker.is_converged(run.stats),
-                                attempt, [*history, run.stats])
+        checks[i] = CheckResult(
+            run.stats.volume_A3,
+            run.stats,
+            run.final_state,
+            maker.is_converged(run.stats),
+            attempt,
+            [*history, run.stats],
+        )
     if all(maker.is_settled(check) for check in checks):
         return checks
     again = check_volume(maker, targets, searches, engine, seed, checks)

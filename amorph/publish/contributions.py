@@ -268,7 +268,9 @@ def _pipeline_arrhenius(members: list[tuple[str, ResultEntry]]) -> dict:
 def _arrhenius(points: list[tuple[float, dict]]) -> dict:
     """Arrhenius fit per species over ``(T, {species: (D, sigma_D)})`` of one composition."""
     rows = ((species, t, *d) for t, diffusion in points for species, d in diffusion.items())
-    return {species: fit.as_dict() for species, fit in fits_by_species(points_by_species(rows)).items()}
+    return {
+        species: fit.as_dict() for species, fit in fits_by_species(points_by_species(rows)).items()
+    }
 
 
 def _add_arrhenius(contribution: Contribution, fits: dict) -> None:

@@ -1,0 +1,1 @@
+"""Running flows: locally into the store, as resumable campaigns, and on clusters through workflow managers."""

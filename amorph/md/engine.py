@@ -1,0 +1,322 @@
+"""The engine interface: what every MD engine (ML potentials, VASP) provides to the flows.
+
+A flow never talks to a potential directly. It describes MD runs as :class:`MDTask` objects and hands
+them to the :class:`Engine` named by an :class:`EngineSpec`; the engine returns one :class:`MDResult`
+per task, whose numbers (:class:`RunStats`) are computed here from the trajectory the engine wrote, so
+that every engine reports pressures, temperatures and energies by the same rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from monty.json import MSONable
+from pymatgen.core import Structure
+
+from amorph.errors import EngineError, InputError
+from amorph.trajectory import Trajectory
+
+PressureConvention = Literal["virial", "total"]
+Thermostat = Literal["nose-hoover", "langevin"]
+
+# Engine kinds and the factory that builds each: "module:function", imported only when used.
+ENGINE_FACTORIES = {
+    "chgnet": "amorph.potentials.chgnet:chgnet_engine",  # amorph's batched evaluation
+    "m3gnet": "amorph.potentials.m3gnet:m3gnet_engine",
+    "chgnet-ase": "amorph.potentials.chgnet:chgnet_ase_engine",  # the packages' own ASE calculators
+    "m3gnet-ase": "amorph.potentials.m3gnet:m3gnet_ase_engine",
+    "ase": "amorph.md.ase:calculator_factory_engine",
+    "batched": "amorph.md.batched:potential_factory_engine",
+    "vasp": "amorph.md.vasp:vasp_engine",
+}
+
+
+@dataclass
+class MDSettings(MSONable):
+    """How an MD run is integrated and averaged; one instance per stage, visible on its Maker.
+
+    ``pressure_convention`` "virial" averages the virial pressure without the kinetic (ideal-gas)
+    term, as VASP's "external pressure" that the original MPMorph and the published database use;
+    "total" adds N k_B T / V.
+    """
+
+    time_step_fs: float | None = (
+        None  # None: 2 fs, or 0.5 fs when H is present (the paper's choice)
+    )
+    thermostat: Thermostat = "nose-hoover"
+    thermostat_time_fs: float = 100.0  # Nosé–Hoover damping time, or 1/friction for Langevin
+    sample_interval: int = 1  # steps between stored frames
+    equilibration_fraction: float = 0.5  # leading fraction of frames left out of averages
+    pressure_convention: PressureConvention = "virial"
+    blowup_temperature_factor: float = 5.0  # a run whose T exceeds this × target has exploded
+
+    def time_step_for(self, structure: Structure) -> float:
+        if self.time_step_fs is not None:
+            return self.time_step_fs
+        return 0.5 if "H" in structure.composition else 2.0
+
+    def validate(self) -> None:
+        if self.time_step_fs is not None and self.time_step_fs <= 0:
+            raise InputError(f"time step must be positive, got {self.time_step_fs} fs")
+        if self.sample_interval < 1:
+            raise InputError(f"sample interval must be at least 1, got {self.sample_interval}")
+        if not 0 <= self.equilibration_fraction < 1:
+            raise InputError("equilibration fraction must lie in [0, 1)")
+        if self.pressure_convention not in ("virial", "total"):
+            raise InputError(f"unknown pressure convention {self.pressure_convention!r}")
+        if self.thermostat not in ("nose-hoover", "langevin"):
+            raise InputError(f"unknown thermostat {self.thermostat!r}")
+
+
+@dataclass
+class MDState(MSONable):
+    """Where a run ends and the next may continue: positions, velocities (Å/fs), thermostat state."""
+
+    structure: Structure
+    velocities: list[list[float]] | None = None
+    thermostat: dict[str, Any] | None = None
+
+    def digest(self) -> str:
+        """A short hash of the state, so that a finished run is reused only for the same start."""
+        digest = hashlib.sha256(np.round(self.structure.lattice.matrix, 6).tobytes())
+        digest.update(np.round(self.structure.cart_coords, 6).tobytes())
+        digest.update(np.round(np.asarray(self.velocities or [], dtype=float), 8).tobytes())
+        digest.update(json.dumps(self.thermostat, sort_keys=True).encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass
+class MDTask:
+    """One NVT run: start from ``state`` at ``temperature`` for ``steps`` steps, write into ``work_dir``.
+
+    Without velocities in ``state`` the engine draws Maxwell–Boltzmann velocities at ``temperature``
+    from ``seed`` (an instantaneous quench when the structure comes from a hotter run). Runs with
+    ``chunk_steps`` are written in chunks with a checkpoint after each, and a rerun in the same
+    ``work_dir`` continues from the last checkpoint.
+    """
+
+    state: MDState
+    temperature: float
+    steps: int
+    settings: MDSettings
+    work_dir: Path
+    seed: int = 0
+    chunk_steps: int | None = None
+    label: str = "md"
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise InputError(f"temperature must be positive, got {self.temperature} K")
+        if self.steps <= 0:
+            raise InputError(f"number of MD steps must be positive, got {self.steps}")
+        self.settings.validate()
+        if self.steps % self.settings.sample_interval:
+            raise InputError(
+                f"{self.steps} steps is not a multiple of the sample interval "
+                f"{self.settings.sample_interval}"
+            )
+        self.work_dir = Path(self.work_dir)
+
+    @property
+    def time_step_fs(self) -> float:
+        return self.settings.time_step_for(self.state.structure)
+
+    @property
+    def chunk_size(self) -> int:
+        """Steps per chunk: ``chunk_steps`` (else the whole run) in whole sample intervals."""
+        chunk = self.chunk_steps or self.steps
+        interval = self.settings.sample_interval
+        return max(interval, chunk - chunk % interval)
+
+    def path(self, suffix: str) -> Path:
+        """A file of this run: ``<work_dir>/<label><suffix>``."""
+        return self.work_dir / f"{self.label}{suffix}"
+
+    def chunk_path(self, index: int) -> Path:
+        return self.path(f".chunk{index:04d}.npz")
+
+    def fingerprint(self, engine: str) -> dict[str, Any]:
+        """What identifies the run; a finished or checkpointed run is reused only when all of it matches."""
+        return {
+            "label": self.label,
+            "steps": self.steps,
+            "temperature_K": self.temperature,
+            "time_step_fs": self.time_step_fs,
+            "n_atoms": len(self.state.structure),
+            "sample_interval": self.settings.sample_interval,
+            "chunk_steps": self.chunk_size,
+            "seed": self.seed,
+            "engine": engine,
+            "start": self.state.digest(),
+        }
+
+
+@dataclass
+class RunStats(MSONable):
+    """Averages of one run over its equilibrated part (the frames after ``equilibration_fraction``)."""
+
+    volume_A3: float
+    n_atoms: int
+    temperature_K: float
+    pressure_GPa: float  # by ``pressure_convention``
+    pressure_sem_GPa: float  # standard error from block averages
+    virial_pressure_GPa: float
+    kinetic_pressure_GPa: float
+    energy_eV_per_atom: float
+    energy_drift_eV_per_atom: float  # mean energy of the second half minus the first half
+    pressure_convention: str
+    n_frames_averaged: int
+
+    @classmethod
+    def from_trajectory(cls, trajectory: Trajectory, settings: MDSettings) -> RunStats:
+        n = trajectory.n_frames
+        start = min(int(n * settings.equilibration_fraction), n - 1)
+        eq = slice(start, None)
+        virial = trajectory.virial_pressures[eq]
+        kinetic = trajectory.kinetic_pressures[eq]
+        pressures = virial + kinetic if settings.pressure_convention == "total" else virial
+        energies = trajectory.energies / trajectory.n_atoms
+        half = n // 2
+        drift = float(energies[half:].mean() - energies[:half].mean()) if n > 1 else 0.0
+        return cls(
+            volume_A3=float(trajectory.volumes[-1]),
+            n_atoms=trajectory.n_atoms,
+            temperature_K=float(trajectory.temperatures[eq].mean()),
+            pressure_GPa=float(pressures.mean()),
+            pressure_sem_GPa=block_standard_error(pressures),
+            virial_pressure_GPa=float(virial.mean()),
+            kinetic_pressure_GPa=float(kinetic.mean()),
+            energy_eV_per_atom=float(energies[eq].mean()),
+            energy_drift_eV_per_atom=drift,
+            pressure_convention=settings.pressure_convention,
+            n_frames_averaged=int(n - start),
+        )
+
+
+def block_standard_error(values: np.ndarray, n_blocks: int = 5) -> float:
+    """Standard error of the mean of a correlated series from ``n_blocks`` block averages."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 * n_blocks:
+        return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+    blocks = np.array_split(values, n_blocks)
+    means = np.array([b.mean() for b in blocks])
+    return float(means.std(ddof=1) / np.sqrt(n_blocks))
+
+
+@dataclass
+class MDResult(MSONable):
+    """What a run leaves: its final state, its statistics and the path of its trajectory."""
+
+    final_state: MDState
+    stats: RunStats
+    trajectory_path: str
+    steps: int
+    time_step_fs: float
+    n_force_calls: int = 0
+    force_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    trajectory: Trajectory | None = None  # set only where the trajectory itself goes to the store
+
+
+class Engine(ABC):
+    """Runs MD tasks. Subclasses implement :meth:`run_one`; batched engines override :meth:`run`."""
+
+    name: str = "engine"
+    batches: bool = False  # True when one call of run(tasks) advances its tasks together
+
+    def run(self, tasks: list[MDTask]) -> list[MDResult]:
+        """Run ``tasks`` (independent of one another) and return their results in order."""
+        return [self.run_one(task) for task in tasks]
+
+    @abstractmethod
+    def run_one(self, task: MDTask) -> MDResult:
+        """Run one task."""
+
+    def check_elements(self, symbols: list[str]) -> None:
+        """Raise ``InputError`` if the engine cannot model one of ``symbols``."""
+
+    def relax(
+        self,
+        structure: Structure,
+        work_dir: Path,
+        relax_cell: bool = True,
+        fmax: float = 0.05,
+        max_steps: int = 200,
+    ) -> RelaxResult:
+        """Relax positions (and the cell with ``relax_cell``) until every force is below ``fmax`` eV/Å,
+        in at most ``max_steps`` ionic steps; engines that write files write them under ``work_dir``."""
+        raise NotImplementedError(f"engine {self.name} cannot relax structures")
+
+    def static(self, structure: Structure, work_dir: Path) -> float:
+        """The total energy of ``structure`` in eV."""
+        raise NotImplementedError(f"engine {self.name} cannot compute static energies")
+
+
+@dataclass
+class RelaxResult(MSONable):
+    """A relaxed structure, its energy (eV) and whether the forces met the tolerance in the allowed steps."""
+
+    structure: Structure
+    energy_eV: float
+    converged: bool
+    steps: int
+
+
+@dataclass
+class EngineSpec(MSONable):
+    """A serialisable description of an engine, resolved to a live engine once per process.
+
+    ``kind`` is a key of :data:`ENGINE_FACTORIES` ("chgnet", "m3gnet", "chgnet-ase", "ase", "vasp" ...). ``model`` is
+    engine specific: a pretrained model name or a local model directory for the ML potentials,
+    ``"package.module:function"`` returning an ASE calculator for ``kind="ase"``, or returning a
+    :class:`~amorph.potentials.base.BatchedPotential` for ``kind="batched"``.
+    """
+
+    kind: str = "chgnet"
+    model: str | None = None
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the calculator
+
+    @classmethod
+    def parse(cls, text: str, model: str | None = None, device: str = "cpu") -> EngineSpec:
+        """Build a spec from the command line: an engine kind, or a ``module:function`` calculator factory."""
+        if ":" in text:
+            return cls(kind="ase", model=text, device=device)
+        if text not in ENGINE_FACTORIES:
+            known = ", ".join(sorted(ENGINE_FACTORIES))
+            raise InputError(
+                f"unknown engine {text!r}: choose one of {known}, or give module:function"
+            )
+        return cls(kind=text, model=model, device=device)
+
+    def load(self) -> Engine:
+        """The live engine, built once per process (a model is loaded once, not once per MD run)."""
+        key = json.dumps(
+            [self.kind, self.model, self.device, self.options], sort_keys=True, default=str
+        )
+        if key not in _LOADED_ENGINES:
+            if self.kind not in ENGINE_FACTORIES:
+                raise EngineError(f"no engine of kind {self.kind!r}")
+            module_name, function_name = ENGINE_FACTORIES[self.kind].split(":")
+            factory = getattr(importlib.import_module(module_name), function_name)
+            _LOADED_ENGINES[key] = factory(self)
+        return _LOADED_ENGINES[key]
+
+
+_LOADED_ENGINES: dict[str, Engine] = {}
+
+
+def import_factory(path: str | None, what: str):
+    """The callable at ``package.module:function``; ``EngineError`` naming ``what`` if it cannot be imported."""
+    module_name, _, function_name = (path or "").partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise EngineError(f"cannot import {what} factory {path!r}: {exc}") from None

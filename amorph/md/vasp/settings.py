@@ -1,0 +1,155 @@
+"""The paper's VASP settings in one place, and the pymatgen input sets built from them.
+
+MD follows Zheng et al. (npj Comput. Mater. 2024), i.e. MPMorph and the amorphous-limit work of Aykol
+et al. (Sci. Adv. 2018), through pymatgen's ``MPMDSet``: PAW-PBE with the Materials Project POTCAR
+choices (``Li_sv``, ``O``, ...), Γ point only, ``ISYM = 0``, ``PREC = Normal``, ``IBRION = 0``, no spin
+polarisation; ``TEBEG = TEEND`` = the stage temperature, ``NSW`` = the steps of the run (of the chunk),
+``POTIM`` = ``MDSettings.time_step_for`` (2 fs, 0.5 fs with H), ``NBLOCK`` = the sample interval,
+``EDIFF`` = ``ediff_per_atom`` × atoms. :data:`MD_INCAR` holds what amorph changes on top of
+``MPMDSet``. (atomate2's ``MDSetGenerator`` is not used: it takes atomate2's PBE_54 POTCAR choices.)
+
+Relaxations and statics (the amorphous limit) use ``MPRelaxSet`` and ``MPStaticSet`` with
+:data:`LIMIT_INCAR`, the same for compounds and elemental references.
+
+Every dict here is a default: ``EngineSpec("vasp", options={"md_incar": {"ENCUT": 600}})`` updates it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from monty.json import MSONable
+from pymatgen.core import SETTINGS, Structure
+from pymatgen.io.vasp.inputs import PotcarSingle
+from pymatgen.io.vasp.sets import MPMDSet, MPRelaxSet, MPStaticSet
+
+from amorph.errors import EngineError
+
+DEFAULT_COMMAND = "vasp_std"
+COMMAND_VARIABLE = "AMORPH_VASP_CMD"
+
+MD_INCAR: dict[str, Any] = {
+    "MDALGO": 2,  # Nosé–Hoover NVT
+    "SMASS": 0,  # Nosé mass: a period of about 40 steps (80 fs at 2 fs); MDSettings.thermostat_time_fs is unused
+    "ISIF": 2,  # the stress is computed at every step (MPMDSet's ISIF = 0 skips it); fixed cell
+    "ENCUT": 520,  # MP's cutoff; MPMDSet's default (the POTCARs' ENMAX) leaves a large Pulay stress
+    "LREAL": "Auto",
+    "LWAVE": False,  # chunks continue from positions and velocities, not from wavefunctions
+    "EDIFF_PER_ATOM": None,  # MPMDSet writes this as a literal tag; EDIFF comes from ediff_per_atom
+}
+
+# One Hamiltonian for compounds and elements: MP's +U applies to oxides and fluorides only, which would
+# make formation energies against elemental references inconsistent without MP's fitted corrections.
+LIMIT_INCAR: dict[str, Any] = {"LDAU": False}
+
+
+@dataclass
+class VaspSettings(MSONable):
+    """Everything the VASP engine writes or runs; built from ``EngineSpec.options`` by :meth:`from_options`."""
+
+    command: str = DEFAULT_COMMAND
+    md_incar: dict[str, Any] = field(default_factory=lambda: dict(MD_INCAR))
+    relax_incar: dict[str, Any] = field(default_factory=lambda: dict(LIMIT_INCAR))
+    static_incar: dict[str, Any] = field(default_factory=lambda: dict(LIMIT_INCAR))
+    ediff_per_atom: float = 1e-5  # eV; MPMDSet's intent
+    spin_polarized: bool = False
+    potcar_functional: str = "PBE"
+    potcar_settings: dict[str, str] = field(
+        default_factory=dict
+    )  # element -> POTCAR symbol overrides
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> VaspSettings:
+        """Defaults updated by ``options``: INCAR dicts are merged key by key; the command falls back
+        to ``$AMORPH_VASP_CMD``, then ``vasp_std``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise EngineError(
+                f"unknown VASP engine option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        settings = cls(command=os.environ.get(COMMAND_VARIABLE, DEFAULT_COMMAND))
+        for key, value in options.items():
+            current = getattr(settings, key)
+            setattr(settings, key, {**current, **value} if isinstance(current, dict) else value)
+        return settings
+
+    def potcar_symbol(self, element: str) -> str:
+        return self.potcar_settings.get(element) or MPRelaxSet.CONFIG["POTCAR"].get(
+            element, element
+        )
+
+    def check_potcar_directory(self) -> None:
+        """Raise ``EngineError`` unless pymatgen's POTCAR folder for the functional exists."""
+        functional_dir = PotcarSingle.functional_dir.get(self.potcar_functional)
+        if functional_dir is None:
+            raise EngineError(f"unknown POTCAR functional {self.potcar_functional!r}")
+        root = SETTINGS.get("PMG_VASP_PSP_DIR")
+        if not root:
+            raise EngineError(
+                "VASP POTCARs are not configured: set PMG_VASP_PSP_DIR (environment or "
+                f"~/.config/.pmgrc.yaml) to the folder that holds {functional_dir}/"
+            )
+        if not os.path.isdir(os.path.join(os.path.expanduser(root), functional_dir)):
+            raise EngineError(f"no {functional_dir}/ folder in PMG_VASP_PSP_DIR={root}")
+
+    def check_potcars(self, elements: list[str]) -> None:
+        """Raise ``EngineError`` naming the first element whose POTCAR cannot be read."""
+        self.check_potcar_directory()
+        for element in elements:
+            symbol = self.potcar_symbol(element)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    PotcarSingle.from_symbol_and_functional(symbol, self.potcar_functional)
+            except (OSError, ValueError) as exc:
+                first_line = str(exc).splitlines()[0]
+                raise EngineError(
+                    f"no usable POTCAR {symbol} for {element}: {first_line}"
+                ) from None
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "user_potcar_functional": self.potcar_functional,
+            "user_potcar_settings": self.potcar_settings,
+        }
+
+    def md_set(
+        self,
+        structure: Structure,
+        temperature: float,
+        steps: int,
+        time_step_fs: float,
+        sample_interval: int,
+    ) -> MPMDSet:
+        """NVT MD of ``structure`` (site property ``velocities`` in Å/fs becomes the POSCAR's velocities)."""
+        ediff = float(f"{self.ediff_per_atom * len(structure):.3g}")
+        incar = {**self.md_incar, "EDIFF": ediff, "NBLOCK": sample_interval}
+        return MPMDSet(
+            structure,
+            start_temp=temperature,
+            end_temp=temperature,
+            nsteps=steps,
+            time_step=time_step_fs,
+            spin_polarized=self.spin_polarized,
+            user_incar_settings=incar,
+            **self._common(),
+        )
+
+    def relax_set(
+        self, structure: Structure, relax_cell: bool, fmax: float, max_steps: int
+    ) -> MPRelaxSet:
+        """MP relaxation: forces below ``fmax`` (EDIFFG < 0) within ``max_steps`` ionic steps."""
+        incar = {
+            **self.relax_incar,
+            "ISIF": 3 if relax_cell else 2,
+            "EDIFFG": -fmax,
+            "NSW": max_steps,
+        }
+        return MPRelaxSet(structure, user_incar_settings=incar, **self._common())
+
+    def static_set(self, structure: Structure) -> MPStaticSet:
+        return MPStaticSet(structure, user_incar_settings=self.static_incar, **self._common())

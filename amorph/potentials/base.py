@@ -1,0 +1,80 @@
+"""The batched potential interface: energies, forces and stresses of many replicas from one backward pass."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+from torch import Tensor, nn
+
+from amorph.potentials.graph import Systems
+
+
+@dataclass
+class Evaluation:
+    """Energies (B,) in eV, forces (N, 3) in eV/Å, stresses (B, 3, 3) in eV/Å³ (ASE sign: (1/V) dE/dε)."""
+
+    energies: Tensor
+    forces: Tensor
+    stresses: Tensor
+
+
+class BatchedPotential(ABC):
+    """A frozen ML potential evaluated on a :class:`Systems` batch.
+
+    Subclasses give the total energy of each replica as a differentiable function of the (strained)
+    positions and cells; forces and stresses then come from one gradient, taken without a graph of
+    the gradient itself (``create_graph=False``) and with the model's parameters frozen.
+    """
+
+    name: str = "potential"
+    supported_numbers: frozenset[int] | set[int] | None = None  # atomic numbers the model knows
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.dtype = next(iter(self.model.parameters())).dtype
+
+    @abstractmethod
+    def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
+        """Total energy (B,) in eV of each replica at ``positions`` (N, 3) and ``cells`` (B, 3, 3)."""
+
+    def __call__(self, systems: Systems) -> Evaluation:
+        positions = systems.positions.detach().to(self.device, self.dtype).requires_grad_(True)
+        cells = systems.cells.detach().to(self.device, self.dtype)
+        strain = torch.zeros_like(cells, requires_grad=True)
+        deformation = torch.eye(3, dtype=self.dtype, device=self.device) + strain
+        strained = torch.einsum("ni,nij->nj", positions, deformation[systems.owner])
+        energies = self.energies(systems, strained, cells @ deformation)
+        d_positions, d_strain = torch.autograd.grad(energies.sum(), [positions, strain])
+        volumes = torch.linalg.det(cells).abs()
+        return Evaluation(energies.detach(), -d_positions, d_strain / volumes[:, None, None])
+
+
+class PotentialCalculator(Calculator):
+    """A batched potential as an ASE calculator of one structure, for relaxations and static energies."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, potential: BatchedPotential):
+        super().__init__()
+        self.potential = potential
+
+    def calculate(
+        self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        evaluation = self.potential(Systems.from_atoms([self.atoms], self.potential.device))
+        energy = float(evaluation.energies[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": evaluation.forces.double().cpu().numpy(),
+            "stress": full_3x3_to_voigt_6_stress(evaluation.stresses[0].double().cpu().numpy()),
+        }

@@ -1,0 +1,5 @@
+"""MD trajectories: the :class:`Trajectory` container (numpy only) and readers of other formats (:mod:`.formats`)."""
+
+from amorph.trajectory.container import Trajectory
+
+__all__ = ["Trajectory"]
