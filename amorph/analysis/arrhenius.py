@@ -8,13 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amorph.constants import ELEMENTARY_CHARGE_C, K_B_EV, K_B_J
 from amorph.errors import InputError
 
 log = logging.getLogger(__name__)
-
-K_B_EV = 8.617333262e-5  # eV/K
-_K_B_J = 1.380649e-23  # J/K
-_E_C = 1.602176634e-19  # C
 
 
 @dataclass
@@ -124,5 +121,10 @@ def nernst_einstein(
     if not temperature_K > 0 or not volume_A3 > 0:
         raise InputError("the Nernst–Einstein conductivity needs a positive temperature and volume")
     density_m3 = n_ions / (volume_A3 * 1e-30)
-    siemens_per_m = density_m3 * (charge * _E_C) ** 2 * (D_cm2_s * 1e-4) / (_K_B_J * temperature_K)
+    siemens_per_m = (
+        density_m3
+        * (charge * ELEMENTARY_CHARGE_C) ** 2
+        * (D_cm2_s * 1e-4)
+        / (K_B_J * temperature_K)
+    )
     return siemens_per_m * 10.0  # 1 S/m = 10 mS/cm

@@ -40,10 +40,10 @@ import numpy as np
 import scipy.fft
 import scipy.linalg
 
+from amorph.constants import A2_PER_FS_TO_CM2_PER_S
 from amorph.errors import InputError
 from amorph.trajectory import Trajectory
 
-A2_PER_FS_TO_CM2_PER_S = 0.1
 FIT_END_FRACTION = 0.5
 FIT_START_MIN_FRACTION = 0.05
 SLOPE_SEARCH_FRACTION = 0.25

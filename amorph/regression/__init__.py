@@ -16,6 +16,7 @@ from typing import IO
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from amorph.constants import K_B_EV
 from amorph.errors import InputError
 from amorph.regression.ensembles import (
     CV_FOLDS,
@@ -30,7 +31,6 @@ from amorph.regression.ensembles import (
 from amorph.regression.sisso import SissoModel, fit_sisso
 from amorph.regression.table import TEMPERATURE_COLUMN, Table, read_table
 
-K_B_EV_PER_K = 8.617333262e-5
 INVERSE_KT = "1/kT"
 MODELS = ("rf", "xgb", "sisso")
 MIN_SISSO_TRAIN_ROWS = 5
@@ -124,7 +124,7 @@ def _json_safe(value):
 def _sisso_data(table: Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Rows usable for ln D (positive target) and the primary columns complete on them (plus 1/kT)."""
     rows = np.flatnonzero(table.target > 0)
-    columns = {INVERSE_KT: 1.0 / (K_B_EV_PER_K * table.temperature[rows])}
+    columns = {INVERSE_KT: 1.0 / (K_B_EV * table.temperature[rows])}
     for index, name in enumerate(table.feature_names):
         values = table.features[rows, index]
         if np.isfinite(values).all():

@@ -27,6 +27,7 @@ from pymatgen.core import Structure
 from amorph.analysis import TrajectoryReport, analyze_trajectory
 from amorph.analysis.arrhenius import fits_by_species, points_by_species
 from amorph.analysis.plots import plot_arrhenius, plot_msd, plot_rdf
+from amorph.constants import AMU_A3_TO_G_CM3
 from amorph.eos import plot_eos
 from amorph.errors import AmorphError
 from amorph.files import write_text_atomic
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from amorph.flows.volume import CheckResult, VolumeSearchResult
 
 logger = logging.getLogger(__name__)
-
-AMU_A3_TO_G_CM3 = 1.66053906660  # 1 amu/Å³ in g/cm³
 
 
 def density_g_cm3(structure: Structure) -> float:

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from amorph.constants import K_B_EV
 from amorph.errors import InputError, TrajectoryError
 from amorph.trajectory import Trajectory
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("npz", "xdatcar", "vasprun", "ase")
 _BLOCK_FRAMES = 256  # frames parsed per numpy call, and per vectorised unwrap step
-_KB_EV = 8.617333262e-5
 
 
 def read_trajectory(
@@ -351,7 +351,7 @@ def read_vasprun(path: str | Path) -> Trajectory:
         metadata["temperature_K"] = float(incar["TEBEG"])
     temperatures = None
     if all(k is not None for k in kinetic):  # VASP counts 3N - 3 degrees of freedom
-        temperatures = 2 * np.array(kinetic) / ((3 * len(numbers) - 3) * _KB_EV)
+        temperatures = 2 * np.array(kinetic) / ((3 * len(numbers) - 3) * K_B_EV)
     return from_frames(
         numbers,
         np.array(frac),
