@@ -17,7 +17,18 @@ import warnings
 from amorph import __version__
 from amorph.errors import AmorphError
 
-COMMANDS = ("run", "campaign", "db", "limit", "analyze", "features", "train", "publish")
+COMMANDS = (
+    "run",
+    "campaign",
+    "submit",
+    "db",
+    "limit",
+    "analyze",
+    "features",
+    "train",
+    "publish",
+    "compare",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,3 +27,11 @@ class VolumeSearchError(AmorphError):
 
 class TrajectoryError(AmorphError):
     """A trajectory file is corrupt, truncated or of an unknown format."""
+
+
+class StoreError(AmorphError):
+    """A result store cannot be opened or read: missing, corrupt, foreign, unreachable, too new."""
+
+
+class EmptyStoreError(StoreError):
+    """A store that holds no results yet."""

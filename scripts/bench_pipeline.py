@@ -27,7 +27,7 @@ from maggma.stores import MemoryStore
 
 from amorph.flows import ProductionMaker, Target, VolumeSearchMaker
 from amorph.md.engine import EngineSpec, MDSettings
-from amorph.results.summary import density_g_cm3
+from amorph.results.documents import density_g_cm3
 from amorph.structure.composition import formula_units_for, parse_composition
 from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
 
@@ -59,10 +59,10 @@ def run_amorph(structure, temperature: float, steps: int, workdir: Path, kind: s
     duration_ps = steps * 2.0 / 1000
     engine = EngineSpec(kind)
     targets = [Target(structure, temperature, structure.composition.reduced_formula)]
-    search = VolumeSearchMaker(duration_ps=duration_ps, md=md).make(targets, engine)
-    production = ProductionMaker(duration_ps=duration_ps, chunk_ps=duration_ps, md=md).make(
-        targets, [search.output[0].start], engine
-    )
+    search = VolumeSearchMaker(engine=engine, duration_ps=duration_ps, md=md).make(targets)
+    production = ProductionMaker(
+        engine=engine, duration_ps=duration_ps, chunk_ps=duration_ps, md=md
+    ).make(targets, [search.output[0].start])
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     flow = Flow([search, production])
     run_locally(

@@ -1,5 +1,5 @@
-"""Cheap potentials for testing the MD machinery (imported by tests, and by name as engine factories):
-ASE calculators, and the same argon as a batched torch potential."""
+"""Cheap potentials for testing the MD machinery (imported by tests, and by name as engine
+factories): ASE calculators, and the same argon as a batched torch potential."""
 
 import torch
 from ase.calculators.lj import LennardJones
@@ -67,3 +67,18 @@ class TorchArgon(BatchedPotential):
         smooth = (rc**2 - r2) ** 2 * (rc**2 + 2 * r2 - 3 * ro**2) / (rc**2 - ro**2) ** 3
         pair = 2 * epsilon * (c6**2 - c6) * torch.where(r2 < ro**2, torch.ones_like(r2), smooth)
         return pair.new_zeros(systems.n_replicas).index_add(0, systems.owner[edges.center], pair)
+
+
+class TorchArgonKilledAfter(TorchArgon):
+    """``TorchArgon`` that raises after ``calls`` evaluations, standing in for a job killed
+    mid-run."""
+
+    def __init__(self, calls: int):
+        super().__init__()
+        self.remaining = calls
+
+    def energies(self, *args):
+        if self.remaining <= 0:
+            raise KeyboardInterrupt("killed")
+        self.remaining -= 1
+        return super().energies(*args)

@@ -19,14 +19,14 @@ from amorph.flows.amorphous_limit import (
     sample_snapshots,
 )
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
-from amorph.results.store import local_store
+from amorph.results.store import embedded_store
 from amorph.trajectory import Trajectory
 
 LJ_ARGON = EngineSpec.parse("lj_calculators:argon")
 
 
 def run_flow(flow, tmp_path):
-    store = local_store(tmp_path / "store")
+    store = embedded_store(tmp_path / "store")
     run_locally(
         flow,
         store=store,

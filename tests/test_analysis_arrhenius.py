@@ -8,6 +8,7 @@ from scipy import constants
 
 from amorph.analysis import arrhenius_fit, nernst_einstein
 from amorph.analysis.arrhenius import K_B_EV, fits_by_species, points_by_species
+from amorph.analysis.plots import plot_arrhenius
 from amorph.errors import InputError
 
 TEMPERATURES = np.array([800.0, 1000.0, 1200.0, 1500.0])
@@ -54,17 +55,43 @@ def test_arrhenius_needs_two_temperatures_with_positive_d():
 
 def test_fits_by_species_skip_species_that_cannot_be_fitted(caplog):
     d = 1e-3 * np.exp(-0.3 / (K_B_EV * TEMPERATURES))
-    rows = [("Li", t, di, 0.1 * di) for t, di in zip(TEMPERATURES, d)]
+    rows = [("Li", t, di, 0.1 * di) for t, di in zip(TEMPERATURES, d, strict=True)]
     rows += [("O", 1000.0, 1e-6, 1e-7)]  # one temperature: no fit, and no complaint
     rows += [
         ("Si", 1000.0, 1e-6, 1e-7),
         ("Si", 1500.0, 0.0, 1e-7),
     ]  # D = 0 at one of two temperatures
     points = points_by_species(rows)
-    assert points["Li"] == (list(TEMPERATURES), list(d), list(0.1 * d))
+    assert points["Li"] == (list(TEMPERATURES), list(d), list(0.1 * d), [True] * 4)
     fits = fits_by_species(points)
     assert set(fits) == {"Li"} and fits["Li"].Ea_eV == pytest.approx(0.3, rel=1e-9)
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["no Arrhenius fit for Si"]
+    assert fits["Li"].as_dict()["n_non_diffusive_left_out"] == 0
+
+
+def test_non_diffusive_points_are_left_out_and_counted(caplog, tmp_path):
+    """A caged point far below the line would pull Ea up; it is left out, and the fit says so."""
+    d = 1e-3 * np.exp(-0.3 / (K_B_EV * TEMPERATURES))
+    caged = d * np.array([1e-3, 1, 1, 1])  # the coldest point: a vibrational "D"
+    rows = [
+        ("Li", t, di, 0.05 * di, i > 0)
+        for i, (t, di) in enumerate(zip(TEMPERATURES, caged, strict=True))
+    ]
+    points = points_by_species(rows)
+    fit = fits_by_species(points)["Li"]
+    assert plot_arrhenius({"Li": fit}, points, tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    assert fit.Ea_eV == pytest.approx(0.3, rel=1e-9)
+    assert fit.temperatures_K == list(TEMPERATURES[1:])
+    summary = fit.as_dict()
+    assert summary["n_non_diffusive_left_out"] == 1
+    assert summary["non_diffusive_temperatures_K"] == [800.0]
+    # without the flags the caged point is fitted and the activation energy is far off
+    plain = fits_by_species(points_by_species(row[:4] for row in rows))["Li"]
+    assert plain.Ea_eV > 0.5 and plain.non_diffusive_temperatures_K == []
+    # only one diffusive temperature left: no fit, and a warning naming the left-out points
+    rows = [("Na", 900.0, 1e-5, 1e-6, True), ("Na", 600.0, 1e-9, 1e-9, False)]
+    assert fits_by_species(points_by_species(rows)) == {}
+    assert "non-diffusive at 600 K" in caplog.records[-1].getMessage()
 
 
 def test_nernst_einstein_conductivity():

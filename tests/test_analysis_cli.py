@@ -53,6 +53,8 @@ def test_json_summary_with_arrhenius(capsys, xdatcars):
         2,
         "--temperature",
         *TEMPERATURES,
+        "--charge",
+        "Li=1",
         "--json",
     )
     assert code == 0, err
@@ -65,7 +67,8 @@ def test_json_summary_with_arrhenius(capsys, xdatcars):
         assert 0 < li["fit_start_ps"] < li["fit_end_ps"] <= run["duration_ps"] / 2 + 1e-9
         truth = D0 * np.exp(-EA / (K_B_EV * T)) * (1 - 1 / 32)
         assert abs(li["D_cm2_s"] - truth) < 4 * li["D_sigma_cm2_s"]
-        assert li["conductivity_mS_cm"] > 0
+        assert li["diffusive"] and li["msd_reached_A2"] > 4.0
+        assert li["charge"] == 1.0 and li["conductivity_mS_cm"] > 0
         pairs = {shell["pair"]: shell for shell in run["rdf"]}
         assert set(pairs) == {"Li-Li", "Li-O", "O-O"}
         assert all("first_peak_A" in shell for shell in pairs.values())
@@ -89,6 +92,10 @@ def test_table_and_plots(capsys, xdatcars, tmp_path):
     )
     assert code == 0, err
     assert "Li" in out and "O" in out and "Arrhenius Li" in out
+    # O (D = 1e-6 cm²/s) moves 0.1 Å² in the fit window: flagged, and not fitted
+    o_rows = [row for row in map(str.split, out.splitlines()) if row[:2] == ["O", "16"]]
+    assert [row[-3:] for row in o_rows] == [["NO", "-", "-"]] * 2  # no charge, no conductivity
+    assert "O not diffusive: MSD reaches only" in out and "Arrhenius O" not in out
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert "arrhenius.png" in pngs and sum(name.startswith("msd_") for name in pngs) == 2
     assert all((tmp_path / name).read_bytes()[:4] == b"\x89PNG" for name in pngs)
@@ -102,6 +109,7 @@ def test_table_and_plots(capsys, xdatcars, tmp_path):
         (["--time-step", "2", "--temperature", "0"], "temperature must be positive"),
         (["--time-step", "2", "--temperature", "900", "1000"], "one --temperature for all"),
         (["--time-step", "2", "--charge", "Li"], "--charge expects EL=Z"),
+        (["--time-step", "2", "--charge", "Lx=1"], "--charge expects EL=Z"),
         ([], "time between frames is unknown"),
     ],
 )
@@ -118,3 +126,58 @@ def test_missing_and_corrupt_files(capsys, tmp_path):
     broken.write_text("Li\n1.0\n5 0 0\n0 5 0\n0 0 5\nLi\n2\nDirect configuration= 1\n0.1 0.2 0.3\n")
     code, _, err = run_cli(capsys, broken, "--time-step", 1)
     assert code == 1 and f"{broken}: frame 1 is truncated" in err
+
+
+def test_conductivity_only_for_species_with_a_charge(capsys, tmp_path):
+    """No charge, no conductivity; guessed charges of Li2O (+1, -2) give sigma ∝ n z² D."""
+    traj = random_walk({"Li": 16, "O": 8}, {"Li": 1e-3, "O": 1e-4}, 400, seed=5)
+    path = write_xdatcar(traj, tmp_path / "XDATCAR")
+    base = [path, "--time-step", 2, "--temperature", 1500, "--no-rdf", "--json"]
+    code, out, err = run_cli(capsys, *base)
+    assert code == 0, err
+    rows = json.loads(out)["trajectories"][0]["species"]
+    assert all("conductivity_mS_cm" not in row and "charge" not in row for row in rows)
+    code, out, err = run_cli(capsys, *base, "--guess-charges")
+    assert code == 0, err
+    li, o = json.loads(out)["trajectories"][0]["species"]
+    assert (li["charge"], o["charge"]) == (1.0, -2.0)
+    ratio = o["conductivity_mS_cm"] / li["conductivity_mS_cm"]
+    assert ratio == pytest.approx(8 / 16 * 4 * o["D_cm2_s"] / li["D_cm2_s"], rel=1e-9)
+    code, out, err = run_cli(capsys, *base, "--guess-charges", "--charge", "O=-1.5")
+    assert json.loads(out)["trajectories"][0]["species"][1]["charge"] == -1.5
+
+
+def test_intermetallic_gets_no_guessed_charges(capsys, tmp_path, caplog):
+    """LiCuSi2: pymatgen finds no charge-balanced oxidation states, so no Cu or Si conductivity."""
+    traj = random_walk(
+        {"Li": 8, "Cu": 8, "Si": 16}, {"Li": 1e-3, "Cu": 1e-4, "Si": 1e-4}, 400, seed=4
+    )
+    path = write_xdatcar(traj, tmp_path / "XDATCAR")
+    base = [path, "--time-step", 2, "--temperature", 1500, "--no-rdf", "--json"]
+    code, out, err = run_cli(capsys, *base, "--guess-charges")
+    assert code == 0, err
+    rows = json.loads(out)["trajectories"][0]["species"]
+    assert [row["species"] for row in rows] == ["Li", "Cu", "Si"]
+    assert all("conductivity_mS_cm" not in row for row in rows)
+    assert "no charge-balanced oxidation states for Li8Cu8Si16" in caplog.text
+    code, out, err = run_cli(capsys, *base, "--guess-charges", "--charge", "Li=1")
+    rows = json.loads(out)["trajectories"][0]["species"]
+    assert [row["species"] for row in rows if "conductivity_mS_cm" in row] == ["Li"]
+
+
+@pytest.mark.parametrize(
+    ("formula", "charges"),
+    [
+        ("Li2O", {"Li": 1.0, "O": -2.0}),
+        ("Li3PS4", {"Li": 1.0, "P": 5.0, "S": -2.0}),
+        ("Li3N", {"Li": 1.0, "N": -3.0}),
+        ("LiAlO2", {"Li": 1.0, "Al": 3.0, "O": -2.0}),
+        ("Li32Cu32Si64", None),  # intermetallics: no charge-balanced guess
+        ("LiZn", None),
+        ("Na", None),  # an element: no ions
+    ],
+)
+def test_guess_charges(formula, charges):
+    from amorph.structure.composition import guess_charges
+
+    assert guess_charges(formula) == charges

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amorph.analysis import diffusivities, fit_window, mean_squared_displacement
-from amorph.analysis.diffusion import msd_covariance
-from amorph.analysis.synthetic import random_walk
+from amorph.analysis import analyze_trajectory, diffusivities, fit_window, mean_squared_displacement
+from amorph.analysis.diffusion import MIN_DIFFUSIVE_MSD_A2, msd_covariance
+from amorph.analysis.synthetic import random_walk, vibrating_solid
 from amorph.errors import InputError
 from amorph.trajectory import Trajectory
 
@@ -122,3 +122,50 @@ def test_liquid_na_diffusivity():
         0.1 < d.fit_start_ps < d.fit_end_ps <= 2.0
     )  # after the ballistic regime, within half the run
     assert 0.8 < d.msd_exponent < 1.2
+    assert d.diffusive and d.msd_reached_A2 > 3 * MIN_DIFFUSIVE_MSD_A2  # 15.8 Å² by 2 ps
+
+
+def test_random_walks_are_diffusive_even_with_few_atoms():
+    """30 walks of 2 atoms: the noisy exponent (sigma ~0.16) never condemns them."""
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        d = diffusivities(random_walk({"Li": 2, "O": 30}, {"Li": 1e-3, "O": 1e-3}, 600, seed=rng))
+        assert d["Li"].diffusive, d["Li"].non_diffusive_reason
+        assert 0.1 < d["Li"].msd_exponent_sigma < 0.25
+    d = d["O"]  # 30 atoms: the MSD at the window end is 6 D t (1 - 1/N) within the noise
+    end_fs = d.fit_end_ps * 1000
+    assert d.msd_reached_A2 == pytest.approx(6 * 1e-2 * end_fs * (1 - 1 / 32), rel=0.15)
+    row = d.as_dict()
+    assert row["diffusive"] is True and row["non_diffusive_reason"] is None
+    assert row["msd_reached_A2"] == d.msd_reached_A2 and "msd" not in row
+
+
+def test_caged_solid_is_not_diffusive():
+    """Vibrations of 0.3 Å RMS: a plateau of 6 x 0.09 Å², far below 4 Å²; D is not a diffusivity."""
+    d = diffusivities(vibrating_solid({"Li": 20, "O": 10}, 2000, amplitude_A=0.3, seed=1))
+    for species in ("Li", "O"):
+        assert not d[species].diffusive
+        assert d[species].msd_reached_A2 == pytest.approx(6 * 0.3**2, rel=0.15)
+        assert abs(d[species].msd_exponent) < 0.3
+        assert "MSD reaches only" in d[species].non_diffusive_reason
+        assert d[species].as_dict()["diffusive"] is False
+
+
+def test_wide_cage_is_caught_by_the_exponent():
+    """1.5 Å RMS vibrations reach 13 Å², beyond the displacement threshold, yet the MSD is flat."""
+    d = diffusivities(vibrating_solid({"Li": 20}, 2000, amplitude_A=1.5, seed=2))["Li"]
+    assert d.msd_reached_A2 > 3 * MIN_DIFFUSIVE_MSD_A2
+    assert not d.diffusive and "exponent" in d.non_diffusive_reason
+
+
+def test_conductivity_only_for_given_charges():
+    """LiCuSi2 (an intermetallic): no Cu or Si conductivity unless a charge is given."""
+    traj = random_walk(
+        {"Li": 8, "Cu": 8, "Si": 16}, {"Li": 1e-3, "Cu": 1e-4, "Si": 1e-4}, 300, seed=6
+    )
+    traj.metadata["temperature_K"] = 1500.0
+    assert analyze_trajectory(traj, rdf_r_max=None).conductivity == {}
+    report = analyze_trajectory(traj, charges={"Li": 1.0, "Na": 1.0}, rdf_r_max=None)
+    assert set(report.conductivity) == {"Li"} and report.charges == {"Li": 1.0}
+    rows = {row["species"]: row for row in report.as_dict()["species"]}
+    assert rows["Li"]["charge"] == 1.0 and "conductivity_mS_cm" not in rows["Cu"]

@@ -8,13 +8,16 @@ import json
 from pathlib import Path
 
 import pytest
-from jobflow import JobStore, run_locally
+from jobflow import JobStore
 from maggma.stores import MemoryStore
 
 from amorph.cli import main
 from amorph.flows import RandomCellMaker, demo_maker
 from amorph.md.batched import BatchedEngine
+from amorph.managers.local import run_flow
 from amorph.md.engine import EngineSpec
+from amorph.results.reader import Database
+from amorph.results.schemas import StageDoc
 
 ASE_ARGON = EngineSpec("ase", "lj_calculators:argon")
 TORCH_ARGON = EngineSpec("batched", "lj_calculators:TorchArgon")
@@ -42,26 +45,17 @@ def lj_on_path(monkeypatch):
     monkeypatch.syspath_prepend(tests)
 
 
-def melt_quench(engine: EngineSpec, outputs: Path) -> list[dict]:
+def melt_quench(engine: EngineSpec, outputs: Path) -> list[StageDoc]:
     maker = demo_maker(
-        engine=engine,
         melt_temperature=100.0,
         quench_temperatures=(80.0, 60.0),
         cell=RandomCellMaker(atoms=32, min_distance=3.0),
         run_dir=str(outputs / "runs"),
-    )
-    flow = maker.make("Ar")
-    (outputs / "jobs").mkdir(parents=True)
+    ).with_engine(engine)
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
-    run_locally(
-        flow,
-        store=store,
-        root_dir=outputs / "jobs",
-        create_folders=True,
-        log=False,
-        raise_immediately=True,
-    )
-    return flow.output.resolve(store)
+    run_flow(maker.make("Ar"), store, outputs)
+    (entry,) = Database(store).compositions()
+    return [stage.doc for stage in entry.stages]
 
 
 def test_quench_temperatures_share_engine_calls_and_match_separate_stages(
@@ -79,18 +73,20 @@ def test_quench_temperatures_share_engine_calls_and_match_separate_stages(
 
     separate = melt_quench(ASE_ARGON, tmp_path / "separate")
     assert (
-        [s["temperature_K"] for s in batched]
-        == [s["temperature_K"] for s in separate]
+        [s.temperature_K for s in batched]
+        == [s.temperature_K for s in separate]
         == [100.0, 80.0, 60.0]
     )
     for b, s in zip(batched, separate, strict=True):
-        assert b["eos"]["volumes_A3"] == pytest.approx(s["eos"]["volumes_A3"], rel=1e-6)
-        assert b["eos"]["pressures_GPa"] == pytest.approx(s["eos"]["pressures_GPa"], abs=1e-4)
-        assert b["volume_A3"] == pytest.approx(s["volume_A3"], rel=1e-6)
-        assert b["pressure_GPa"] == pytest.approx(s["pressure_GPa"], abs=1e-4)
-        assert b["diffusivity"]["Ar"]["D_cm2_s"] == pytest.approx(
-            s["diffusivity"]["Ar"]["D_cm2_s"], rel=1e-3
+        assert [p.volume_A3 for p in b.eos.points] == pytest.approx(
+            [p.volume_A3 for p in s.eos.points], rel=1e-6
         )
+        assert [p.pressure_GPa for p in b.eos.points] == pytest.approx(
+            [p.pressure_GPa for p in s.eos.points], abs=1e-4
+        )
+        assert b.volume_A3 == pytest.approx(s.volume_A3, rel=1e-6)
+        assert b.pressure_GPa == pytest.approx(s.pressure_GPa, abs=1e-4)
+        assert b.diffusivity["Ar"].D_cm2_s == pytest.approx(s.diffusivity["Ar"].D_cm2_s, rel=1e-3)
 
 
 def test_campaign_batches_compositions_and_isolates_a_failing_one(
@@ -137,7 +133,7 @@ def test_campaign_batches_compositions_and_isolates_a_failing_one(
     assert {"Kr", "Ne"} in systems  # the second batch: both compositions in one engine call
     assert not any("Xx2O" in s for s in systems)
     capsys.readouterr()
-    assert main(["db", "--outputs", str(outputs), "export", "--format", "json"]) == 0
+    assert main(["db", "export", "--format", "json", "--outputs", str(outputs)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted((r["formula"], r["temperature_K"]) for r in rows) == [
         ("Ar", 80.0),

@@ -1,7 +1,7 @@
 """The batched engine's integrators and run bookkeeping, on Lennard-Jones argon written in torch.
 
-The torch potential (``lj_calculators.TorchArgon``) is ASE's smoothly cut Lennard-Jones, so the batched
-engine can be compared step for step with the ASE engine running ``ase.calculators.lj``.
+The torch potential (``lj_calculators.TorchArgon``) is ASE's smoothly cut Lennard-Jones, so the
+batched engine can be compared step for step with the ASE engine running ``ase.calculators.lj``.
 """
 
 import numpy as np
@@ -9,7 +9,7 @@ import pytest
 import torch
 from ase.build import bulk
 from ase.units import kB
-from lj_calculators import TorchArgon, argon
+from lj_calculators import TorchArgon, TorchArgonKilledAfter, argon
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.errors import InputError, MDInstabilityError
@@ -19,20 +19,9 @@ from amorph.md.engine import MDSettings, MDState, MDTask
 from amorph.trajectory import Trajectory
 
 
-class KilledAfter(TorchArgon):
-    def __init__(self, calls):
-        super().__init__()
-        self.remaining = calls
-
-    def energies(self, *args):
-        if self.remaining <= 0:
-            raise KeyboardInterrupt("killed")
-        self.remaining -= 1
-        return super().energies(*args)
-
-
 class NaNForCell(TorchArgon):
-    """Argon whose replica with the cubic cell of edge ``a`` gets a NaN energy from evaluation ``after`` on."""
+    """Argon whose replica with the cubic cell of edge ``a`` gets a NaN energy from evaluation
+    ``after`` on."""
 
     def __init__(self, a, after):
         super().__init__()
@@ -136,7 +125,7 @@ def test_a_batched_run_equals_single_runs_with_the_same_seeds(tmp_path, thermost
 def test_killed_batch_resumes_every_replica_from_its_checkpoint(tmp_path):
     reference = engine(TorchArgon()).run(mixed_tasks(tmp_path / "ref", chunk=40))
     with pytest.raises(KeyboardInterrupt):  # killed during the third chunk
-        engine(KilledAfter(90)).run(mixed_tasks(tmp_path / "run", chunk=40))
+        engine(TorchArgonKilledAfter(90)).run(mixed_tasks(tmp_path / "run", chunk=40))
     assert sorted(p.name for p in (tmp_path / "run" / "b").iterdir()) == [
         "md.checkpoint.npz",
         "md.chunk0000.npz",
@@ -168,7 +157,8 @@ def test_an_unstable_replica_is_reported_and_the_others_complete(tmp_path):
 
 
 def test_without_friction_the_langevin_integrator_conserves_energy(tmp_path):
-    """Velocity Verlet (Langevin with zero friction): the total energy drifts by < 1e-4 eV/atom over 2 ps."""
+    """Velocity Verlet (Langevin with zero friction): the total energy drifts by < 1e-4 eV/atom over
+    2 ps."""
     (result,) = engine(TorchArgon()).run(
         [
             task(
@@ -185,7 +175,8 @@ def test_without_friction_the_langevin_integrator_conserves_energy(tmp_path):
     total = (traj.energies + 1.5 * traj.n_atoms * kB * traj.temperatures) / traj.n_atoms
     drift = total[-100:].mean() - total[:100].mean()
     print(
-        f"NVE drift of LJ argon, 2 fs, 2 ps: {drift:.2e} eV/atom, fluctuation {total.std():.2e} eV/atom"
+        f"NVE drift of LJ argon, 2 fs, 2 ps: {drift:.2e} eV/atom, "
+        f"fluctuation {total.std():.2e} eV/atom"
     )
     assert abs(drift) < 1e-4 and total.std() < 1e-4
 
@@ -193,7 +184,8 @@ def test_without_friction_the_langevin_integrator_conserves_energy(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
 def test_every_replica_of_a_mixed_batch_holds_its_temperature(tmp_path, thermostat):
-    """108-atom argon at four temperatures in one batch, 50 ps each: the mean of the last 25 ps within 2%."""
+    """108-atom argon at four temperatures in one batch, 50 ps each: the mean of the last 25 ps
+    within 2%."""
     temperatures = [60.0, 90.0, 120.0, 150.0]
     tasks = [
         task(

@@ -12,6 +12,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from amorph.cli import main
+from amorph.constants import K_B_EV as K_B
 from amorph.descriptors import FEATURE_NAMES, compute_features, frame_indices, trajectory_features
 from amorph.descriptors.compositional import composition_features
 from amorph.descriptors.elements import cohesive_energies, element_property, ionic_model
@@ -20,7 +21,6 @@ from amorph.trajectory import Trajectory
 
 CHI_LI, CHI_CL = 0.98, 3.16  # Pauling electronegativities
 R_LI, R_CL = 0.90, 1.67  # Shannon crystal radii (CN 6) of Li+ and Cl-
-K_B = 8.617333262e-5  # eV/K
 
 
 FCC_SITES = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
@@ -192,10 +192,13 @@ def test_hundred_atom_cell_featurises_quickly():
     assert all(np.isfinite(features[name]) for name in ("LNC", "AFC", "PF", "SLPW", "SLPW_pp"))
 
 
-def _write_result(directory, structure: Structure, summary: dict) -> None:
-    directory.mkdir(parents=True)
-    (directory / "structure.json").write_text(json.dumps(structure.as_dict()))
-    (directory / "summary.json").write_text(json.dumps(summary))
+def _store_results(outputs, stages) -> None:
+    """``stages`` as one composition's results in the embedded store under ``outputs``."""
+    from results_factory import add_composition
+
+    from amorph.results.store import open_store
+
+    add_composition(open_store(None, outputs), stages, outputs / "jobs")
 
 
 def _read_csv(path) -> list[dict[str, str]]:
@@ -203,62 +206,66 @@ def _read_csv(path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_features_command_reads_results_and_structure_files(tmp_path):
-    root = tmp_path / "results"
+def test_features_command_reads_the_store_and_structure_files(tmp_path):
+    from results_factory import stage_doc
+
+    outputs = tmp_path / "outputs"
     licl = rock_salt(5.4)
-    _write_result(root / "LiCl" / "1000K", licl,
-                  {"formula": "LiCl", "temperature_K": 1000.0, "converged": True,
-                   "diffusivity": {"Li": {"D_cm2_s": 2.5e-5, "D_sigma_cm2_s": 1e-6}}})  # fmt: skip
-    _write_result(root / "LiCl" / "1500K", licl, {"formula": "LiCl", "temperature_K": 1500.0})
-    unconverged = {"formula": "LiCl", "temperature_K": 2000.0, "converged": False}
-    _write_result(root / "LiCl" / "2000K", licl, unconverged)
-    _licl_trajectory([1.0, 1.2]).save(root / "LiCl" / "1500K" / "trajectory.npz")
+    trajectory = tmp_path / "licl.npz"
+    _licl_trajectory([1.0, 1.2]).save(trajectory)
+    _store_results(outputs, [
+        stage_doc(licl, 2000.0, converged=False),
+        stage_doc(licl, 1500.0, trajectory=trajectory),
+        stage_doc(licl, 1000.0, diffusivity={"Li": (2.5e-5, 1e-6)}),
+    ])  # fmt: skip
     cif = tmp_path / "licl.cif"
     licl.to(filename=str(cif))
     out = tmp_path / "features.csv"
 
-    trajectory = root / "LiCl" / "1500K" / "trajectory.npz"
-    argv = [str(root), str(cif), str(trajectory), "--temperature", "800", "--frames", "2"]
-    assert main(["features", *argv, "-o", str(out)]) == 0
+    argv = ["--outputs", str(outputs), "--temperature", "800", "--frames", "2", "-o", str(out)]
+    assert main(["features", "--all", str(cif), str(trajectory), *argv]) == 0
 
     rows = _read_csv(out)
     assert list(rows[0])[:4] == ["formula", "temperature", "D_cm2_s", "AAV"]
     assert set(rows[0]) == {"formula", "temperature", "D_cm2_s", *FEATURE_NAMES}
     assert [(r["formula"], r["temperature"], r["D_cm2_s"]) for r in rows] == [
+        ("LiCl", "1500", ""),  # no diffusivity: D left empty; the unconverged 2000 K is skipped
         ("LiCl", "1000", "2.5e-05"),
-        ("LiCl", "1500", ""),  # no diffusivity key: D left empty; the unconverged 2000 K is skipped
         ("LiCl", "800", ""),
         ("LiCl", "800", ""),  # the bare trajectory
     ]
-    assert float(rows[0]["LNC"]) == 18  # from structure.json (no trajectory beside it)
-    assert float(rows[1]["LNC"]) == pytest.approx(12)  # mean of 18 and 6 over the two frames
+    assert float(rows[0]["LNC"]) == pytest.approx(12)  # mean of 18 and 6 over the two frames
+    assert float(rows[1]["LNC"]) == 18  # no trajectory: the stored structure
     assert rows[2]["RBI"] == ""  # NaN is an empty cell
     assert float(rows[3]["LNC"]) == pytest.approx(12)
 
 
-def test_features_command_reports_bad_paths_in_one_line(tmp_path, capsys):
+def test_features_command_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["features", str(tmp_path / "missing.cif")]) == 1
-    (tmp_path / "empty").mkdir()
-    assert main(["features", str(tmp_path / "empty")]) == 1
     (tmp_path / "garbage.cif").write_text("not\na cif\n")
     assert main(["features", str(tmp_path / "garbage.cif")]) == 1
+    assert main(["features", "--outputs", str(tmp_path / "nothing")]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3
     assert all(line.startswith("amorph: error: ") for line in lines)
-    assert "missing.cif: no such file or directory" in lines[0]
-    assert "no summary.json" in lines[1]
-    assert "garbage.cif: not a readable structure file" in lines[2]
+    assert "missing.cif: no such file" in lines[0]
+    assert "garbage.cif: not a readable structure file" in lines[1]
+    assert "holds no results yet" in lines[2]
+    assert not (tmp_path / "nothing").exists()
 
 
 def test_features_then_train_chain(tmp_path, capsys):
-    root = tmp_path / "results"
+    from results_factory import stage_doc
+
+    stages = []
     for i, a in enumerate(np.linspace(5.2, 6.2, 12)):
         temperature = 1000.0 + 250 * (i % 4)
         d = math.exp(-0.3 / (K_B * temperature) + 0.5 * a - 8)
-        _write_result(root / "LiCl" / f"{i}_{temperature:.0f}K", rock_salt(a),
-                      {"formula": "LiCl", "temperature_K": temperature, "diffusivity": {"Li": {"D_cm2_s": d}}})  # fmt: skip
+        stages.append(stage_doc(rock_salt(a), temperature, diffusivity={"Li": (d, d / 20)}))
+    outputs = tmp_path / "outputs"
+    _store_results(outputs, stages)
     table = tmp_path / "features.csv"
-    assert main(["features", str(root), "-o", str(table)]) == 0
+    assert main(["features", "--outputs", str(outputs), "-o", str(table)]) == 0
     capsys.readouterr()
     assert main(["train", str(table), "--models", "rf,sisso", "--max-terms", "2", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)

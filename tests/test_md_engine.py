@@ -1,4 +1,5 @@
-"""The ASE MD engine: thermostats, statistics, checkpoint resume and blow-up detection (on cheap LJ argon)."""
+"""The ASE MD engine: thermostats, statistics, checkpoint resume and blow-up detection (on cheap LJ
+argon)."""
 
 import numpy as np
 import pytest

@@ -1,95 +1,135 @@
-"""The melt-quench pipeline end to end with CHGNet on a small cell, through the command line."""
+"""A user's day, end to end with CHGNet on a small cell: ``amorph run`` as a subprocess from a fresh
+folder with the default relative paths, then the commands that read its results back."""
 
-import contextlib
+from __future__ import annotations
+
+import csv
+import hashlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from amorph.cli import main
 from amorph.trajectory import Trajectory
+
+TESTS = Path(__file__).resolve().parent
+
+
+def amorph(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``amorph ARGS`` run by a user in ``cwd`` (test calculators importable by name)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "amorph.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**_environment(), "PYTHONPATH": str(TESTS)},
+        timeout=1800,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _environment() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+
+
+def digest(folder: Path) -> dict[str, tuple[str, int]]:
+    """Content and modification time of every file below ``folder``."""
+    return {
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
-def li2o_run(tmp_path_factory):
-    """``amorph run Li2O --preset demo`` with 30 atoms, melted at 3000 K and quenched to 1500 K."""
-    outputs = tmp_path_factory.mktemp("e2e") / "outputs"
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        code = main(
-            [
-                "run",
-                "Li2O",
-                "--preset",
-                "demo",
-                "--atoms",
-                "30",
-                "--temperatures",
-                "3000",
-                "1500",
-                "--outputs",
-                str(outputs),
-                "--json",
-            ]
-        )
-    assert code == 0
-    return outputs, json.loads(stdout.getvalue())
+def day(tmp_path_factory):
+    """``amorph run Li2O --preset demo``: 30 atoms, melt 3000 K, quench 1500 K, in a new folder."""
+    home = tmp_path_factory.mktemp("user")
+    run = amorph(
+        home,
+        "run",
+        "Li2O",
+        "--preset",
+        "demo",
+        "--atoms",
+        "30",
+        "--temperatures",
+        "3000",
+        "1500",
+        "--json",
+    )
+    return home, json.loads(run.stdout)
 
 
-def test_summary_has_one_entry_per_temperature(li2o_run):
-    _, summaries = li2o_run
+def test_the_store_holds_both_temperatures_and_db_reads_them_back(day):
+    home, summaries = day
     assert [s["temperature_K"] for s in summaries] == [3000.0, 1500.0]
+    before = digest(home / "outputs" / "store")
+    listing = amorph(home, "db", "list").stdout
+    line = next(line for line in listing.splitlines() if line.startswith("Li2O"))
+    assert "chgnet" in line and "3000 1500" in line
+    shown = json.loads(amorph(home, "db", "show", "Li2O", "--json").stdout)
+    assert shown == summaries
+    assert digest(home / "outputs" / "store") == before  # read-only commands change no byte
+    assert not list((home / "outputs" / "jobs").rglob("store"))  # no scattered job stores
+
+
+def test_stage_documents_are_complete(day):
+    _, summaries = day
     for s in summaries:
         assert s["n_atoms"] == 30 and isinstance(s["converged"], bool)
-        assert s["pressure_convention"] == "virial"
-        assert Trajectory.load(s["trajectory"]).n_frames == 300
-        folder = Path(s["results_dir"])
-        assert {
-            "structure.cif",
-            "POSCAR",
-            "structure.json",
-            "eos.json",
-            "eos.png",
-            "summary.json",
-            "trajectory.npz",
-            "msd.png",
-            "rdf.png",
-        } <= {p.name for p in folder.iterdir()}
-        assert s["arrhenius"] == {}  # one temperature below the melt: no Arrhenius fit
+        assert s["pressure_convention"] == "virial" and s["engine"] == "chgnet"
+        assert len(s["eos"]["points"]) >= 3 and s["check"]["attempts"] == len(s["check"]["runs"])
+        assert Trajectory.load(s["trajectory"]["path"]).n_frames == 300
+        assert {"Li-Li", "Li-O", "O-O"} <= set(s["rdf"]["pairs"])
+        assert set(s["msd"]) == {"Li", "O"}
+        li = s["diffusivity"]["Li"]
+        assert li["charge"] == 1 and li["conductivity_mS_cm"] > 0  # Li2O: Li+ and O2-
+        assert s["structure"]["@class"] == "Structure"
 
 
-def test_liquid_li2o_has_li_o_bonds_and_diffusing_li(li2o_run):
-    _, summaries = li2o_run
+def test_liquid_li2o_has_li_o_bonds_and_diffusing_li(day):
+    _, summaries = day
     for s in summaries:
-        li_o = next(row for row in s["rdf"] if row["pair"] in ("Li-O", "O-Li"))
-        assert 1.6 < li_o["first_peak_A"] < 2.3  # Li-O bond length in Li2O crystal: 2.0 A
+        shell = next(row for row in s["rdf"]["shells"] if row["pair"] in ("Li-O", "O-Li"))
+        assert 1.6 < shell["first_peak_A"] < 2.3  # Li-O bond length in Li2O crystal: 2.0 A
         li = s["diffusivity"]["Li"]
         assert 0 < li["D_sigma_cm2_s"] < li["D_cm2_s"] < 1e-2
     melt, quench = summaries
     assert melt["diffusivity"]["Li"]["D_cm2_s"] > quench["diffusivity"]["Li"]["D_cm2_s"]
+    assert melt["diffusivity"]["Li"]["diffusive"] is True  # 3000 K liquid: MSD linear, > few Å²
 
 
-def test_fitted_volume_is_closer_to_zero_pressure_than_the_start(li2o_run):
-    _, (melt, quench) = li2o_run
-    start_pressure = melt["eos"]["pressures_GPa"][1]  # the random cell at its estimated volume
+def test_fitted_volume_is_closer_to_zero_pressure_than_the_start(day):
+    _, (melt, quench) = day
+    start_pressure = melt["eos"]["points"][1]["pressure_GPa"]  # the random cell as estimated
     assert abs(melt["pressure_GPa"]) < abs(start_pressure) / 3
     for s in (melt, quench):  # the quench starts near zero pressure already: it must stay there
         assert abs(s["pressure_GPa"]) < 2.0
 
 
-def test_density_is_plausible_for_liquid_li2o(li2o_run):
-    _, summaries = li2o_run
+def test_density_is_plausible_for_liquid_li2o(day):
+    _, summaries = day
     for s in summaries:  # crystal Li2O: 2.01 g/cm3; the hot liquid is less dense
         assert 0.7 < s["density_g_cm3"] < 2.3
     melt, quench = summaries
     assert quench["density_g_cm3"] > 0.9 * melt["density_g_cm3"]
 
 
-def test_every_run_holds_its_temperature(li2o_run):
-    outputs, _ = li2o_run
-    paths = [p for p in (outputs / "runs" / "Li2O").glob("*K/*.npz") if "." not in p.stem]
+def test_every_run_holds_its_temperature(day):
+    home, _ = day
+    paths = [p for p in (home / "outputs" / "runs" / "Li2O").glob("*K/*.npz") if "." not in p.stem]
     assert len(paths) >= 10  # >= 3 EOS runs, a check and a production run at each temperature
     for path in paths:
         traj = Trajectory.load(path)
@@ -98,27 +138,53 @@ def test_every_run_holds_its_temperature(li2o_run):
         assert mean == pytest.approx(target, rel=0.1), path.name
 
 
-def test_quench_starts_from_the_last_melt_frame(li2o_run):
-    _, (melt, quench) = li2o_run
-    assert quench["eos"]["volumes_A3"][1] == pytest.approx(melt["volume_A3"], rel=1e-6)
-    assert np.allclose(
-        np.array(quench["eos"]["volumes_A3"][:3]) / melt["volume_A3"], [0.8, 1.0, 1.2]
-    )
+def test_quench_starts_from_the_last_melt_frame(day):
+    _, (melt, quench) = day
+    volumes = [p["volume_A3"] for p in quench["eos"]["points"]]
+    assert volumes[1] == pytest.approx(melt["volume_A3"], rel=1e-6)
+    assert np.allclose(np.array(volumes[:3]) / melt["volume_A3"], [0.8, 1.0, 1.2])
 
 
-def test_store_holds_every_job(li2o_run):
-    outputs, summaries = li2o_run
-    docs = json.loads((outputs / "store" / "jobs.json").read_text())
-    names = {d["name"] for d in docs}
-    assert {"random cell", "production Li2O 3000 K", "production Li2O 1500 K", "collect"} <= names
-    collect = next(d for d in docs if d["name"] == "collect")
-    assert [s["temperature_K"] for s in collect["output"]] == [3000.0, 1500.0]
+def test_result_folders_are_an_export_of_the_store(day, tmp_path):
+    home, summaries = day
+    folder = home / "outputs" / "results" / "Li2O" / "1500K"  # written by run, from the store
+    expected = {
+        "structure.cif",
+        "POSCAR",
+        "structure.json",
+        "summary.json",
+        "eos.json",
+        "eos.png",
+        "trajectory.npz",
+        "msd.png",
+        "rdf.png",
+    }
+    assert expected <= {p.name for p in folder.iterdir()}
+    amorph(home, "db", "export", "--folders", str(tmp_path / "again"))
+    again = tmp_path / "again" / "Li2O" / "1500K"
+    assert json.loads((again / "summary.json").read_text()) == summaries[1]
+    assert (again / "POSCAR").read_text() == (folder / "POSCAR").read_text()
 
 
-def run_cli(args, capsys):
-    code = main(args)
-    captured = capsys.readouterr()
-    return code, captured.err.strip().splitlines()
+def test_features_and_publish_dry_run_read_the_store(day):
+    home, summaries = day
+    table = list(csv.DictReader(io.StringIO(amorph(home, "features").stdout)))
+    assert [(r["formula"], float(r["temperature"])) for r in table] == [
+        ("Li2O", 3000.0),
+        ("Li2O", 1500.0),
+    ]
+    assert float(table[0]["D_cm2_s"]) == pytest.approx(summaries[0]["diffusivity"]["Li"]["D_cm2_s"])
+    dry = amorph(home, "publish", "--project", "amorph_test", "--dry-run")
+    assert "2 valid, 0 invalid; nothing uploaded" in dry.stdout
+
+
+def test_store_commands_accept_outputs_after_the_action(day, tmp_path):
+    home, _ = day
+    elsewhere = amorph(tmp_path, "db", "list", "--outputs", str(home / "outputs")).stdout
+    assert "Li2O" in elsewhere
+    empty = amorph(tmp_path, "db", "list")
+    assert "holds no results yet" in empty.stdout and "amorph run" in empty.stdout
+    assert not (tmp_path / "outputs").exists()  # reading an absent store creates nothing
 
 
 @pytest.mark.parametrize(
@@ -133,31 +199,69 @@ def run_cli(args, capsys):
         (["Li2O", "--volume-per-atom", "-3"], "volume per atom must be positive"),
         (["Li2O", "--production-ps", "0"], "production duration and chunk length must be positive"),
         (["Li2O", "--eos-ps", "-1"], "MD duration must be positive"),
+        (["Li2O", "--engine", "m3gnet-ase", "--model", "/nonexistent"], "no matgl model"),
     ],
 )
-def test_bad_input_gives_one_error_line_and_writes_nothing(args, message, tmp_path, capsys):
-    outputs = tmp_path / "outputs"
-    code, err = run_cli(["run", *args, "--outputs", str(outputs)], capsys)
-    assert code == 1
-    assert len(err) == 1 and err[0].startswith("amorph: error:") and message in err[0]
-    assert not outputs.exists()
+def test_bad_input_gives_one_error_line_and_writes_nothing(args, message, tmp_path):
+    result = amorph(tmp_path, "run", *args, check=False)
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 1
+    assert len(err) == 1 and err[0].startswith("amorph: error:") and message in err[0], err
+    assert not (tmp_path / "outputs").exists()
 
 
-def test_failing_md_stops_the_run_with_its_reason(tmp_path, capsys):
-    outputs = tmp_path / "outputs"
-    code, err = run_cli(
-        [
-            "run",
-            "Ar",
-            "--preset",
-            "demo",
-            "--engine",
-            "lj_calculators:exploding_argon",
-            "--outputs",
-            str(outputs),
-        ],
-        capsys,
+def test_failing_md_stops_the_run_and_leaves_no_result(tmp_path):
+    result = amorph(
+        tmp_path,
+        "run",
+        "Ar",
+        "--preset",
+        "demo",
+        "--engine",
+        "lj_calculators:exploding_argon",
+        check=False,
     )
-    assert code == 1 and len(err) == 1
-    assert "became unstable" in err[0]
-    assert not (outputs / "results").exists()
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(err) == 1 and "became unstable" in err[0]
+    assert not (tmp_path / "outputs" / "results").exists()
+    assert "holds no results yet" in amorph(tmp_path, "db", "list").stdout
+
+
+LJ = [
+    "--preset",
+    "demo",
+    "--engine",
+    "lj_calculators:argon",
+    "--min-distance",
+    "3.0",
+    "--temperatures",
+    "100",
+    "80",
+]
+
+
+def test_runs_and_readers_at_the_same_time_lose_nothing(tmp_path):
+    """Two runs of different compositions into one store, and a reader, started together."""
+    env = {**_environment(), "PYTHONPATH": str(TESTS)}
+    command = [sys.executable, "-m", "amorph.cli"]
+    runs = [
+        subprocess.Popen(
+            [*command, "run", formula, *LJ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for formula in ("Ar", "Kr")
+    ]
+    readers = 0
+    while any(run.poll() is None for run in runs):
+        listing = amorph(tmp_path, "db", "list", check=False)
+        assert listing.returncode == 0, listing.stderr  # never a half-written store
+        readers += 1
+    for run in runs:
+        assert run.wait() == 0, run.stderr.read()
+    listing = amorph(tmp_path, "db", "list").stdout
+    assert readers >= 1
+    assert {line.split()[0] for line in listing.splitlines()[1:]} == {"Ar", "Kr"}

@@ -20,12 +20,15 @@ from amorph.analysis.synthetic import random_walk
 from amorph.cli import main
 from amorph.publish.contributions import ATTACHMENT_TARGET_BYTES, build_groups, identifier, quantity
 from amorph.publish.rules import MAX_ATTACHMENT_BYTES, column_problem, data_problems
-from amorph.publish.source import read_results
+from amorph.results.reader import Database
+from amorph.results.schemas import StageDoc
+from amorph.results.store import open_store
 
 pytest.importorskip(
     "mpcontribs.client", reason="mpcontribs-client (amorph[publish]) is not installed"
 )
 from mpcontribs_server import SPEC, RunningServer, ServerState, free_whitelisted_port
+from results_factory import add_composition, stage_doc
 
 KEY = "0123456789abcdef0123456789abcdef"  # the owner's API key on the test server
 OWNER = "google:owner@example.com"
@@ -49,8 +52,8 @@ def write_entry(
     reported: bool = False,
     species_names: dict[str, str] | None = None,
     engine: str = "chgnet",
-) -> Path:
-    """One ``<formula>/<T>K`` results folder as ``amorph run`` writes it, around a random walk."""
+) -> StageDoc:
+    """One stage of ``formula`` as the pipeline stores it, around a random-walk trajectory file."""
     d_true = {s: (1e-5 if s == "Li" else 1e-6) * (temperature / 1000) ** 3 for s in counts}
     traj = random_walk(
         counts,
@@ -60,47 +63,48 @@ def write_entry(
         seed=int(temperature) + len(counts),
         temperature_K=temperature,
     )
-    folder = root / formula / f"{temperature:.0f}K"
-    folder.mkdir(parents=True)
-    traj.save(folder / "trajectory.npz")
+    path = root / "trajectories" / f"{formula}-{temperature:.0f}K-{engine}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    traj.save(path)
+    names = species_names or {}
+    diffusivity = {names.get(s, s): (d, d / 20) for s, d in d_true.items()} if reported else None
     structure = traj.structure(-1)
-    (folder / "structure.json").write_text(json.dumps(structure.as_dict()))
-    summary = {
-        "formula": formula,
-        "temperature_K": temperature,
-        "n_atoms": len(structure),
-        "volume_A3": structure.volume,
-        "volume_per_atom_A3": structure.volume / len(structure),
-        "density_g_cm3": float(structure.density),
-        "converged": True,
-        "mean_temperature_K": temperature + 4,
-        "pressure_GPa": 0.02,
-        "energy_eV_per_atom": -4.1,
-        "pressure_convention": "virial+kinetic",
-        "engine": engine,
-        "engine_model": "0.3.0",
-        "time_step_fs": 2.0,
-        "production_steps": 5000,
-        "eos": {},
-        "trajectory": str(folder / "trajectory.npz"),
-        "results_dir": str(folder),
-    }
-    if reported:
-        names = species_names or {}
-        summary["diffusivity"] = {
-            names.get(s, s): {"D_cm2_s": d, "D_sigma_cm2_s": d / 20} for s, d in d_true.items()
-        }
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
+    return stage_doc(
+        structure,
+        temperature,
+        trajectory=path,
+        diffusivity=diffusivity,
+        engine=engine,
+        formula=formula,
+    )
+
+
+def store_results(root: Path, stages: list[StageDoc], arrhenius: dict | None = None) -> Path:
+    """``stages`` in the embedded store under ``root/outputs``, one composition per formula and
+    engine; return the outputs folder."""
+    outputs = root / "outputs"
+    store = open_store(None, outputs)
+    groups: dict[tuple[str, str], list[StageDoc]] = {}
+    for stage in stages:
+        groups.setdefault((stage.formula, stage.engine), []).append(stage)
+    for group in groups.values():
+        add_composition(store, group, root / "jobs", arrhenius=arrhenius)
+    return outputs
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("results")
-    for formula, counts in COMPOSITIONS.items():
-        for temperature in TEMPERATURES:
-            write_entry(root, formula, counts, temperature, reported=formula == "Li2S")
-    return root
+    stages = [
+        write_entry(root, formula, counts, temperature, reported=formula == "Li2S")
+        for formula, counts in COMPOSITIONS.items()
+        for temperature in TEMPERATURES
+    ]
+    return store_results(root, stages)
+
+
+def read_results(outputs: Path):
+    return Database.open(None, outputs).stages()
 
 
 @pytest.fixture
@@ -133,7 +137,7 @@ def server(client_tmpdir, monkeypatch):
 
 
 def amorph_publish(results: Path, *options: str) -> int:
-    return main(["publish", "--project", PROJECT, "--results", str(results), *options])
+    return main(["publish", "--project", PROJECT, "--outputs", str(results), *options])
 
 
 def publish(host: str, results: Path, *options: str) -> int:
@@ -199,14 +203,15 @@ def test_contributions_carry_units_tables_structure_and_arrhenius(results):
 
 
 def test_attachment_is_sampled_to_fit_the_limit(tmp_path):
-    write_entry(tmp_path, "Li3PO4", {"Li": 150, "P": 50, "O": 100}, 1200.0, n_frames=1500)
-    (group,) = build_groups(read_results(tmp_path))
+    stage = write_entry(tmp_path, "Li3PO4", {"Li": 150, "P": 50, "O": 100}, 1200.0, n_frames=1500)
+    outputs = store_results(tmp_path, [stage])
+    (group,) = build_groups(read_results(outputs))
     (candidate,) = group
     assert candidate.valid, candidate.problems
     content = base64.b64decode(candidate.contribution.attachments[0]["content"])
     assert ATTACHMENT_TARGET_BYTES * 0.6 < len(content) <= ATTACHMENT_TARGET_BYTES  # not starved
     sample = json.loads(gzip.decompress(content))
-    traj = read_results(tmp_path)[0].trajectory()
+    traj = read_results(outputs)[0].trajectory()
     assert sample["stride"] > 1 and len(sample["time_fs"]) == math.ceil(1500 / sample["stride"])
     np.testing.assert_allclose(sample["positions"], traj.positions[:: sample["stride"]], atol=5e-4)
 
@@ -214,11 +219,14 @@ def test_attachment_is_sampled_to_fit_the_limit(tmp_path):
 def test_dry_run_reports_invalid_key_and_oversize_attachment(tmp_path, capsys):
     # a pipeline that names a species with its charge, at one of two temperatures
     licl = COMPOSITIONS["LiCl"]
-    write_entry(tmp_path, "LiCl", licl, 1000.0, reported=True, species_names={"Li": "Li+"})
-    write_entry(tmp_path, "LiCl", licl, 1500.0)
-    write_entry(tmp_path, "Li3PO4", {"Li": 150, "P": 50, "O": 100}, 1200.0, n_frames=1500)
-    write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], 1000.0)
-    rc = amorph_publish(tmp_path, "--dry-run", "--attachment-frames", "1500")
+    stages = [
+        write_entry(tmp_path, "LiCl", licl, 1000.0, reported=True, species_names={"Li": "Li+"}),
+        write_entry(tmp_path, "LiCl", licl, 1500.0),
+        write_entry(tmp_path, "Li3PO4", {"Li": 150, "P": 50, "O": 100}, 1200.0, n_frames=1500),
+        write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], 1000.0),
+    ]
+    outputs = store_results(tmp_path, stages)
+    rc = amorph_publish(outputs, "--dry-run", "--attachment-frames", "1500")
     lines = capsys.readouterr().out.splitlines()
     invalid = {line.split()[1]: line for line in lines if line.startswith("invalid ")}
     assert rc == 1
@@ -305,7 +313,11 @@ def test_publish_is_complete_verifiable_and_idempotent(
     assert "Si-O" in table.columns and len(table) == 160
     attachment = client.get_attachment(record["attachments"][0]["id"])
     sample = json.loads(attachment.unpack())
-    entry = next(e for e in read_results(results) if e.directory.parts[-2:] == ("Li4SiO4", "1500K"))
+    entry = next(
+        e
+        for e in read_results(results)
+        if (e.doc.formula, e.doc.temperature_K) == ("Li4SiO4", 1500.0)
+    )
     traj = entry.trajectory()
     np.testing.assert_allclose(sample["positions"][-1], traj.positions[-1], atol=5e-4)
 
@@ -342,14 +354,14 @@ def test_rejected_payload_fails_loudly(server, results, client_tmpdir, capfd, ca
 
 
 def test_invalid_results_are_withheld_and_reported(server, tmp_path, capfd):
-    for temperature in TEMPERATURES:
-        write_entry(tmp_path, "LiCl", COMPOSITIONS["LiCl"], temperature)
+    stages = [write_entry(tmp_path, "LiCl", COMPOSITIONS["LiCl"], t) for t in TEMPERATURES]
     broken = write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], 1000.0)
-    (broken / "trajectory.npz").write_bytes(b"not a trajectory")
-    assert publish(server.host, tmp_path) == 1
+    Path(broken.trajectory.path).write_bytes(b"not a trajectory")
+    outputs = store_results(tmp_path, [*stages, broken])
+    assert publish(server.host, outputs) == 1
     out, err = capfd.readouterr()
     assert "2 contributions uploaded, 0 already there; 2 on the server" in out
-    assert f"invalid Li2S-1000K-chgnet ({broken}): cannot build: " in out
+    assert "invalid Li2S-1000K-chgnet (Li2S 1000 K (chgnet)): cannot build: " in out
     assert "amorph: error: 1 invalid results were not published (listed above)" in err
     stored = sorted(c["identifier"] for c in server.state.contributions.values())
     assert stored == ["LiCl-1000K-chgnet", "LiCl-1500K-chgnet"]
@@ -405,9 +417,11 @@ def test_live_publish_and_republish(tmp_path, capfd):
     from mpcontribs.client import Client
 
     project = os.environ["AMORPH_LIVE_MPCONTRIBS_PROJECT"]
-    for temperature in TEMPERATURES:  # an engine name of its own keeps these apart from real data
-        write_entry(tmp_path, "LiCl", COMPOSITIONS["LiCl"], temperature, engine="amorph-live-test")
-    args = ["publish", "--project", project, "--results", str(tmp_path)]
+    stages = [  # an engine name of its own keeps these apart from real data
+        write_entry(tmp_path, "LiCl", COMPOSITIONS["LiCl"], t, engine="amorph-live-test")
+        for t in TEMPERATURES
+    ]
+    args = ["publish", "--project", project, "--outputs", str(store_results(tmp_path, stages))]
     client = Client(apikey=os.environ["MPCONTRIBS_API_KEY"])
     live_ids = [f"LiCl-{t:.0f}K-amorph-live-test" for t in TEMPERATURES]
     try:
@@ -420,15 +434,11 @@ def test_live_publish_and_republish(tmp_path, capfd):
 
 
 def test_the_pipelines_arrhenius_fit_is_published_when_recorded(tmp_path):
-    for temperature in (1000.0, 1500.0):
-        folder = write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], temperature)
-        summary = json.loads((folder / "summary.json").read_text())
-        summary["arrhenius"] = {
-            "Li": {"Ea_eV": 0.5, "Ea_sigma_eV": 0.01, "D0_cm2_s": 1e-3, "D0_sigma_cm2_s": 1e-4}
-        }
-        (folder / "summary.json").write_text(json.dumps(summary))
+    stages = [write_entry(tmp_path, "Li2S", COMPOSITIONS["Li2S"], t) for t in (1000.0, 1500.0)]
+    fit = {"Ea_eV": 0.5, "Ea_sigma_eV": 0.01, "D0_cm2_s": 1e-3, "D0_sigma_cm2_s": 1e-4}
+    outputs = store_results(tmp_path, stages, arrhenius={"Li": fit})
     contribution, _ = [
-        c.contribution for group in build_groups(read_results(tmp_path)) for c in group
+        c.contribution for group in build_groups(read_results(outputs)) for c in group
     ]
     assert contribution.data["Ea"]["Li"] == quantity(0.5, "eV", 0.01)
     assert contribution.data["D0"]["Li"] == quantity(1e-3, "cm²/s", 1e-4)

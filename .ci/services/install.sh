@@ -47,7 +47,8 @@ if ! "$VENV/bin/python" -c "import mongoeco.wire.proxy, pymongo, importlib.metad
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
     "$PY313" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$MONGOECO_REQ"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$MONGOECO_REQ" \
+        >"$VENV/pip-install.log" 2>&1 || { cat "$VENV/pip-install.log" >&2; exit 1; }
 fi
 
 # --- client packages in the main env (opt-in) --------------------------------

@@ -31,16 +31,17 @@ fail() {
     bash "$HERE/stop.sh" || true
     exit 1
 }
-# wait_for SECONDS DESCRIPTION CMD...
+alive() { [[ -f "$CI_DIR/pids/$1.pid" ]] && kill -0 "$(cat "$CI_DIR/pids/$1.pid")" 2>/dev/null; }
+# wait_for SECONDS NAME CMD...: until CMD succeeds; fail early if daemon NAME died
 wait_for() {
-    local secs=$1 what=$2; shift 2
+    local secs=$1 name=$2; shift 2
     local end=$((SECONDS + secs))
     until "$@" >/dev/null 2>&1; do
-        ((SECONDS < end)) || fail "timeout (${secs}s) waiting for $what"
+        alive "$name" || fail "$name exited (see $CI_DIR/log/$name.log)"
+        ((SECONDS < end)) || fail "timeout (${secs}s) waiting for $name: $*"
         sleep 0.5
     done
 }
-alive() { [[ -f "$CI_DIR/pids/$1.pid" ]] && kill -0 "$(cat "$CI_DIR/pids/$1.pid")" 2>/dev/null; }
 # launch NAME CMD...: run CMD in its own session, record its PID
 launch() {
     local name=$1; shift
@@ -58,9 +59,14 @@ if alive munged && alive slurmctld && alive slurmd && alive mongo && [[ -f "$CI_
 fi
 bash "$HERE/stop.sh" >/dev/null 2>&1 || true   # clean leftovers of a half start
 
+# Fresh cluster state (job ids restart at 1), logs and database every start.
+rm -rf "$CI_DIR/slurm" "$CI_DIR/log" "$CI_DIR/mongo"
 mkdir -p "$CI_DIR"/{pids,log,munge,slurm/state,slurm/spool,mongo}
 chown munge:munge "$CI_DIR/munge"
 chmod 755 "$CI_DIR/munge"
+# munged runs as user munge: every folder above its socket must be traversable.
+setpriv --reuid=munge --regid=munge --init-groups test -w "$CI_DIR/munge" \
+    || fail "user munge cannot reach $CI_DIR/munge (choose an AMORPH_CI_DIR outside 0700 folders)"
 
 # --- munge -------------------------------------------------------------------
 MUNGE_SOCK="$CI_DIR/munge/munge.socket"
@@ -68,7 +74,7 @@ launch munged setpriv --reuid=munge --regid=munge --init-groups \
     munged --foreground --force --socket="$MUNGE_SOCK" --pid-file="$CI_DIR/munge/munged.pid" \
     --log-file="$CI_DIR/munge/munged.log" --seed-file="$CI_DIR/munge/munged.seed" \
     --key-file=/etc/munge/munge.key
-wait_for 20 "munged" bash -c "munge -n -S '$MUNGE_SOCK' | unmunge -S '$MUNGE_SOCK'"
+wait_for 20 munged bash -c "munge -n -S '$MUNGE_SOCK' | unmunge -S '$MUNGE_SOCK'"
 
 # --- slurm ---------------------------------------------------------------------
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
@@ -116,16 +122,16 @@ S="$CI_DIR/slurm"
 export SLURM_CONF="$CONF"
 
 launch slurmctld slurmctld -D -c -f "$CONF"
-wait_for 30 "slurmctld" scontrol ping
+wait_for 30 slurmctld scontrol ping
 launch slurmd slurmd -D -N localhost -f "$CONF"
 node_idle() { [[ "$(sinfo -h -N -n localhost -o %T 2>/dev/null)" == idle* ]]; }
-wait_for 60 "node idle in sinfo" node_idle
+wait_for 60 slurmd node_idle
 
 # --- MongoDB wire server -------------------------------------------------------------
 MONGO_ARGS=(--host 127.0.0.1 --port "$MONGO_PORT")
 [[ "${AMORPH_CI_MONGO_SQLITE:-0}" == 1 ]] && MONGO_ARGS+=(--sqlite "$CI_DIR/mongo/db.sqlite")
 launch mongo "$VENV/bin/python" "$HERE/mongo_wire.py" "${MONGO_ARGS[@]}"
-wait_for 30 "mongo wire server ping" "$VENV/bin/python" -c "
+wait_for 30 mongo "$VENV/bin/python" -c "
 import pymongo
 c = pymongo.MongoClient('127.0.0.1', $MONGO_PORT, directConnection=True, serverSelectionTimeoutMS=1000)
 c.admin.command('ping')"

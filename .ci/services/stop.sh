@@ -23,21 +23,28 @@ descendants() {
 }
 
 declare -a targets=()
+# add_pidfile FILE: target its PID, unless that PID now belongs to a process started
+# after the file was written (PID reused after a crash/reboot: not ours).
+add_pidfile() {
+    local f=$1 pid etimes
+    [[ -f $f ]] || return 0
+    pid=$(cat "$f" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    etimes=$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ') || return 0
+    [[ -n $etimes ]] || return 0
+    if (($(date +%s) - etimes > $(stat -c %Y "$f") + 5)); then
+        log "pid $pid in $f is a newer process: left alone"
+        return 0
+    fi
+    targets+=("$pid")
+}
 if [[ -d "$PIDS_DIR" ]]; then
-    # Extra pid files (runner, workers, ...) before the daemons; slurmd, slurmctld, munged last.
+    # Extra pid files (runner, qlaunch, ...) first; then mongo, slurmd, slurmctld, munged.
     for f in "$PIDS_DIR"/*.pid; do
-        [[ -f $f ]] || continue
-        name=$(basename "$f" .pid)
-        case $name in munged|slurmctld|slurmd|mongo) continue ;; esac
-        pid=$(cat "$f" 2>/dev/null || true)
-        [[ $pid =~ ^[0-9]+$ ]] && targets+=("$pid")
+        case $(basename "$f" .pid) in munged|slurmctld|slurmd|mongo) continue ;; esac
+        add_pidfile "$f"
     done
-    for name in mongo slurmd slurmctld munged; do
-        f="$PIDS_DIR/$name.pid"
-        [[ -f $f ]] || continue
-        pid=$(cat "$f" 2>/dev/null || true)
-        [[ $pid =~ ^[0-9]+$ ]] && targets+=("$pid")
-    done
+    for name in mongo slurmd slurmctld munged; do add_pidfile "$PIDS_DIR/$name.pid"; done
 fi
 # slurmstepd processes of this cluster (they hold our slurmd log open) and, below,
 # their children: job processes left over.

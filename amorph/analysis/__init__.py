@@ -8,9 +8,13 @@ it works without the MD stack (torch, jobflow). Typical use::
     traj = read_trajectory("XDATCAR.gz", time_step_fs=2.0, temperature_K=1500)
     d = diffusivities(traj, ["Li"])["Li"]  # d.D_cm2_s, d.D_sigma_cm2_s, d.fit_start_ps, ...
     g = radial_distribution(traj)  # g.first_peak("Li", "O"), g.coordination_number("Li", "O")
+
+``d.diffusive`` says whether the MSD became diffusive; ``compare(stages, read_reference(files),
+formula)`` checks a composition's stages against AIMD volumes, diffusivities and partial RDFs.
 """
 
 from amorph.analysis.arrhenius import ArrheniusFit, arrhenius_fit, nernst_einstein
+from amorph.analysis.compare import Comparison, Reference, compare, read_reference
 from amorph.analysis.diffusion import (
     MSD,
     Diffusivity,
@@ -19,7 +23,7 @@ from amorph.analysis.diffusion import (
     fit_window,
     mean_squared_displacement,
 )
-from amorph.analysis.rdf import RDF, radial_distribution, rdf_r2
+from amorph.analysis.rdf import RDF, pooled_r2, radial_distribution, rdf_r2
 from amorph.analysis.report import (
     TrajectoryReport,
     analyze_trajectory,
@@ -32,11 +36,14 @@ __all__ = [
     "MSD",
     "RDF",
     "ArrheniusFit",
+    "Comparison",
     "Diffusivity",
+    "Reference",
     "TrajectoryReport",
     "analyze_trajectory",
     "arrhenius_by_species",
     "arrhenius_fit",
+    "compare",
     "diffusivities",
     "fit_diffusivity",
     "fit_window",
@@ -44,8 +51,10 @@ __all__ = [
     "from_pymatgen",
     "mean_squared_displacement",
     "nernst_einstein",
+    "pooled_r2",
     "radial_distribution",
     "rdf_r2",
+    "read_reference",
     "read_trajectory",
     "summarize",
     "unwrap_fractional",

@@ -1,27 +1,37 @@
-"""Arrhenius fits of D(T) and Nernst–Einstein conductivities."""
+"""Arrhenius fits of D(T) and Nernst–Einstein conductivities.
+
+Points whose MSD is not diffusive (``Diffusivity.diffusive``) are left out of the fits, and each
+fit records at which temperatures (``ArrheniusFit.non_diffusive_temperatures_K``).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from amorph.constants import ELEMENTARY_CHARGE_C, K_B_EV, K_B_J
 from amorph.errors import InputError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class ArrheniusFit:
-    """``ln D = ln D0 - Ea / (kB T)`` fitted to ln D weighted by ``sigma_lnD = sigma_D / D``."""
+    """``ln D = ln D0 - Ea / (kB T)`` fitted to ln D weighted by ``sigma_lnD = sigma_D / D``.
+
+    ``temperatures_K`` are the fitted points, ``non_diffusive_temperatures_K`` the ones left out
+    because their MSD was not diffusive.
+    """
 
     coefficients: np.ndarray  # (ln D0 with D0 in cm²/s, -Ea / kB in K)
     covariance: np.ndarray
     temperatures_K: list[float]
     reduced_chi2: float | None
+    non_diffusive_temperatures_K: list[float] = field(default_factory=list)
 
     @property
     def Ea_eV(self) -> float:
@@ -57,31 +67,63 @@ class ArrheniusFit:
             "D300K_sigma_cm2_s": d300_sigma,
             "reduced_chi2": self.reduced_chi2,
             "temperatures_K": self.temperatures_K,
+            "n_non_diffusive_left_out": len(self.non_diffusive_temperatures_K),
+            "non_diffusive_temperatures_K": self.non_diffusive_temperatures_K,
         }
 
 
-def points_by_species(
-    rows: Iterable[tuple[str, float, float, float]],
-) -> dict[str, tuple[list, list, list]]:
-    """``{species: (temperatures_K, D_cm2_s, D_sigma_cm2_s)}`` from rows of ``(species, T, D, sigma_D)``."""
-    points: dict[str, tuple[list, list, list]] = {}
-    for species, *values in rows:
-        for column, value in zip(points.setdefault(species, ([], [], [])), values, strict=True):
+class ArrheniusPoints(NamedTuple):
+    """D(T) points of one species; ``diffusive[i]`` is False where the MSD was not diffusive."""
+
+    temperatures_K: list[float]
+    D_cm2_s: list[float]
+    D_sigma_cm2_s: list[float]
+    diffusive: list[bool]
+
+
+def points_by_species(rows: Iterable[tuple]) -> dict[str, ArrheniusPoints]:
+    """Points per species from rows ``(species, T, D, sigma_D)`` or ``(..., diffusive)``.
+
+    Rows without the ``diffusive`` flag count as diffusive.
+    """
+    points: dict[str, ArrheniusPoints] = {}
+    for species, temperature, d, sigma, *flag in rows:
+        columns = points.setdefault(species, ArrheniusPoints([], [], [], []))
+        values = (temperature, d, sigma, bool(flag[0]) if flag else True)
+        for column, value in zip(columns, values, strict=True):
             column.append(value)
     return points
 
 
-def fits_by_species(points: dict[str, tuple[list, list, list]]) -> dict[str, ArrheniusFit]:
-    """An Arrhenius fit per species of ``points`` with two or more distinct temperatures (a species whose
-    points cannot be fitted, e.g. with D ≤ 0, is left out with a warning)."""
+def fits_by_species(points: dict[str, ArrheniusPoints]) -> dict[str, ArrheniusFit]:
+    """An Arrhenius fit per species of ``points`` with two or more distinct temperatures.
+
+    Non-diffusive points are left out and recorded in the fit; a species whose remaining points
+    cannot be fitted (fewer than two temperatures, D ≤ 0) gets no fit and a warning.
+    """
     fits = {}
-    for species, (temperatures, d, sigma) in points.items():
+    for species, (temperatures, d, sigma, diffusive) in points.items():
         if len(set(temperatures)) < 2:
             continue
+        keep = np.flatnonzero(diffusive)
+        left_out = sorted(float(t) for t, ok in zip(temperatures, diffusive, strict=True) if not ok)
+        note = f" (non-diffusive at {', '.join(f'{t:g}' for t in left_out)} K)" if left_out else ""
+        if len(keep) == 0:  # e.g. a glass former: expected, and shown in the per-stage flags
+            logger.info("no Arrhenius fit for %s: not diffusive at any temperature", species)
+            continue
         try:
-            fits[species] = arrhenius_fit(temperatures, d, sigma)
+            fit = arrhenius_fit(
+                *(np.asarray(v, dtype=float)[keep] for v in (temperatures, d, sigma))
+            )
         except InputError as exc:
-            log.warning("no Arrhenius fit for %s: %s", species, exc)
+            logger.warning("no Arrhenius fit for %s: %s%s", species, exc, note)
+            continue
+        if left_out:
+            logger.info(
+                "Arrhenius fit for %s leaves out %d point(s)%s", species, len(left_out), note
+            )
+        fit.non_diffusive_temperatures_K = left_out
+        fits[species] = fit
     return fits
 
 

@@ -30,6 +30,24 @@ Diffusivity and its uncertainty
     window: on real liquids, where the MSD is still curved there (velocity back-scattering), GLS
     follows the local slope (liquid Na at 671 K: D_GLS fell from 1.75e-4 to 1.20e-4 cm²/s as the
     start moved from 0.13 to 1 ps, while OLS stayed at 1.27-1.29e-4), so OLS is the robust default.
+
+Is the motion diffusive? (``Diffusivity.diffusive``)
+    A slope can be fitted to any MSD; it is a diffusivity only if the atoms have left their cages
+    and the MSD grows linearly. Both are checked over the fit window:
+
+    * displacement: the MSD at the end of the window must reach ``MIN_DIFFUSIVE_MSD_A2`` = 4 Å²,
+      an RMS displacement of 2 Å, the scale of the shortest cation-anion bonds and site-to-site
+      hops (Li-O 2.0 Å, Li-S 2.5 Å). Atoms vibrating in a solid stay far below it: by Lindemann's
+      criterion their RMS amplitude is at most 0.1-0.15 of the neighbour distance (2-4 Å) up to
+      melting, a 3D MSD plateau (twice the mean-square amplitude) of 0.1-0.7 Å²;
+    * linearity: the log-log slope of the MSD across the window (``msd_exponent``) must lie within
+      ``1 +- EXPONENT_TOLERANCE`` (0.3) up to three of its standard errors for a random walk of
+      the same atom count and window (``msd_exponent_sigma``; ~0.1 for 4 atoms, so that a
+      species with few atoms is not condemned for noise). Caged or sub-diffusive motion has
+      exponents well below 1 (a plateau, 0), drift or ballistic flight up to 2.
+
+    Non-diffusive D values are still reported (as upper bounds of a sort), but Arrhenius fits
+    leave them out (``amorph.analysis.arrhenius.fits_by_species``).
 """
 
 from __future__ import annotations
@@ -48,6 +66,8 @@ FIT_END_FRACTION = 0.5
 FIT_START_MIN_FRACTION = 0.05
 SLOPE_SEARCH_FRACTION = 0.25
 SLOPE_TOLERANCE = 0.15
+MIN_DIFFUSIVE_MSD_A2 = 4.0
+EXPONENT_TOLERANCE = 0.3
 MAX_FIT_POINTS = 100
 FIT_METHODS = ("ols", "gls")
 K4_SHRINK = 2.0
@@ -73,7 +93,9 @@ class MSD:
 class Diffusivity:
     """Tracer diffusivity of one species from a linear fit of its MSD over ``[fit_start, fit_end]``.
 
-    ``msd_exponent`` is the log-log slope of the MSD across the window (about 1 when diffusive).
+    ``msd_exponent`` is the log-log slope of the MSD across the window (about 1 when diffusive),
+    ``msd_exponent_sigma`` its standard error for a random walk, ``msd_reached_A2`` the MSD at the
+    end of the window; ``diffusive`` judges them as the module docstring says.
     """
 
     species: str
@@ -83,13 +105,32 @@ class Diffusivity:
     fit_start_ps: float
     fit_end_ps: float
     msd_exponent: float
+    msd_exponent_sigma: float
+    msd_reached_A2: float
     intercept_A2: float
     method: str
     msd: MSD = field(repr=False)
 
+    @property
+    def non_diffusive_reason(self) -> str | None:
+        """Why the MSD is not diffusive over the fit window, or None when it is."""
+        if not self.msd_reached_A2 >= MIN_DIFFUSIVE_MSD_A2:
+            return f"MSD reaches only {self.msd_reached_A2:.2g} Å² (< {MIN_DIFFUSIVE_MSD_A2:g})"
+        if not abs(self.msd_exponent - 1) <= EXPONENT_TOLERANCE + 3 * self.msd_exponent_sigma:
+            return f"MSD exponent {self.msd_exponent:.2f} ± {self.msd_exponent_sigma:.2f} is not 1"
+        return None
+
+    @property
+    def diffusive(self) -> bool:
+        return self.non_diffusive_reason is None
+
     def as_dict(self) -> dict:
-        """JSON-ready summary (no arrays)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "msd"}
+        """JSON-ready summary (no arrays), with ``diffusive`` and ``non_diffusive_reason``."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "msd"}
+        return row | {
+            "diffusive": self.diffusive,
+            "non_diffusive_reason": self.non_diffusive_reason,
+        }
 
 
 def frame_interval_fs(traj: Trajectory) -> float:
@@ -225,6 +266,7 @@ def fit_diffusivity(
     slope_sigma = float(np.sqrt(beta_cov[0, 0]))
     with np.errstate(divide="ignore", invalid="ignore"):
         exponent = float(np.log(y[-1] / y[0]) / np.log(lags[-1] / lags[0]))
+    exponent_sigma = _log_slope_sigma(lags[[0, -1]], len(msd.msd_A2), msd.n_independent)[0]
     return Diffusivity(
         species=msd.species,
         n_atoms=msd.n_atoms,
@@ -233,6 +275,8 @@ def fit_diffusivity(
         fit_start_ps=start * dt / 1000,
         fit_end_ps=end * dt / 1000,
         msd_exponent=exponent,
+        msd_exponent_sigma=float(exponent_sigma),
+        msd_reached_A2=float(y[-1]),
         intercept_A2=float(beta[1]),
         method=method,
         msd=msd,
@@ -305,14 +349,22 @@ def _diffusive_onset(msd: MSD, search_end: int) -> int:
     statistical noise at long lags does not move the window.
     """
     grid = np.unique(np.append(2 ** np.arange(int(np.log2(max(search_end, 2))) + 1), search_end))
-    rel = msd_covariance(grid, len(msd.msd_A2), msd.n_independent, 1.0) / (9 * np.outer(grid, grid))
-    k = np.arange(len(grid) - 1)
-    log_ratio = np.log(grid[1:] / grid[:-1])
-    sigma = np.sqrt(rel[k, k] + rel[k + 1, k + 1] - 2 * rel[k, k + 1]) / log_ratio
+    sigma = _log_slope_sigma(grid, len(msd.msd_A2), msd.n_independent)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.log(msd.msd_A2[grid[1:]] / msd.msd_A2[grid[:-1]]) / log_ratio
+        slope = np.log(msd.msd_A2[grid[1:]] / msd.msd_A2[grid[:-1]]) / np.log(grid[1:] / grid[:-1])
     bad = np.flatnonzero(~(np.abs(slope - 1) <= SLOPE_TOLERANCE + 3 * sigma))
     return int(grid[0] if len(bad) == 0 else grid[bad[-1] + 1])
+
+
+def _log_slope_sigma(lags: np.ndarray, n_frames: int, n_independent: float) -> np.ndarray:
+    """Standard errors of the log-log MSD slopes between consecutive ``lags`` for a random walk.
+
+    From the relative covariance of the MSD estimator (``msd_covariance`` over ``MSD = 3 s2 k``).
+    """
+    rel = msd_covariance(lags, n_frames, n_independent, 1.0) / (9 * np.outer(lags, lags))
+    k = np.arange(len(lags) - 1)
+    variance = rel[k, k] + rel[k + 1, k + 1] - 2 * rel[k, k + 1]
+    return np.sqrt(np.maximum(variance, 0.0)) / np.log(lags[1:] / lags[:-1])
 
 
 def _excess_fourth_cumulant(

@@ -1,7 +1,8 @@
 """Per-trajectory analysis (D per species, conductivity, RDF shells) and the Arrhenius block.
 
 This is what ``amorph analyze`` prints and what the flows can store: ``TrajectoryReport.as_dict()``
-and ``summarize(...)`` return JSON-ready dictionaries.
+and ``summarize(...)`` return JSON-ready dictionaries. Conductivities need ionic charges, which the
+analysis does not guess (see ``amorph.structure.composition.guess_charges``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from amorph.analysis.arrhenius import (
     ArrheniusFit,
+    ArrheniusPoints,
     fits_by_species,
     nernst_einstein,
     points_by_species,
@@ -20,12 +22,15 @@ from amorph.analysis.diffusion import Diffusivity, diffusivities, frame_interval
 from amorph.analysis.rdf import DEFAULT_BIN_WIDTH, DEFAULT_R_MAX, RDF, radial_distribution
 from amorph.trajectory import Trajectory
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class TrajectoryReport:
-    """One trajectory's analysis; ``conductivity[s] = (sigma_NE, error)`` in mS/cm if T is known."""
+    """One trajectory's analysis; ``conductivity[s] = (sigma_NE, error)`` in mS/cm.
+
+    Conductivities are there for the species with a charge in ``charges``, when T is known.
+    """
 
     source: str
     n_frames: int
@@ -35,6 +40,7 @@ class TrajectoryReport:
     volume_A3: float
     diffusion: dict[str, Diffusivity]
     conductivity: dict[str, tuple[float, float]] = field(default_factory=dict)
+    charges: dict[str, float] = field(default_factory=dict)
     rdf: RDF | None = None
 
     @property
@@ -47,7 +53,11 @@ class TrajectoryReport:
             row = d.as_dict()
             if symbol in self.conductivity:
                 sigma, error = self.conductivity[symbol]
-                row |= {"conductivity_mS_cm": sigma, "conductivity_sigma_mS_cm": error}
+                row |= {
+                    "charge": self.charges[symbol],
+                    "conductivity_mS_cm": sigma,
+                    "conductivity_sigma_mS_cm": error,
+                }
             species.append(row)
         return {
             "source": self.source,
@@ -74,10 +84,24 @@ def analyze_trajectory(
     rdf_stride: int | None = None,
     method: str = "ols",
 ) -> TrajectoryReport:
-    """D (with sigma) per species, Nernst–Einstein conductivity (charge default +1) and RDF shells.
+    """D (with sigma) per species, Nernst–Einstein conductivities and RDF shells.
 
-    ``method`` is the MSD fit (``"ols"`` or ``"gls"``, see ``amorph.analysis.diffusion``). The
-    temperature is ``traj.metadata["temperature_K"]``; ``rdf_r_max=None`` skips the RDF.
+    Parameters
+    ----------
+    traj
+        The trajectory; its temperature is ``traj.metadata["temperature_K"]`` (no conductivity
+        without it).
+    species
+        Species to compute D for (default: all).
+    charges
+        Ionic charge (units of e) per species; the Nernst–Einstein conductivity is computed only
+        for the species given here (none by default).
+    fit_start_ps, fit_end_ps
+        MSD fit window (default: chosen from the MSD, see ``amorph.analysis.diffusion``).
+    rdf_r_max, rdf_bin_width, rdf_stride
+        RDF range, bin width (Å) and frame stride; ``rdf_r_max=None`` skips the RDF.
+    method
+        MSD fit, ``"ols"`` or ``"gls"``.
     """
     results = diffusivities(
         traj, list(species) if species else None, fit_start_ps, fit_end_ps, method=method
@@ -92,9 +116,9 @@ def analyze_trajectory(
     conductivity = {}
     if temperature is not None:
         for symbol, d in results.items():
-            z = (charges or {}).get(symbol, 1.0)
-            scale = nernst_einstein(1.0, d.n_atoms, volume, float(temperature), z)
-            conductivity[symbol] = (d.D_cm2_s * scale, d.D_sigma_cm2_s * scale)
+            if symbol in (charges or {}):
+                scale = nernst_einstein(1.0, d.n_atoms, volume, float(temperature), charges[symbol])
+                conductivity[symbol] = (d.D_cm2_s * scale, d.D_sigma_cm2_s * scale)
     return TrajectoryReport(
         source=str(traj.metadata.get("source", "trajectory")),
         n_frames=traj.n_frames,
@@ -104,6 +128,7 @@ def analyze_trajectory(
         volume_A3=volume,
         diffusion=results,
         conductivity=conductivity,
+        charges={s: float(z) for s, z in (charges or {}).items() if s in conductivity},
         rdf=rdf,
     )
 
@@ -113,20 +138,20 @@ def arrhenius_by_species(reports: Sequence[TrajectoryReport]) -> dict[str, Arrhe
     if len(reports) < 2:
         return {}
     if any(r.temperature_K is None for r in reports):
-        log.warning(
+        logger.warning(
             "no Arrhenius fit: the temperature of some trajectories is unknown (--temperature)"
         )
         return {}
     if len({r.temperature_K for r in reports}) < 2:
-        log.warning("no Arrhenius fit: all trajectories are at the same temperature")
+        logger.warning("no Arrhenius fit: all trajectories are at the same temperature")
         return {}
     return fits_by_species(arrhenius_points(reports))
 
 
-def arrhenius_points(reports: Sequence[TrajectoryReport]) -> dict[str, tuple[list, list, list]]:
-    """``{species: (temperatures, D, sigma_D)}`` over the reports."""
+def arrhenius_points(reports: Sequence[TrajectoryReport]) -> dict[str, ArrheniusPoints]:
+    """D(T) points per species over the reports, with their ``diffusive`` flags."""
     return points_by_species(
-        (symbol, r.temperature_K, d.D_cm2_s, d.D_sigma_cm2_s)
+        (symbol, r.temperature_K, d.D_cm2_s, d.D_sigma_cm2_s, d.diffusive)
         for r in reports
         for symbol, d in r.diffusion.items()
     )

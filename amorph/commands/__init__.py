@@ -1,4 +1,11 @@
-"""Sub-commands of the ``amorph`` command line; each module has ``register(subparsers)``."""
+"""Sub-commands of the ``amorph`` command line: argument parsing and printing only.
+
+Each module has ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
+taking the parsed arguments and returning an exit code; heavy imports (torch, jobflow) happen inside
+``func`` so that light commands start fast. Options shared by several commands are defined here.
+"""
+
+from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
@@ -14,3 +21,38 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--outputs`` and ``--store``, accepted the same way by every command that uses the store."""
+    parser.add_argument(
+        "--outputs",
+        default="outputs",
+        metavar="DIR",
+        help="folder of the embedded store (DIR/store), MD runs and exports (default: outputs)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="FILE",
+        help="a jobflow store file or a jobflow-remote project file (e.g. MongoDB) to use instead "
+        "of the embedded store",
+    )
+
+
+def add_engine_options(parser: argparse.ArgumentParser, role: str = "the MD") -> None:
+    """``--engine``, ``--model`` and ``--device``."""
+    parser.add_argument(
+        "--engine",
+        default="chgnet",
+        help=f"engine of {role}: chgnet (default), m3gnet, sevennet, their -ase variants, vasp, "
+        "or package.module:function returning an ASE calculator",
+    )
+    parser.add_argument("--model", help="pretrained model name or local model path of the engine")
+    parser.add_argument("--device", default="cpu", help="torch device of ML potentials (cpu)")
+
+
+def engine_spec(args: argparse.Namespace):
+    """The :class:`~amorph.md.engine.EngineSpec` of ``--engine``/``--model``/``--device``."""
+    from amorph.md.engine import EngineSpec
+
+    return EngineSpec.parse(args.engine, model=args.model, device=args.device)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+from collections import Counter
 from pathlib import Path
 
 from amorph.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 HELP = "diffusivity (with calibrated errors), RDF and Arrhenius analysis of MD trajectories"
 
@@ -39,10 +43,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--charge",
-        nargs="+",
+        action="append",
         default=[],
         metavar="EL=Z",
-        help="ionic charges for the Nernst-Einstein conductivity (default +1)",
+        help="ionic charge of a species for its Nernst-Einstein conductivity, repeatable "
+        "(--charge Li=1 --charge O=-2); species without a charge get no conductivity",
+    )
+    parser.add_argument(
+        "--guess-charges",
+        action="store_true",
+        help="charges from the most probable oxidation states of each trajectory's composition "
+        "(pymatgen; none for intermetallics); --charge overrides them",
     )
     parser.add_argument("--fit-start", type=float, metavar="PS", help="start of the MSD fit window")
     parser.add_argument("--fit-end", type=float, metavar="PS", help="end of the MSD fit window")
@@ -82,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             analyze_trajectory(
                 traj,
                 species=args.species,
-                charges=charges,
+                charges=(_guessed_charges(traj) if args.guess_charges else {}) | charges,
                 fit_start_ps=args.fit_start,
                 fit_end_ps=args.fit_end,
                 rdf_r_max=None if args.no_rdf else args.rdf_rmax,
@@ -108,16 +119,33 @@ def _per_trajectory(values: list[float] | None, n: int) -> list[float | None]:
 
 
 def _charges(items: list[str]) -> dict[str, float]:
+    from ase.data import chemical_symbols
+
     charges = {}
     for item in items:
         symbol, _, value = item.partition("=")
         try:
-            charges[symbol] = float(value)
+            charges[symbol.strip()] = float(value)
         except ValueError:
             symbol = ""
-        if not symbol:
-            raise InputError(f"--charge expects EL=Z (e.g. Li=1), got {item!r}")
+        if symbol.strip() not in chemical_symbols[1:]:
+            raise InputError(f"--charge expects EL=Z with an element EL (e.g. Li=1), got {item!r}")
     return charges
+
+
+def _guessed_charges(traj) -> dict[str, float]:
+    """Oxidation-state charges of the trajectory's composition; empty (with a warning) if none."""
+    from amorph.structure.composition import guess_charges
+
+    formula = "".join(f"{el}{n}" for el, n in Counter(traj.symbols).items())
+    charges = guess_charges(formula)
+    if charges is None:
+        logger.warning(
+            "%s: no charge-balanced oxidation states for %s, no conductivities guessed",
+            traj.metadata.get("source", "trajectory"),
+            formula,
+        )
+    return charges or {}
 
 
 def _plots(directory: Path, reports, fits) -> list[Path]:
@@ -127,7 +155,9 @@ def _plots(directory: Path, reports, fits) -> list[Path]:
     paths = []
     for report in reports:
         stem = Path(report.source).name.replace(".", "_")
-        paths.append(plot_msd(report.diffusion, directory / f"msd_{stem}.png", title=stem))
+        curves = {s: (d.msd.lag_fs, d.msd.msd_A2) for s, d in report.diffusion.items()}
+        msd_png = directory / f"msd_{stem}.png"
+        paths.append(plot_msd(curves, report.diffusion, msd_png, title=stem))
         if report.rdf is not None:
             paths.append(plot_rdf(report.rdf, directory / f"rdf_{stem}.png", title=stem))
     if fits:
@@ -149,8 +179,9 @@ def format_summary(summary: dict) -> str:
         )
         lines.append(
             f"  {'species':<8}{'n':>5}  {'D (cm2/s)':>22}  {'fit (ps)':>15}  {'MSD exp':>7}  "
-            f"{'sigma_NE (mS/cm)':>16}"
+            f"{'MSD (A2)':>8}  {'diffusive':>9}  {'z':>5}  {'sigma_NE (mS/cm)':>16}"
         )
+        notes = []
         for row in traj["species"]:
             d = f"{row['D_cm2_s']:.3e} ± {row['D_sigma_cm2_s']:.1e}"
             window = f"{row['fit_start_ps']:.3g}-{row['fit_end_ps']:.3g}"
@@ -158,8 +189,13 @@ def format_summary(summary: dict) -> str:
             sigma_text = "-" if sigma is None else f"{sigma:.3g}"
             lines.append(
                 f"  {row['species']:<8}{row['n_atoms']:>5}  {d:>22}  {window:>15}  "
-                f"{row['msd_exponent']:>7.2f}  {sigma_text:>16}"
+                f"{row['msd_exponent']:>7.2f}  {row['msd_reached_A2']:>8.3g}  "
+                f"{'yes' if row['diffusive'] else 'NO':>9}  {_num(row.get('charge'), '+g'):>5}  "
+                f"{sigma_text:>16}"
             )
+            if not row["diffusive"]:
+                notes.append(f"  {row['species']} not diffusive: {row['non_diffusive_reason']}")
+        lines += notes
         if traj["rdf"]:
             lines.append(f"  {'pair':<8}{'1st peak (A)':>14}{'1st min (A)':>13}  coordination")
             for shell in traj["rdf"]:
@@ -173,10 +209,17 @@ def format_summary(summary: dict) -> str:
                     f"{_num(shell['first_min_A'], '.2f'):>13}  {cn}"
                 )
     for fit in summary["arrhenius"]:
+        left_out = fit["non_diffusive_temperatures_K"]
         lines.append(
             f"Arrhenius {fit['species']}: Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_sigma_eV']:.3f} eV, "
             f"D0 = {fit['D0_cm2_s']:.2e} ± {fit['D0_sigma_cm2_s']:.1e} cm2/s, "
             f"D(300 K) = {fit['D300K_cm2_s']:.2e} ± {fit['D300K_sigma_cm2_s']:.1e} cm2/s"
+            + (
+                f"; {len(left_out)} non-diffusive point(s) left out "
+                f"({', '.join(f'{t:g}' for t in left_out)} K)"
+                if left_out
+                else ""
+            )
         )
     for path in summary.get("plots", []):
         lines.append(f"plot: {path}")

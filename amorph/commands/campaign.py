@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from amorph.commands import int_at_least
-from amorph.commands.run import add_protocol_arguments, build_maker
+from amorph.commands.run import add_protocol_options, protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,40 +14,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "campaign",
         help="run many compositions; rerun to resume",
         description=__doc__,
-        epilog="The file lists one formula per line; blank lines and text after # are ignored. Finished "
-        "compositions are skipped on a rerun; failed ones are recorded with their reason "
-        "(outputs/campaign.json) and retried.",
+        epilog="The file lists one formula per line; blank lines and text after # are ignored. "
+        "Finished compositions are skipped on a rerun; failed ones are recorded with their "
+        "reason (outputs/campaign.json) and retried.",
     )
     parser.add_argument("file", help="text file of formulas")
-    add_protocol_arguments(parser)
+    add_protocol_options(parser)
     parser.add_argument(
         "--executor",
-        choices=("local", "dask"),
+        choices=("local", "dask", "slurm"),
         default="local",
-        help="run compositions one after another (local) or on a local Dask cluster",
+        help="run compositions one after another (local), on a local Dask cluster (dask), or on "
+        "Dask workers submitted as SLURM jobs (slurm, needs dask-jobqueue)",
     )
     parser.add_argument(
-        "--workers", type=int_at_least(1), default=2, help="Dask worker processes (default 2)"
+        "--workers", type=int_at_least(1), default=2, help="Dask workers (default 2)"
     )
     parser.add_argument(
         "--batch",
         type=int_at_least(1),
         default=1,
-        help="compositions per flow; with a batched engine (chgnet, m3gnet) their MD runs "
-        "go to the model together (default 1)",
+        help="compositions per flow; with a batched engine (chgnet, m3gnet) their MD runs go to "
+        "the model together (default 1)",
     )
+    slurm = parser.add_argument_group("SLURM workers (--executor slurm)")
+    slurm.add_argument("--slurm-partition", metavar="NAME", help="partition (queue) of the workers")
+    slurm.add_argument("--slurm-walltime", default="24:00:00", help="time limit of each worker")
+    slurm.add_argument("--slurm-memory", default="4GB", help="memory of each worker (default 4GB)")
+    slurm.add_argument("--slurm-account", metavar="NAME", help="account to charge")
     parser.set_defaults(func=campaign)
 
 
 def campaign(args: argparse.Namespace) -> int:
     from amorph.managers.campaign import Campaign, read_compositions
+    from amorph.managers.local import check_engine
     from amorph.results.store import open_store
 
+    outputs = Path(args.outputs).resolve()
     formulas = read_compositions(args.file)
-    maker = build_maker(args)
-    maker.engine.load()  # a wrong engine or model fails once, here, not once per composition
-    runner = Campaign(maker, open_store(args.store, args.outputs), args.outputs)
-    status = runner.run(formulas, executor=args.executor, workers=args.workers, batch=args.batch)
+    maker = protocol(args, run_dir=str(outputs / "runs"))
+    maker.stage.validate()
+    check_engine(maker, [])  # a wrong engine or model fails once, here, not per composition
+    slurm = {"walltime": args.slurm_walltime, "memory": args.slurm_memory}
+    slurm |= {"queue": args.slurm_partition, "account": args.slurm_account}
+    runner = Campaign(maker, open_store(args.store, outputs), outputs)
+    status = runner.run(
+        formulas,
+        executor=args.executor,
+        workers=args.workers,
+        batch=args.batch,
+        slurm={k: v for k, v in slurm.items() if v is not None},
+    )
     failed = {f: s for f, s in status.items() if s["status"] != "done"}
     print(f"{len(status) - len(failed)} of {len(status)} compositions done")
     for formula, s in failed.items():

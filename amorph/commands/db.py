@@ -1,4 +1,7 @@
-"""``amorph db list|show|export``: the results in the store as tables."""
+"""``amorph db list|show|export``: the results in the store, as tables, files or result folders.
+
+Every action opens the store read-only and accepts ``--outputs``/``--store``.
+"""
 
 from __future__ import annotations
 
@@ -6,64 +9,81 @@ import argparse
 import sys
 from pathlib import Path
 
-from amorph.files import write_text_atomic
+from amorph.commands import add_store_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "db", help="list, show and export results from the store", description=__doc__
     )
-    parser.add_argument(
-        "--outputs", default="outputs", help="folder holding the embedded store (default outputs)"
-    )
-    parser.add_argument(
-        "--store", help="jobflow JobStore file (e.g. MongoDB) instead of the embedded store"
-    )
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="one line per composition").set_defaults(func=list_compositions)
+    listing = actions.add_parser("list", help="one line per composition and engine")
+    add_store_options(listing)
+    listing.set_defaults(func=list_compositions)
     show = actions.add_parser("show", help="every temperature of one composition")
     show.add_argument("formula")
+    show.add_argument("--engine", help="only the results of this engine")
+    show.add_argument("--json", action="store_true", help="the stage documents as JSON")
+    add_store_options(show)
     show.set_defaults(func=show_composition)
-    export = actions.add_parser("export", help="all compositions and temperatures as CSV or JSON")
+    export = actions.add_parser(
+        "export", help="all results as a CSV/JSON table, or as result folders"
+    )
     export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("-o", "--output", help="file to write (default: standard output)")
-    export.set_defaults(func=export_table)
+    export.add_argument("-o", "--output", help="table file to write (default: standard output)")
+    export.add_argument(
+        "--folders",
+        metavar="DIR",
+        help="write a folder per composition and temperature (structures, plots, trajectory)",
+    )
+    add_store_options(export)
+    export.set_defaults(func=export_results)
 
 
-def _results(args: argparse.Namespace):
-    from amorph.results.reader import compositions
-    from amorph.results.store import open_store
+def _database(args: argparse.Namespace):
+    from amorph.results.reader import Database
 
-    return compositions(open_store(args.store, args.outputs))
+    return Database.open(args.store, args.outputs)
 
 
 def list_compositions(args: argparse.Namespace) -> int:
-    results = _results(args)
-    print(
-        f"{'formula':12} {'atoms':>5} {'temperatures (K)':28} {'ρ at lowest T':>13} {'Ea(Li) eV':>10}"
-    )
-    for formula, summaries in results.items():
-        temperatures = " ".join(f"{s['temperature_K']:.0f}" for s in summaries)
-        ea = (summaries[-1].get("arrhenius") or {}).get("Li", {}).get("Ea_eV")
-        print(
-            f"{formula:12} {summaries[-1]['n_atoms']:5d} {temperatures:28} "
-            f"{summaries[-1]['density_g_cm3']:13.3f} {'-' if ea is None else f'{ea:.3f}':>10}"
-        )
+    from amorph.commands.tables import print_compositions
+    from amorph.errors import EmptyStoreError
+
+    try:
+        compositions = _database(args).compositions()
+    except EmptyStoreError as exc:
+        print(exc)
+        return 0
+    print_compositions(compositions)
     return 0
 
 
 def show_composition(args: argparse.Namespace) -> int:
-    from amorph.commands.run import print_table
-    from amorph.results.reader import select
+    import json
 
-    print_table(select(_results(args), args.formula))
+    from amorph.commands.tables import print_stages
+
+    for entry in _database(args).compositions(args.formula, args.engine):
+        if args.json:
+            print(json.dumps([stage.summary for stage in entry.stages], indent=1))
+            continue
+        print(f"{entry.formula} ({entry.doc.engine}, finished {entry.completed_at})")
+        print_stages(entry.stages)
     return 0
 
 
-def export_table(args: argparse.Namespace) -> int:
-    from amorph.results.reader import export, rows
+def export_results(args: argparse.Namespace) -> int:
+    from amorph.files import write_text_atomic
+    from amorph.results.export import format_rows, rows, write_folders
 
-    text = export(rows(_results(args)), args.format)
+    compositions = _database(args).compositions()
+    if args.folders:
+        folders = write_folders(compositions, args.folders)
+        print(f"wrote {len(folders)} result folders under {args.folders}", file=sys.stderr)
+        if not args.output:
+            return 0
+    text = format_rows(rows(compositions), args.format)
     if args.output:
         write_text_atomic(Path(args.output), text)
     else:

@@ -1,4 +1,9 @@
-"""``amorph features``: the descriptor table of structures or results, as CSV for ``amorph train``."""
+"""``amorph features``: the descriptor table of the store's results or of structure files (CSV).
+
+Without paths, one row per composition and temperature in the store (``--outputs``/``--store``),
+with its Li diffusivity; with paths, one row per structure file (CIF, POSCAR, pymatgen JSON) or
+amorph trajectory (.npz). ``--all`` adds the store's results to the paths' rows.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,24 @@ import logging
 import sys
 from pathlib import Path
 
-from amorph.commands import int_at_least
+from amorph.commands import add_store_options, int_at_least
 from amorph.errors import InputError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "features",
-        help="compute structural and compositional descriptors (CSV)",
-        description=(
-            "Compute the descriptors of Zheng et al. (2024) / Sendek et al. (2017) for structure files "
-            "(CIF, POSCAR, pymatgen JSON), amorph trajectories (.npz) and result directories (every "
-            "summary.json below a directory is one row, with its temperature and Li diffusivity)."
-        ),
+        help="structural and compositional descriptors of results or structures (CSV)",
+        description=__doc__,
     )
+    parser.add_argument("paths", nargs="*", help="structure files or trajectories (default: none)")
     parser.add_argument(
-        "paths", nargs="+", help="structure files, trajectories or result directories"
+        "--all", action="store_true", help="with paths, also every result in the store"
     )
+    parser.add_argument("--formula", help="only this composition's results")
+    parser.add_argument("--engine", help="only the results of this engine")
     parser.add_argument(
         "-o", "--output", default="-", help="CSV file to write (default: standard output)"
     )
@@ -33,27 +37,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--frames",
         type=int_at_least(0),
         default=0,
-        help="average the features over this many evenly spaced trajectory frames (default 0: use the "
-        "structure file of a result; a bare .npz input uses at least 1, the last frame)",
+        help="average the features over this many evenly spaced trajectory frames (default 0: "
+        "the last frame of a result; a bare .npz input uses at least 1, the last frame)",
     )
     parser.add_argument(
-        "--temperature", type=float, help="temperature (K) for inputs that do not state one"
+        "--temperature", type=float, help="temperature (K) of the structure files' rows"
     )
     parser.add_argument(
         "--include-unconverged",
         action="store_true",
-        help="keep results whose summary says converged: false",
+        help="keep results whose volume search did not converge",
     )
+    add_store_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from amorph.descriptors.table import features_table, write_table
     from amorph.files import atomic_path
+    from amorph.results.reader import Database
 
     if args.temperature is not None and not args.temperature > 0:
         raise InputError(f"--temperature must be positive, got {args.temperature}")
+    stages = []
+    if not args.paths or args.all:
+        stages = Database.open(args.store, args.outputs).stages(args.formula, args.engine)
     rows = features_table(
+        stages,
         args.paths,
         frames=args.frames,
         temperature=args.temperature,
@@ -64,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         with atomic_path(Path(args.output)) as tmp, open(tmp, "w", newline="") as handle:
             count = write_table(rows, handle)
-    log.info("wrote %d rows", count)
+    logger.info("wrote %d rows", count)
     return 0

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from amorph.commands import int_at_least
+from amorph.commands import add_engine_options, add_store_options, engine_spec, int_at_least
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,15 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     parser.add_argument("trajectory", help="production trajectory (.npz written by amorph)")
-    parser.add_argument(
-        "--engine",
-        default="chgnet",
-        help="chgnet (default), m3gnet, vasp, or package.module:function returning an ASE calculator",
-    )
-    parser.add_argument("--model", help="pretrained model name or local model path for the engine")
-    parser.add_argument(
-        "--device", default="cpu", help="torch device for ML potentials (default cpu)"
-    )
+    add_engine_options(parser, role="the relaxations and static energies")
     parser.add_argument(
         "--snapshots", type=int_at_least(1), default=10, help="number of snapshots (default 10)"
     )
@@ -45,19 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=200,
         help="most ionic steps per relaxation (default 200)",
     )
-    parser.add_argument(
-        "--outputs", default="outputs/limit", help="folder for job folders and the store"
-    )
+    add_store_options(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobflow import run_locally
-
     from amorph.flows.amorphous_limit import AmorphousLimitMaker
-    from amorph.md.engine import EngineSpec
-    from amorph.results.store import local_store
+    from amorph.managers.local import run_flow
+    from amorph.results.store import open_store
 
     maker = AmorphousLimitMaker(
         snapshots=args.snapshots,
@@ -65,20 +53,10 @@ def run(args: argparse.Namespace) -> int:
         fmax=args.fmax,
         max_steps=args.max_steps,
     )
-    engine = EngineSpec.parse(args.engine, model=args.model, device=args.device)
-    flow = maker.make(
-        str(Path(args.trajectory).resolve()), engine
-    )  # validates before any file is written
-    outputs = Path(args.outputs)
-    store = local_store(outputs / "store")
-    run_locally(
-        flow,
-        store=store,
-        root_dir=outputs / "jobs",
-        create_folders=True,
-        log=bool(args.verbose),
-        raise_immediately=True,
-    )
+    trajectory = str(Path(args.trajectory).resolve())
+    flow = maker.make(trajectory, engine_spec(args))  # validates before any file is written
+    store = open_store(args.store, args.outputs)
+    run_flow(flow, store, args.outputs, log=bool(args.verbose))
     result = flow.output.resolve(store)
     summary = {
         "formula": result.formula,
@@ -110,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'t (ps)':>8} {'E (eV/atom)':>12} {'Ef (eV/atom)':>13} relaxed")
     for s in summary["snapshots"]:
         print(
-            f"{s['time_ps']:8.2f} {s['energy_eV_per_atom']:12.4f} {s['formation_energy_eV_per_atom']:13.4f} "
+            f"{s['time_ps']:8.2f} {s['energy_eV_per_atom']:12.4f} "
+            f"{s['formation_energy_eV_per_atom']:13.4f} "
             f"{'yes' if s['relax_converged'] else 'no (max steps)'}"
         )
     for r in summary["references"]:
@@ -118,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             f"reference {r['element']}: {r['description']}, {r['energy_eV_per_atom']:.4f} eV/atom"
         )
     print(
-        f"amorphous limit of {result.formula} ({result.engine}): {result.amorphous_limit_eV_per_atom:+.4f} eV/atom"
+        f"amorphous limit of {result.formula} ({result.engine}): "
+        f"{result.amorphous_limit_eV_per_atom:+.4f} eV/atom"
     )
     return 0

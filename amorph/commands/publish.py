@@ -10,8 +10,8 @@ the server has them, then lists the invalid items and exits 1 if there were any.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from amorph.commands import add_store_options, int_at_least
 from amorph.publish.rules import MAX_REQUEST_CONTRIBUTIONS
 
 HELP = "upload results to an MPContribs project (validate offline with --dry-run)"
@@ -22,13 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--project", required=True, help="MPContribs project name (3-31 letters, digits, _)"
     )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("outputs/results"),
-        metavar="DIR",
-        help="results folder written by amorph run (default: outputs/results)",
-    )
+    parser.add_argument("--formula", help="only this composition's results")
+    parser.add_argument("--engine", help="only the results of this engine")
+    add_store_options(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="build and validate only; upload nothing"
     )
@@ -42,14 +38,14 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=positive_int,
+        type=int_at_least(1),
         default=MAX_REQUEST_CONTRIBUTIONS,
         metavar="N",
         help=f"contributions per request, at most {MAX_REQUEST_CONTRIBUTIONS} (default)",
     )
     parser.add_argument(
         "--attachment-frames",
-        type=positive_int,
+        type=int_at_least(1),
         metavar="N",
         help="frames of the trajectory attachment (default: as many as fit in 2.4 MiB)",
     )
@@ -66,11 +62,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from amorph.publish.source import read_results
     from amorph.publish.upload import check_project_name
+    from amorph.results.reader import Database
 
     project = check_project_name(args.project)
-    entries = read_results(args.results)
+    entries = Database.open(args.store, args.outputs).stages(args.formula, args.engine)
     return (dry_run if args.dry_run else upload)(args, project, entries)
 
 
@@ -82,7 +78,8 @@ def dry_run(args: argparse.Namespace, project: str, entries) -> int:
     candidates = [c for group in build_groups(entries, args.attachment_frames) for c in group]
     invalid = [c for c in candidates if not c.valid]
     too_many_columns = column_problem(c.contribution.data for c in candidates if c.valid)
-    print(f"dry run for project {project}: {len(candidates)} contributions from {args.results}")
+    source = args.store or f"{args.outputs}/store"
+    print(f"dry run for project {project}: {len(candidates)} contributions from {source}")
     if invalid:
         print(format_invalid(invalid))
     if too_many_columns:
@@ -116,15 +113,8 @@ def upload(args: argparse.Namespace, project: str, entries) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def format_invalid(candidates) -> str:
-    """One line per invalid candidate: ``invalid <identifier> (<folder>): <reasons>``."""
+    """One line per invalid candidate: ``invalid <identifier> (<source>): <reasons>``."""
     return "\n".join(
         f"invalid {c.identifier} ({c.source}): {'; '.join(c.problems)}" for c in candidates
     )

@@ -1,45 +1,37 @@
-"""``amorph run FORMULA``: the melt-quench flow of one composition, run locally."""
+"""``amorph run FORMULA``: the melt-quench flow of one composition, run here, into the store.
+
+The results go to the store (by default the embedded one in ``outputs/store``) and are then
+exported from it to ``outputs/results/<formula>/`` (files and plots); ``amorph db`` reads them back.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
-PRESET_NAMES = ("paper", "demo")
+from amorph.commands import add_engine_options, add_store_options, engine_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="melt-quench one composition and run it locally", description=__doc__
+        "run", help="melt-quench one composition here, into the store", description=__doc__
     )
     parser.add_argument("formula", help="composition, e.g. Li2SiO3")
-    add_protocol_arguments(parser)
-    parser.add_argument(
-        "--json", action="store_true", help="print the per-temperature summary as JSON"
-    )
+    add_protocol_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the stage documents as JSON")
     parser.set_defaults(func=run)
 
 
-def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``run`` and ``campaign``: protocol, engine and where outputs go."""
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``run``, ``campaign`` and ``submit``: protocol, engine and where outputs go."""
     parser.add_argument(
         "--preset",
-        choices=PRESET_NAMES,
+        choices=("paper", "demo"),
         default="paper",
         help="paper protocol (default) or a small, short demo",
     )
-    parser.add_argument(
-        "--engine",
-        default="chgnet",
-        help="chgnet (default), m3gnet, vasp, or package.module:function returning an ASE calculator",
-    )
-    parser.add_argument("--model", help="pretrained model name or local model path for the engine")
-    parser.add_argument(
-        "--device", default="cpu", help="torch device for ML potentials (default cpu)"
-    )
+    add_engine_options(parser)
     parser.add_argument(
         "--temperatures",
         type=float,
@@ -47,12 +39,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="melt temperature then quench temperatures (default 5000 2500 2000 1500 1000)",
     )
-    parser.add_argument(
-        "--atoms", type=int, help="approximate number of atoms (whole formula units)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=1, help="random seed for packing and velocities"
-    )
+    parser.add_argument("--atoms", type=int, help="about this many atoms (whole formula units)")
+    parser.add_argument("--seed", type=int, help="seed of packing and velocities (default 1)")
     parser.add_argument(
         "--volume-per-atom", type=float, help="starting volume per atom in Å³ (default: estimate)"
     )
@@ -68,12 +56,7 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-ps", type=float, help="length of each check run in ps")
     parser.add_argument("--production-ps", type=float, help="length of the production run in ps")
     parser.add_argument("--chunk-ps", type=float, help="production checkpoint interval in ps")
-    parser.add_argument(
-        "--outputs", default="outputs", help="folder for results, job folders and the store"
-    )
-    parser.add_argument(
-        "--store", help="jobflow JobStore file (e.g. MongoDB) instead of the embedded store"
-    )
+    add_store_options(parser)
     parser.add_argument(
         "--trajectory-in-store",
         action="store_true",
@@ -81,74 +64,48 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_maker(args: argparse.Namespace):
-    """The preset's MeltQuenchMaker with the command-line overrides applied."""
-    from amorph.flows.melt_quench import PRESETS
-    from amorph.md.engine import EngineSpec
+def protocol(args: argparse.Namespace, run_dir: str | None):
+    """The :class:`~amorph.flows.MeltQuenchMaker` the options describe."""
+    from amorph.flows.presets import protocol_maker
 
-    maker = PRESETS[args.preset](
-        engine=EngineSpec.parse(args.engine, model=args.model, device=args.device),
+    return protocol_maker(
+        args.preset,
+        engine=engine_spec(args),
         seed=args.seed,
-        results_dir=str((Path(args.outputs) / "results").resolve()),
-        run_dir=str((Path(args.outputs) / "runs").resolve()),
+        temperatures=args.temperatures,
+        atoms=args.atoms,
+        volume_per_atom=args.volume_per_atom,
+        min_distance=args.min_distance,
+        pressure_convention=args.pressure_convention,
+        eos_ps=args.eos_ps,
+        check_ps=args.check_ps,
+        production_ps=args.production_ps,
+        chunk_ps=args.chunk_ps,
+        run_dir=run_dir,
+        store_trajectory=args.trajectory_in_store or None,
     )
-    if args.temperatures:
-        temperatures = sorted(args.temperatures, reverse=True)
-        maker.melt_temperature, maker.quench_temperatures = temperatures[0], tuple(temperatures[1:])
-    if args.atoms is not None:
-        maker.cell.atoms = args.atoms
-    if args.volume_per_atom is not None:
-        maker.cell.volume_per_atom = args.volume_per_atom
-    if args.min_distance is not None:
-        maker.cell.min_distance = args.min_distance
-    maker.cell.seed = args.seed
-    stage = maker.stage
-    if args.pressure_convention:
-        for part in (stage.volume_search, stage.check, stage.production):
-            part.md = dataclasses.replace(part.md, pressure_convention=args.pressure_convention)
-    durations = [
-        (stage.volume_search, "duration_ps", args.eos_ps),
-        (stage.check, "duration_ps", args.check_ps),
-        (stage.production, "duration_ps", args.production_ps),
-        (stage.production, "chunk_ps", args.chunk_ps),
-    ]
-    for part, name, value in durations:
-        if value is not None:
-            setattr(part, name, value)
-    stage.production.store_trajectory = args.trajectory_in_store
-    return maker
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobflow import run_locally
-
+    from amorph.commands.tables import print_stages
+    from amorph.managers.local import check_engine, run_flow
+    from amorph.results.export import write_folders
+    from amorph.results.reader import Database
     from amorph.results.store import open_store
+    from amorph.structure.composition import parse_composition
 
-    flow = build_maker(args).make(args.formula)  # validates everything before any file is written
-    outputs = Path(args.outputs)
+    outputs = Path(args.outputs).resolve()
+    maker = protocol(args, run_dir=str(outputs / "runs"))
+    composition = parse_composition(args.formula)
+    flow = maker.make(composition)  # checks every setting before anything is written
+    check_engine(maker, [composition])
     store = open_store(args.store, outputs)
-    run_locally(
-        flow,
-        store=store,
-        root_dir=outputs / "jobs",
-        create_folders=True,
-        log=bool(args.verbose),
-        raise_immediately=True,
-    )
-    summaries = flow.output.resolve(store)
+    run_flow(flow, store, outputs, log=bool(args.verbose))
+    database = Database(store, args.store or str(outputs / "store"))
+    (entry,) = database.compositions(composition.reduced_formula, maker.engine.label)
+    write_folders([entry], outputs / "results")
     if args.json:
-        print(json.dumps(summaries, indent=1))
+        print(json.dumps([stage.summary for stage in entry.stages], indent=1))
     else:
-        print_table(summaries)
+        print_stages(entry.stages)
     return 0
-
-
-def print_table(summaries: list[dict[str, Any]]) -> None:
-    header = f"{'T (K)':>7} {'atoms':>5} {'V/atom (Å³)':>11} {'ρ (g/cm³)':>9} {'P (GPa)':>8} {'converged':>9}  results"
-    print(header)
-    for s in summaries:
-        print(
-            f"{s['temperature_K']:7.0f} {s['n_atoms']:5d} {s['volume_per_atom_A3']:11.2f} "
-            f"{s['density_g_cm3']:9.3f} {s['pressure_GPa']:8.2f} {str(s['converged']):>9}  "
-            f"{s.get('results_dir', s['trajectory'])}"
-        )

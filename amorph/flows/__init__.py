@@ -1,14 +1,16 @@
 """jobflow Makers for the melt-quench pipeline."""
 
-from amorph.flows.md import Target
-from amorph.flows.melt_quench import PRESETS, MeltQuenchMaker, TemperatureStageMaker, demo_maker
+from amorph.flows.md import MDStageMaker, Target
+from amorph.flows.melt_quench import MeltQuenchMaker, TemperatureStageMaker
 from amorph.flows.packing import RandomCellMaker
+from amorph.flows.presets import PRESETS, demo_maker, protocol_maker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker
 
 __all__ = [
     "PRESETS",
     "CheckRunMaker",
+    "MDStageMaker",
     "MeltQuenchMaker",
     "ProductionMaker",
     "RandomCellMaker",
@@ -16,4 +18,5 @@ __all__ = [
     "TemperatureStageMaker",
     "VolumeSearchMaker",
     "demo_maker",
+    "protocol_maker",
 ]

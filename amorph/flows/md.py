@@ -1,15 +1,17 @@
-"""What the MD stages share: the systems they run (targets), durations to steps, seeds, and volume scaling.
+"""What the MD stages share: their Maker fields, the systems they run (targets), durations to steps,
+seeds, and volume scaling.
 
 Every stage job runs a list of :class:`Target` systems (compositions at temperatures) and hands all
-their MD runs to the engine in one call, so that a batched engine advances them together.
+their MD runs to its engine in one call, so that a batched engine advances them together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from jobflow import Maker
 from monty.json import MSONable
 from pymatgen.core import Structure
 
@@ -40,6 +42,69 @@ class Target(MSONable):
         return Path.cwd() / (self.formula or "system") / f"{self.temperature:.0f}K"
 
 
+@dataclass
+class MDStageMaker(Maker):
+    """The fields every MD stage (volume search, check run, production) has, as in atomate2's MD Makers.
+
+    Parameters
+    ----------
+    name
+        Job name prefix.
+    engine
+        The MD engine (CHGNet by default); set it on every stage of a flow at once with
+        ``maker.update_kwargs({"engine": spec}, class_filter=MDStageMaker)``.
+    md
+        Time step, thermostat, sampling and averaging of the runs.
+    duration_ps
+        Length of each run.
+    seed
+        Seed from which every run's velocities (and Langevin noise) are derived.
+    """
+
+    name: str = "md"
+    engine: EngineSpec = field(default_factory=EngineSpec)
+    md: MDSettings = field(default_factory=MDSettings)
+    duration_ps: float = 4.0
+    seed: int = 1
+
+    def validate(self) -> None:
+        """Raise ``InputError`` for settings that cannot work (the engine is not loaded here)."""
+        if not self.duration_ps > 0:
+            raise InputError(f"MD duration must be positive, got {self.duration_ps} ps")
+        self.md.validate()
+
+    def run_md(
+        self,
+        targets: list[Target],
+        states: list[MDState],
+        seed_keys: list[int],
+        labels: list[str],
+        chunk_ps: float | None = None,
+    ) -> list[MDResult]:
+        """One NVT task per state, in its target's folder, all in one call of the engine.
+
+        Run ``k`` gets the seed ``derive_seed(seed, target temperature, seed_keys[k])``.
+        """
+        tasks = [
+            MDTask(
+                state=state,
+                temperature=target.temperature,
+                steps=steps_for(self.duration_ps, self.md, state.structure),
+                settings=self.md,
+                work_dir=target.work_dir(),
+                seed=derive_seed(self.seed, target.temperature, key),
+                chunk_steps=steps_for(chunk_ps, self.md, state.structure) if chunk_ps else None,
+                label=label,
+            )
+            for target, state, key, label in zip(targets, states, seed_keys, labels, strict=True)
+        ]
+        if not tasks:
+            return []
+        engine = self.engine.load()
+        engine.check_elements(sorted({el.symbol for s in states for el in s.structure.elements}))
+        return engine.run(tasks)
+
+
 def stage_name(targets: list[Target]) -> str:
     """A job name for the targets of a stage: "Li2O 1500 K" or "Li2O 1500 K + 3 more"."""
     return targets[0].name + (f" + {len(targets) - 1} more" if len(targets) > 1 else "")
@@ -64,31 +129,3 @@ def scaled_state(state: MDState, volume: float, keep_velocities: bool = True) ->
     structure = state.structure.copy()
     structure.scale_lattice(volume)
     return MDState(structure=structure, velocities=state.velocities if keep_velocities else None)
-
-
-def run_md(
-    engine: EngineSpec,
-    targets: list[Target],
-    states: list[MDState],
-    seeds: list[int],
-    labels: list[str],
-    duration_ps: float,
-    settings: MDSettings,
-    chunk_ps: float | None = None,
-) -> list[MDResult]:
-    """Run one NVT task per state, at its target's temperature and in its target's folder, as one engine call."""
-    tasks = []
-    for target, state, seed, label in zip(targets, states, seeds, labels, strict=True):
-        tasks.append(
-            MDTask(
-                state=state,
-                temperature=target.temperature,
-                steps=steps_for(duration_ps, settings, state.structure),
-                settings=settings,
-                work_dir=target.work_dir(),
-                seed=seed,
-                chunk_steps=steps_for(chunk_ps, settings, state.structure) if chunk_ps else None,
-                label=label,
-            )
-        )
-    return engine.load().run(tasks) if tasks else []

@@ -1,4 +1,9 @@
-"""The melt-quench flow: random cell → melt (volume search, check, production) → quench to each lower T."""
+"""The melt-quench flow: random cell → melt (volume search, check, production) → quench to each T.
+
+Every stage ends in a ``results`` job that analyses the production run and writes the stage's
+:class:`~amorph.results.schemas.StageDoc` into the JobStore; a ``collect`` job per composition writes
+its :class:`~amorph.results.schemas.CompositionDoc` (Arrhenius fits, the stages' job uuids).
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,28 @@ from jobflow import Flow, Maker, job
 from pymatgen.core import Composition
 
 from amorph.errors import InputError
-from amorph.flows.md import Target, stage_name
+from amorph.flows.md import MDStageMaker, Target, stage_name
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, VolumeSearchResult
-from amorph.md.engine import EngineSpec, MDResult, MDSettings
-from amorph.results.reader import COLLECT_JOB
-from amorph.results.summary import (
-    analyze_production,
-    arrhenius_summary,
-    temperature_summary,
-    write_temperature_results,
-)
+from amorph.md.engine import EngineSpec, MDResult
+from amorph.results.documents import analyze_production, composition_document, stage_document
+from amorph.results.schemas import CompositionDoc, StageDoc, TrajectoryRef
 from amorph.structure.composition import parse_composition
+from amorph.trajectory import Trajectory
 
 
 @dataclass
 class TemperatureStageMaker(Maker):
     """Volume search, check run and production for a list of targets, then each target's results.
 
-    Each step hands the MD runs of all targets to the engine in one call, so that a batched engine
-    advances them together; with one target this is the stage of one composition at one temperature.
+    Each step hands the MD runs of all targets to its engine in one call, so that a batched engine
+    advances them together; with one target this is one composition at one temperature.
+
+    Parameters
+    ----------
+    volume_search, check, production
+        The three MD stages; each has its own ``engine``, ``md`` settings and ``seed``.
     """
 
     name: str = "temperature stage"
@@ -39,197 +45,200 @@ class TemperatureStageMaker(Maker):
     production: ProductionMaker = field(default_factory=ProductionMaker)
 
     def validate(self) -> None:
+        """Raise ``InputError`` for settings that cannot work."""
         self.volume_search.validate()
         self.check.validate()
         self.production.validate()
 
-    def make(
-        self,
-        targets: list[Target],
-        engine: EngineSpec,
-        seed: int = 1,
-        results_dir: str | None = None,
-    ) -> Flow:
-        """The stage's flow; its output lists ``{"summary", "production"}`` per target."""
-        search = self.volume_search.make(targets, engine, seed)
-        check = self.check.make(targets, search.output, engine, seed)
+    def make(self, targets: list[Target]) -> Flow:
+        """The stage's flow; its output lists ``{"document", "production"}`` per target."""
+        search = self.volume_search.make(targets)
+        check = self.check.make(targets, search.output)
         production = self.production.make(
-            targets, [check.output[i].final_state for i in range(len(targets))], engine, seed
+            targets, [check.output[i].final_state for i in range(len(targets))]
         )
         production.name = f"production {stage_name(targets)}"
-        summaries = []
+        results = []
         for i, target in enumerate(targets):
-            summary = summarize_temperature(
+            result = stage_results(
                 target.formula,
                 target.temperature,
-                engine,
+                self.production.engine,
                 search.output[i],
                 check.output[i],
                 production.output[i],
-                results_dir,
+                production.uuid,
+                i,
             )
-            summary.name = f"results {target.name}"
-            summaries.append(summary)
+            result.name = f"results {target.name}"
+            results.append(result)
         output = [
-            {"summary": summary.output, "production": production.output[i]}
-            for i, summary in enumerate(summaries)
+            {"document": result.output, "uuid": result.uuid, "production": production.output[i]}
+            for i, result in enumerate(results)
         ]
-        return Flow(
-            [search, check, production, *summaries], output=output, name=stage_name(targets)
-        )
+        return Flow([search, check, production, *results], output=output, name=stage_name(targets))
 
 
 @job
-def summarize_temperature(
+def stage_results(
     formula: str,
     temperature: float,
     engine: EngineSpec,
     search: VolumeSearchResult,
     check: CheckResult,
     production: MDResult,
-    results_dir: str | None,
-) -> dict[str, Any]:
-    """The stage's summary with its diffusivities; with ``results_dir``, also its folder of files."""
-    report = analyze_production(production)
-    summary = temperature_summary(formula, temperature, engine, search, check, production, report)
-    if results_dir is None:
-        return summary
-    return write_temperature_results(results_dir, summary, search, production, report)
+    production_uuid: str,
+    index: int,
+) -> StageDoc:
+    """Analyse the production run (from the data store if it went there, else its file) into the
+    stage's document."""
+    from amorph.structure.composition import guess_charges
+
+    in_store = production.trajectory is not None
+    trajectory = production.trajectory if in_store else Trajectory.load(production.trajectory_path)
+    reference = TrajectoryRef(
+        path=production.trajectory_path,
+        job_uuid=production_uuid,
+        index=index,
+        in_data_store=in_store,
+        n_frames=trajectory.n_frames,
+        frame_interval_fs=float(trajectory.time_fs[1] - trajectory.time_fs[0])
+        if trajectory.n_frames > 1
+        else production.time_step_fs,
+    )
+    report = analyze_production(trajectory, charges=guess_charges(formula))
+    return stage_document(
+        formula, temperature, engine, search, check, production, reference, report
+    )
 
 
 @job
 def collect(
-    summaries: list[dict[str, Any]], results_dir: str | None = None
-) -> list[dict[str, Any]]:
-    """All temperature summaries of a composition, hottest first, each with the Arrhenius fits."""
-    arrhenius = arrhenius_summary(summaries, results_dir)
-    return [
-        {**s, "arrhenius": arrhenius} for s in sorted(summaries, key=lambda s: -s["temperature_K"])
-    ]
+    formula: str, engine: EngineSpec, stages: list[StageDoc], stage_uuids: list[str]
+) -> CompositionDoc:
+    """The composition's document: its stages, hottest first, and Arrhenius fits below the melt."""
+    return composition_document(formula, engine, stages, stage_uuids)
 
 
 @dataclass
 class MeltQuenchMaker(Maker):
-    """The paper's protocol for one composition (Zheng et al., npj Comput. Mater. 2024), or for several.
+    """The paper's protocol for one composition (Zheng et al., npj Comput. Mater. 2024), or several.
 
     Pack ``cell.atoms`` atoms at random, melt at ``melt_temperature`` (volume search, check run,
-    production), then quench the last melt frame instantly to each of ``quench_temperatures`` (fresh
-    velocities) and repeat the stage there. Defaults: 100 atoms, 2 fs steps (0.5 fs with H), 4 ps
-    volume-search and check runs, 20 ps production, 5000 K melt, 2500/2000/1500/1000 K quenches, CHGNet.
+    production), then quench the last melt frame instantly to each of ``quench_temperatures``
+    (fresh velocities) and repeat the stage there. Defaults: 100 atoms, 2 fs steps (0.5 fs with H),
+    4 ps volume-search and check runs, 20 ps production, 5000 K melt, 2500/2000/1500/1000 K
+    quenches, CHGNet. Change the engine of every stage with :meth:`with_engine`.
 
-    ``batch_stages``: run the quench temperatures (and, in :meth:`make_batch`, the compositions) as one
-    stage, each of its MD steps one engine call; else one stage per composition and temperature, which a
-    workflow manager may run in parallel. None: batch when the engine batches (``Engine.batches``).
+    Parameters
+    ----------
+    melt_temperature, quench_temperatures
+        Temperatures in K; every quench temperature lies below the melt.
+    cell
+        The random packing.
+    stage
+        The volume search, check run and production of each temperature.
+    run_dir
+        MD files go to ``<run_dir>/<formula>/<T>K`` (absolute path), so that a rerun of a killed or
+        failed job reuses finished runs and continues production from its checkpoint; on a cluster
+        put it on a file system every node sees. None: each job's own folder (no resume).
+    batch_stages
+        Run the quench temperatures (and, in :meth:`make_batch`, the compositions) as one stage,
+        each MD step of all of them one engine call; else one stage per composition and
+        temperature, which a workflow manager may run in parallel. None: batch when the engine
+        batches (``EngineSpec.batches``).
     """
 
     name: str = "melt-quench"
     melt_temperature: float = 5000.0
     quench_temperatures: tuple[float, ...] = (2500.0, 2000.0, 1500.0, 1000.0)
-    engine: EngineSpec = field(default_factory=EngineSpec)
     cell: RandomCellMaker = field(default_factory=RandomCellMaker)
     stage: TemperatureStageMaker = field(default_factory=TemperatureStageMaker)
-    seed: int = 1
-    results_dir: str | None = None
-    run_dir: str | None = (
-        None  # MD files in <run_dir>/<formula>/<T>K, so reruns resume; else job folders
-    )
+    run_dir: str | None = None
     batch_stages: bool | None = None
 
+    @property
+    def engine(self) -> EngineSpec:
+        """The engine of the production runs (whose name the results carry)."""
+        return self.stage.production.engine
+
+    def with_engine(self, engine: EngineSpec) -> MeltQuenchMaker:
+        """A copy whose every MD stage runs with ``engine``."""
+        return self.update_kwargs({"engine": engine}, class_filter=MDStageMaker)
+
     def validate(self, composition: Composition) -> None:
-        """Check every setting before any job runs; raise ``InputError`` with the first problem."""
+        """Check every setting before any job runs; raise ``InputError`` with the first problem.
+
+        The engine is not loaded here (a flow may be built where its model is not installed); its
+        elements are checked by the first MD job.
+        """
         for temperature in (self.melt_temperature, *self.quench_temperatures):
             if not temperature > 0:
                 raise InputError(f"temperature must be positive, got {temperature:g} K")
         hotter = [t for t in self.quench_temperatures if t >= self.melt_temperature]
         if hotter:
             raise InputError(
-                f"quench temperature {hotter[0]:g} K is not below the melt ({self.melt_temperature:g} K)"
+                f"quench temperature {hotter[0]:g} K is not below the melt "
+                f"({self.melt_temperature:g} K)"
             )
         self.cell.validate(composition)
         self.stage.validate()
-        self.engine.load().check_elements([el.symbol for el in composition.elements])
 
     def make(self, composition: str | Composition) -> Flow:
-        """The flow of one composition; its output lists the temperature summaries, hottest first."""
+        """The flow of one composition; its output is the composition's document."""
         jobs, collected = self._jobs([composition])
-        formula, summaries = next(iter(collected.items()))
-        return Flow(jobs, output=summaries, name=f"{self.name} {formula}")
+        formula, output = next(iter(collected.items()))
+        return Flow(jobs, output=output, name=f"{self.name} {formula}")
 
     def make_batch(self, compositions: list[str | Composition]) -> Flow:
-        """One flow for several compositions, batched as ``batch_stages`` says; output: summaries by formula."""
+        """One flow for several compositions, batched as ``batch_stages`` says; output: documents
+        by formula."""
         jobs, collected = self._jobs(compositions)
         return Flow(jobs, output=collected, name=f"{self.name} {' '.join(collected)}")
 
     def _jobs(self, compositions: list[str | Composition]) -> tuple[list, dict[str, Any]]:
-        """The jobs for ``compositions`` and, per formula, the output of its collected summaries."""
+        """The jobs for ``compositions`` and, per formula, the output of its ``collect`` job."""
         compositions = [parse_composition(c) for c in compositions]
         formulas = [c.reduced_formula for c in compositions]
         if len(set(formulas)) < len(formulas):
             raise InputError(f"a batch lists a composition twice: {', '.join(formulas)}")
         for composition in compositions:
             self.validate(composition)
-        packs = [self.cell.make(c) for c in compositions]
-        melts, melt_outputs = self._stages(
-            [
-                self._target(pack.output, self.melt_temperature, f)
-                for pack, f in zip(packs, formulas)
-            ]
-        )
-        quenches, quench_outputs = self._stages(
-            [
-                self._target(melt["production"].final_state.structure, t, f)
-                for melt, f in zip(melt_outputs, formulas)
-                for t in self.quench_temperatures
-            ]
-        )
+        packs = [self.cell.make(c.formula) for c in compositions]  # JSON-safe in the job
+        melt_targets = [
+            self._target(pack.output, self.melt_temperature, f)
+            for pack, f in zip(packs, formulas, strict=True)
+        ]
+        melts, melt_outputs = self._stages(melt_targets)
+        quench_targets = [
+            self._target(melt["production"].final_state.structure, t, f)
+            for melt, f in zip(melt_outputs, formulas, strict=True)
+            for t in self.quench_temperatures
+        ]
+        quenches, quench_outputs = self._stages(quench_targets)
         collected = {}
+        n = len(self.quench_temperatures)
         for k, formula in enumerate(formulas):
-            n = len(self.quench_temperatures)
-            stage_outputs = [melt_outputs[k], *quench_outputs[k * n : (k + 1) * n]]
-            collected[formula] = collect([o["summary"] for o in stage_outputs], self.results_dir)
-            collected[formula].name = COLLECT_JOB
-        return [*packs, *melts, *quenches, *collected.values()], {
-            f: c.output for f, c in collected.items()
-        }
+            outputs = [melt_outputs[k], *quench_outputs[k * n : (k + 1) * n]]
+            collected[formula] = collect(
+                formula,
+                self.engine,
+                [o["document"] for o in outputs],
+                [o["uuid"] for o in outputs],
+            )
+            collected[formula].name = f"collect {formula}"
+        jobs = [*packs, *melts, *quenches, *collected.values()]
+        return jobs, {f: c.output for f, c in collected.items()}
 
     def _target(self, structure, temperature: float, formula: str) -> Target:
-        run_dir = (
-            None
-            if self.run_dir is None
-            else str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
-        )
+        run_dir = None
+        if self.run_dir is not None:
+            run_dir = str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
         return Target(structure, temperature, formula, run_dir)
 
     def _stages(self, targets: list[Target]) -> tuple[list[Flow], list[dict[str, Any]]]:
-        """Stage flows for ``targets`` (one for all when batching) and each target's stage output, in order."""
-        batch = self.batch_stages if self.batch_stages is not None else self.engine.load().batches
+        """Stage flows for ``targets`` (one for all when batching) and each target's stage output."""
+        batch = self.batch_stages if self.batch_stages is not None else self.engine.batches
         groups = [targets] if batch else [[target] for target in targets]
-        flows = [
-            self.stage.make(group, self.engine, self.seed, self.results_dir)
-            for group in groups
-            if group
-        ]
+        flows = [self.stage.make(group) for group in groups if group]
         return flows, [output for flow in flows for output in flow.output]
-
-
-def demo_maker(**overrides: Any) -> MeltQuenchMaker:
-    """Small and short: 32 atoms, 0.3 ps search/check runs, 0.6 ps production, 5000 K and 2000 K."""
-    md = MDSettings(
-        thermostat_time_fs=20.0
-    )  # short runs need a thermostat much faster than the run
-    stage = TemperatureStageMaker(
-        volume_search=VolumeSearchMaker(duration_ps=0.3, md=md),
-        check=CheckRunMaker(duration_ps=0.3, md=md, pressure_tolerance_GPa=1.0, max_attempts=2),
-        production=ProductionMaker(duration_ps=0.6, chunk_ps=0.2, md=md),
-    )
-    return MeltQuenchMaker(
-        **{
-            "quench_temperatures": (2000.0,),
-            "cell": RandomCellMaker(atoms=32),
-            "stage": stage,
-            **overrides,
-        }
-    )
-
-
-PRESETS = {"paper": MeltQuenchMaker, "demo": demo_maker}

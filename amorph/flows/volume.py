@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from jobflow import Flow, Maker, Response, job
+from jobflow import Flow, Job, Response, job
 from monty.json import MSONable
 
 from amorph.eos import (
@@ -18,8 +18,8 @@ from amorph.eos import (
     zero_pressure_volume,
 )
 from amorph.errors import InputError, VolumeSearchError
-from amorph.flows.md import Target, derive_seed, run_md, scaled_state, stage_name
-from amorph.md.engine import EngineSpec, MDResult, MDSettings, MDState, RunStats
+from amorph.flows.md import MDStageMaker, Target, scaled_state, stage_name
+from amorph.md.engine import MDResult, MDState, RunStats
 
 
 @dataclass
@@ -46,18 +46,23 @@ class CheckResult(MSONable):
 
 
 @dataclass
-class VolumeSearchMaker(Maker):
+class VolumeSearchMaker(MDStageMaker):
     """NVT runs at ``volume_factors`` × the start volume, extended until zero pressure is bracketed.
 
-    Each run lasts ``duration_ps``; pressures are averaged after ``md.equilibration_fraction`` of it.
-    When every pressure has the same sign, one more volume is added beyond the sampled range (a step of
-    ``min_step`` to ``max_step`` in volume, towards the fitted V0), at most ``max_extra_volumes`` times.
+    Parameters
+    ----------
+    volume_factors
+        Volumes of the first round, relative to the start structure's.
+    max_extra_volumes
+        Volumes added at most, one per round, while every pressure has the same sign.
+    min_step, max_step
+        Relative step of an added volume beyond the sampled range, towards the fitted V0.
+
+    Pressures are averaged after ``md.equilibration_fraction`` of each ``duration_ps`` run.
     """
 
     name: str = "volume search"
     volume_factors: tuple[float, ...] = (0.8, 1.0, 1.2)
-    duration_ps: float = 4.0
-    md: MDSettings = field(default_factory=MDSettings)
     max_extra_volumes: int = 6
     min_step: float = 0.05
     max_step: float = 0.25
@@ -65,16 +70,14 @@ class VolumeSearchMaker(Maker):
     def validate(self) -> None:
         if len(self.volume_factors) < 2 or min(self.volume_factors) <= 0:
             raise InputError("the volume search needs at least two positive volume factors")
-        if self.duration_ps <= 0:
-            raise InputError(f"MD duration must be positive, got {self.duration_ps} ps")
-        self.md.validate()
+        super().validate()
 
-    def make(self, targets: list[Target], engine: EngineSpec, seed: int = 1) -> Flow:
-        """The search for every target; each round's runs, of all targets, go to the engine as one call."""
+    def make(self, targets: list[Target]) -> Flow:
+        """The search for every target; each round's runs, of all targets, are one engine call."""
         factors = [list(self.volume_factors)] * len(targets)
-        runs = eos_runs(self, targets, factors, [0] * len(targets), engine, seed)
+        runs = eos_runs(self, targets, factors, [0] * len(targets))
         runs.name = f"eos {stage_name(targets)}"
-        search = fit_or_extend(self, targets, engine, seed, runs.output, [[] for _ in targets])
+        search = fit_or_extend(self, targets, runs.output, [[] for _ in targets])
         search.name = f"eos fit {stage_name(targets)}"
         return Flow([runs, search], output=search.output, name=f"{self.name} {stage_name(targets)}")
 
@@ -85,8 +88,6 @@ def eos_runs(
     targets: list[Target],
     factors: list[list[float]],
     first_indices: list[int],
-    engine: EngineSpec,
-    seed: int,
 ) -> list[list[MDResult]]:
     """For each target, NVT runs of its structure scaled to each of its volume factors (fresh velocities)."""
     plan = [
@@ -94,17 +95,14 @@ def eos_runs(
         for i, (fs, first) in enumerate(zip(factors, first_indices, strict=True))
         for k, factor in enumerate(fs)
     ]
-    results = run_md(
-        engine,
+    results = maker.run_md(
         [targets[i] for i, _, _ in plan],
         [
             scaled_state(MDState(targets[i].structure), f * targets[i].structure.volume)
             for i, f, _ in plan
         ],
-        seeds=[derive_seed(seed, targets[i].temperature, n) for i, _, n in plan],
+        seed_keys=[n for _, _, n in plan],
         labels=[f"eos{n:02d}" for _, _, n in plan],
-        duration_ps=maker.duration_ps,
-        settings=maker.md,
     )
     grouped: list[list[MDResult]] = [[] for _ in targets]
     for (i, _, _), result in zip(plan, results, strict=True):
@@ -116,8 +114,6 @@ def eos_runs(
 def fit_or_extend(
     maker: VolumeSearchMaker,
     targets: list[Target],
-    engine: EngineSpec,
-    seed: int,
     new_runs: list[list[MDResult]],
     previous_runs: list[list[MDResult]],
 ) -> list[VolumeSearchResult] | Response:
@@ -131,9 +127,10 @@ def fit_or_extend(
     if all(isinstance(outcome, VolumeSearchResult) for outcome in outcomes):
         return outcomes
     factors = [[] if isinstance(outcome, VolumeSearchResult) else [outcome] for outcome in outcomes]
-    more = eos_runs(maker, targets, factors, [len(r) for r in runs], engine, seed)
-    more.name = f"eos {stage_name(targets)} extra {max(len(r) for r in runs) - len(maker.volume_factors) + 1}"
-    again = fit_or_extend(maker, targets, engine, seed, more.output, runs)
+    more = eos_runs(maker, targets, factors, [len(r) for r in runs])
+    extra = max(len(r) for r in runs) - len(maker.volume_factors) + 1
+    more.name = f"eos {stage_name(targets)} extra {extra}"
+    again = fit_or_extend(maker, targets, more.output, runs)
     again.name = f"eos fit {stage_name(targets)}"
     return Response(replace=Flow([more, again], output=again.output))
 
@@ -175,38 +172,34 @@ def _eos_point(run: MDResult) -> EOSPoint:
 
 
 @dataclass
-class CheckRunMaker(Maker):
+class CheckRunMaker(MDStageMaker):
     """An NVT run at the fitted volume, repeated at a rescaled volume until it is converged.
 
-    Converged: |mean pressure| ≤ max(``pressure_tolerance_GPa``, 2 × its standard error) and the mean
-    energy of the run's two halves differ by at most ``energy_tolerance_eV_per_atom``. Otherwise the
-    volume is rescaled by ΔV/V = P/B0 (B0 from the P(V) fit) and the run repeated, up to
-    ``max_attempts`` runs; a run still unconverged then is passed on and flagged ``converged=False``.
+    Parameters
+    ----------
+    pressure_tolerance_GPa, energy_tolerance_eV_per_atom
+        Converged: |mean pressure| ≤ max(``pressure_tolerance_GPa``, 2 × its standard error) and
+        the mean energies of the run's two halves differ by at most
+        ``energy_tolerance_eV_per_atom``.
+    max_attempts
+        Runs at most. An unconverged run is repeated at a volume rescaled by ΔV/V = P/B0 (B0 from
+        the P(V) fit); after ``max_attempts`` runs the last one is passed on, flagged
+        ``converged=False``.
     """
 
     name: str = "check run"
-    duration_ps: float = 4.0
-    md: MDSettings = field(default_factory=MDSettings)
     pressure_tolerance_GPa: float = 0.5
     energy_tolerance_eV_per_atom: float = 0.01
     max_attempts: int = 3
 
     def validate(self) -> None:
-        if self.duration_ps <= 0:
-            raise InputError(f"MD duration must be positive, got {self.duration_ps} ps")
         if self.max_attempts < 1:
             raise InputError("the check run needs at least one attempt")
-        self.md.validate()
+        super().validate()
 
-    def make(
-        self,
-        targets: list[Target],
-        searches: list[VolumeSearchResult],
-        engine: EngineSpec,
-        seed: int = 1,
-    ):
+    def make(self, targets: list[Target], searches: list[VolumeSearchResult]) -> Job:
         """Check runs for every target, from its volume search, as one engine call per attempt."""
-        check = check_volume(self, targets, searches, engine, seed)
+        check = check_volume(self, targets, searches)
         check.name = f"check {stage_name(targets)}"
         return check
 
@@ -228,8 +221,6 @@ def check_volume(
     maker: CheckRunMaker,
     targets: list[Target],
     searches: list[VolumeSearchResult],
-    engine: EngineSpec,
-    seed: int,
     checks: list[CheckResult] | None = None,
 ) -> list[CheckResult] | Response:
     """One check run for each target still unconverged with attempts left (the first at its fitted
@@ -246,14 +237,11 @@ def check_volume(
             volume = rescaled_volume(stats.volume_A3, stats.pressure_GPa, searches[i].fit.b0_GPa)
             starts.append(scaled_state(checks[i].final_state, volume))
             attempts.append(checks[i].attempts + 1)
-    runs = run_md(
-        engine,
+    runs = maker.run_md(
         [targets[i] for i in retry],
         starts,
-        seeds=[derive_seed(seed, targets[i].temperature, 100 + a) for i, a in zip(retry, attempts)],
+        seed_keys=[100 + a for a in attempts],
         labels=[f"check{a}" for a in attempts],
-        duration_ps=maker.duration_ps,
-        settings=maker.md,
     )
     for i, attempt, run in zip(retry, attempts, runs, strict=True):
         history = [] if checks[i] is None else checks[i].history
@@ -267,6 +255,6 @@ def check_volume(
         )
     if all(maker.is_settled(check) for check in checks):
         return checks
-    again = check_volume(maker, targets, searches, engine, seed, checks)
+    again = check_volume(maker, targets, searches, checks)
     again.name = f"check {stage_name(targets)} attempt {max(attempts) + 1}"
     return Response(replace=again)

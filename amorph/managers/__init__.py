@@ -1,1 +1,1 @@
-"""Running flows: locally into the store, as resumable campaigns, and on clusters through workflow managers."""
+"""Running flows: here into the store, as resumable campaigns, and on clusters (jobflow-remote)."""

@@ -1,9 +1,10 @@
 """Campaigns: the melt-quench flow over many compositions, resumable, with failures recorded.
 
-Every composition, or group of ``batch`` compositions sharing one flow (and, with a batched engine, its
-engine calls), runs in a private in-memory store (locally, or on a Dask worker); the
-campaign process alone writes the finished documents into the campaign's store, so the embedded JSON
-store never has two writers. MD files go to the maker's ``run_dir``: a composition interrupted part-way
+Every composition, or group of ``batch`` compositions sharing one flow (and, with a batched engine,
+its engine calls), runs in a private in-memory store (locally, or on a Dask worker: a local cluster,
+or workers started as SLURM jobs by dask-jobqueue); the campaign process writes a composition's
+documents into the campaign's store only once all of them exist, so a failed composition leaves
+nothing half-written. MD files go to the maker's ``run_dir``: a composition interrupted part-way
 reuses its finished MD runs and continues its production from the last checkpoint when rerun.
 ``campaign.json`` beside the store records each composition's status and, for failures, the reason.
 """
@@ -45,7 +46,7 @@ def read_compositions(path: str | Path) -> list[str]:
 
 @dataclass
 class Outcome:
-    """What running a group of compositions as one flow produced: its job documents, or why it failed."""
+    """What running some compositions as one flow produced: its documents, or why it failed."""
 
     formulas: list[str]
     status: str  # "done" or "failed"
@@ -58,9 +59,9 @@ class Outcome:
 def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str) -> list[Outcome]:
     """Run ``formulas`` as one flow (see :meth:`MeltQuenchMaker.make_batch`) in a private store.
 
-    Never raises for a failure of the science. A failed group of several is rerun one composition at a
-    time, so that one bad composition does not fail the others (with the maker's ``run_dir``, their
-    finished MD runs are reused).
+    Never raises for a failure of the science. A failed group of several is rerun one composition
+    at a time, so that one bad composition does not fail the others (with the maker's ``run_dir``,
+    their finished MD runs are reused).
     """
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     try:
@@ -73,7 +74,7 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
             log=False,
             raise_immediately=True,
         )
-        results = {formula: summaries.resolve(store) for formula, summaries in flow.output.items()}
+        results = {formula: output.resolve(store) for formula, output in flow.output.items()}
     except Exception as exc:  # noqa: BLE001 - one composition's crash must not stop the campaign
         if len(formulas) > 1:
             return [
@@ -91,10 +92,7 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
             "done",
             docs=_without_ids(store.docs_store.query()),
             data={name: _without_ids(s.query()) for name, s in store.additional_stores.items()},
-            temperatures_K={
-                formula: [s["temperature_K"] for s in summaries]
-                for formula, summaries in results.items()
-            },
+            temperatures_K={formula: doc.temperatures_K for formula, doc in results.items()},
         )
     ]
 
@@ -102,6 +100,42 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
 def _without_ids(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Documents without the in-memory store's ``_id``, ready for another store."""
     return [{k: v for k, v in d.items() if k != "_id"} for d in docs]
+
+
+def _cluster(executor: str, workers: int, slurm: dict[str, Any]):
+    """A Dask cluster of ``workers`` single-threaded workers: local processes, or SLURM jobs.
+
+    SLURM workers take their network settings from dask's ``jobqueue.slurm`` configuration, as
+    dask-jobqueue documents: the scheduler's ``scheduler-options`` (``host``, ``interface``), the
+    workers' ``interface`` and ``worker-extra-args`` (e.g. ``["--host", "127.0.0.1"]`` on a
+    single node), set in ``~/.config/dask/jobqueue.yaml`` or ``DASK_JOBQUEUE__SLURM__...``
+    variables; the dashboard is off unless ``scheduler-options`` asks for it.
+    """
+    if executor == "dask":
+        from distributed import LocalCluster
+
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    if executor != "slurm":
+        raise InputError(f"unknown executor {executor!r}: choose local, dask or slurm")
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise InputError(
+            "--executor slurm needs dask-jobqueue: pip install 'amorph[hpc]'"
+        ) from None
+    import dask
+
+    options = {"cores": 1, "processes": 1, "memory": "4GB", "walltime": "24:00:00", **slurm}
+    configured = dask.config.get("jobqueue.slurm.scheduler-options", None) or {}
+    cluster = SLURMCluster(scheduler_options={"dashboard_address": None, **configured}, **options)
+    cluster.scale(jobs=workers)
+    return cluster
 
 
 @dataclass
@@ -124,17 +158,35 @@ class Campaign:
         return [f for f in formulas if self.status.get(self._key(f), {}).get("status") != "done"]
 
     def run(
-        self, formulas: list[str], executor: str = "local", workers: int = 1, batch: int = 1
+        self,
+        formulas: list[str],
+        executor: str = "local",
+        workers: int = 1,
+        batch: int = 1,
+        slurm: dict[str, Any] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """Run the pending formulas, ``batch`` compositions per flow, one flow after another or on a local
-        Dask cluster, and record each outcome."""
+        """Run the pending formulas and record each outcome.
+
+        Parameters
+        ----------
+        formulas
+            Compositions; those already done are skipped.
+        executor
+            ``"local"`` (one flow after another, here), ``"dask"`` (a local Dask cluster of
+            ``workers`` processes) or ``"slurm"`` (``workers`` Dask workers, each a SLURM job
+            submitted by dask-jobqueue's ``SLURMCluster``).
+        batch
+            Compositions per flow.
+        slurm
+            Keyword arguments of ``SLURMCluster`` (e.g. ``queue``, ``walltime``, ``memory``).
+        """
         todo = self.pending(formulas)
         groups = [todo[i : i + batch] for i in range(0, len(todo), batch)]
         jobs_dir = str((self.outputs / "jobs").resolve())
         outcomes = (
             self._local(groups, jobs_dir)
             if executor == "local"
-            else self._dask(groups, jobs_dir, workers)
+            else self._dask(groups, jobs_dir, _cluster(executor, workers, slurm or {}))
         )
         with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as progress:
             for group_outcomes in outcomes:
@@ -146,21 +198,10 @@ class Campaign:
     def _local(self, groups: list[list[str]], jobs_dir: str) -> Iterator[list[Outcome]]:
         return (run_compositions(self.maker, group, jobs_dir) for group in groups)
 
-    def _dask(
-        self, groups: list[list[str]], jobs_dir: str, workers: int
-    ) -> Iterator[list[Outcome]]:
-        from distributed import Client, LocalCluster, as_completed
+    def _dask(self, groups: list[list[str]], jobs_dir: str, cluster) -> Iterator[list[Outcome]]:
+        from distributed import Client, as_completed
 
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with cluster, Client(cluster) as client:
             futures = [
                 client.submit(run_compositions, self.maker, group, jobs_dir, pure=False)
                 for group in groups

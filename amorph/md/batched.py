@@ -1,29 +1,31 @@
 """The batched engine: many MD tasks advanced together, one model call per step for all of them.
 
-Each task keeps the guarantees of the ASE engine (:mod:`amorph.md.ase`), whose per-run file
-handling it reuses: chunks with a checkpoint after each, resume in the same directory, a completed
-run not repeated, blow-ups detected at the step they happen. Tasks join a running batch as others
-finish, so a call with more tasks than fit at once keeps the batch full.
+Each task has the run life of every engine (:mod:`amorph.md.lifecycle`): chunks with a checkpoint
+after each, resume in the same directory, a completed run not repeated, blow-ups detected at the
+step they happen. Tasks join a running batch as others finish, so a call with more tasks than fit at
+once keeps the batch full.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import torch
 from ase import units
+from pymatgen.core import Structure
 from tqdm.auto import tqdm
 
+from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError, InputError, MDInstabilityError
-from amorph.md.ase import ASEEngine, _restore_thermostat, _Run, _thermostat_state
-from amorph.md.engine import EngineSpec, MDResult, MDTask, import_factory
+from amorph.md.ase import ASEEngine
+from amorph.md.engine import Engine, EngineSpec, MDResult, MDTask, RelaxResult, import_factory
 from amorph.md.integrators import INTEGRATORS, BatchedIntegrator
+from amorph.md.lifecycle import Frames, RunFiles, RunState, instability, start_state
 from amorph.potentials.base import BatchedPotential, PotentialCalculator
 from amorph.potentials.graph import Systems
-from amorph.trajectory import Trajectory
 
 CPU_ATOMS_PER_THREAD = (
     64  # on a CPU a larger batch gains little: about one 100-atom replica per 2 threads
@@ -31,23 +33,43 @@ CPU_ATOMS_PER_THREAD = (
 GPU_MEMORY_FRACTION = 0.6  # of the free device memory, for the activations of one batch
 
 
-class BatchedEngine(ASEEngine):
+class BatchedEngine(Engine):
     """MD for many replicas at once with a :class:`BatchedPotential`.
 
     ``max_atoms`` bounds the atoms in one batch; by default it follows from the free GPU memory
-    (measured on the first replica) or, on a CPU, from the number of threads. Relaxations and static
-    energies go through the same potential as an ASE calculator (:class:`PotentialCalculator`).
+    (measured on the first replica) or, on a CPU, from the number of threads. Relaxations, static
+    energies and the check of elements go through an :class:`~amorph.md.ase.ASEEngine` around the
+    same potential as an ASE calculator (:class:`PotentialCalculator`).
     """
 
     batches = True
 
     def __init__(self, potential: BatchedPotential, name: str, max_atoms: int | None = None):
+        self.name = name
+        self.potential = potential
+        self.max_atoms = max_atoms
         supported = (
             None if potential.supported_numbers is None else set(potential.supported_numbers)
         )
-        super().__init__(PotentialCalculator(potential), name, supported)
-        self.potential = potential
-        self.max_atoms = max_atoms
+        self.calculator_engine = ASEEngine(PotentialCalculator(potential), name, supported)
+        self.calculator = self.calculator_engine.calculator
+
+    def check_elements(self, symbols: list[str]) -> None:
+        self.calculator_engine.check_elements(symbols)
+
+    def relax(
+        self,
+        structure: Structure,
+        work_dir: Path | None = None,
+        relax_cell: bool = True,
+        fmax: float = 0.05,
+        max_steps: int = 200,
+    ) -> RelaxResult:
+        """FIRE through :meth:`ASEEngine.relax <amorph.md.ase.ASEEngine.relax>`."""
+        return self.calculator_engine.relax(structure, work_dir, relax_cell, fmax, max_steps)
+
+    def static(self, structure: Structure, work_dir: Path | None = None) -> float:
+        return self.calculator_engine.static(structure, work_dir)
 
     def run_one(self, task: MDTask) -> MDResult:
         return self.run([task])[0]
@@ -58,14 +80,14 @@ class BatchedEngine(ASEEngine):
             raise InputError(
                 "tasks run together need distinct work_dir or label: their files would collide"
             )
-        replicas = [_Replica(self, task) for task in tasks]
-        results = [replica._load_finished() for replica in replicas]
+        replicas = [_Replica(self.name, task) for task in tasks]
+        results = [replica.files.finished() for replica in replicas]
         failures: list[MDInstabilityError] = []
         for kind in INTEGRATORS:
             group = [
                 r
                 for r, done in zip(replicas, results, strict=True)
-                if done is None and r.settings.thermostat == kind
+                if done is None and r.task.settings.thermostat == kind
             ]
             if group:
                 failures += self._run_group(group)
@@ -88,11 +110,11 @@ class BatchedEngine(ASEEngine):
                     replica = pending.popleft()
                     replica.start()
                     active.append(replica)
-                batch = _Batch(self, active)
+                batch = _Batch(self.potential, active)
                 while all(r.running for r in active):
                     batch.step()
                     progress.update(len(active))
-                batch.hand_back()
+                batch.hand_back(range(len(active)))
                 failures += [r.failure for r in active if r.failure is not None]
                 active = [r for r in active if r.running]
         return failures
@@ -105,7 +127,7 @@ class BatchedEngine(ASEEngine):
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        self.potential(_Batch.systems_of([replica], device))
+        self.potential(_systems([replica], device))
         per_atom = (torch.cuda.max_memory_allocated(device) - before) / replica.n_atoms
         free, _ = torch.cuda.mem_get_info(device)
         self.max_atoms = max(replica.n_atoms, int(GPU_MEMORY_FRACTION * free / per_atom))
@@ -113,8 +135,9 @@ class BatchedEngine(ASEEngine):
 
 
 def potential_factory_engine(spec: EngineSpec) -> BatchedEngine:
-    """The batched engine around the potential returned by ``spec.model`` (``package.module:function``,
-    called with ``spec.options`` but ``max_atoms``, which bounds the batch)."""
+    """The batched engine around the potential returned by ``spec.model``
+    (``package.module:function``, called with ``spec.options`` but ``max_atoms``, which bounds the
+    batch)."""
     options = dict(spec.options)
     max_atoms = options.pop("max_atoms", None)
     potential = import_factory(spec.model, "potential")(**options)
@@ -125,50 +148,34 @@ def potential_factory_engine(spec: EngineSpec) -> BatchedEngine:
     return BatchedEngine(potential, name=spec.model, max_atoms=max_atoms)
 
 
-class _Replica(_Run):
-    """One task in a batch: its ASE run set-up and files, its frames, and its place in the batch."""
+class _Replica:
+    """One task in a batch: its files, its state as plain arrays, its frames and its counters."""
 
-    def __init__(self, engine: BatchedEngine, task: MDTask):
-        super().__init__(engine, task)
+    def __init__(self, engine_name: str, task: MDTask):
+        self.task = task
+        self.files = RunFiles.integrated(task, engine_name)
         self.n_atoms = len(task.state.structure)
-        self.n_chunks = math.ceil(task.steps / self.chunk_steps)
+        self.dt_fs = task.time_step_fs
+        self.interval = task.settings.sample_interval
+        self.state: RunState | None = None  # set by start()
         self.step = 0
-        self.atoms = None
-        self.forces = None
+        self.forces: torch.Tensor | None = None  # kept between batches
+        self.frames = Frames()
         self.failure: MDInstabilityError | None = None
         self.result: MDResult | None = None
-        self.force_calls, self.force_seconds = 0, 0.0
+        self.force_calls, self.force_seconds, self.started = 0, 0.0, 0.0
 
     @property
     def running(self) -> bool:
         return self.result is None and self.failure is None
 
     def start(self) -> None:
-        """Positions, velocities and thermostat at the start or at the last checkpoint (once)."""
-        if self.atoms is not None:
+        """Positions, momenta and thermostat at the start or at the last checkpoint (once)."""
+        if self.state is not None:
             return
         self.started = time.perf_counter()
-        self.atoms, self.dyn, self.rng, done_chunks = self._start()
-        self.step = done_chunks * self.chunk_steps
-        self.thermostat = _thermostat_state(self.dyn, self.settings.thermostat)
-        self.frames: dict[str, list] = {
-            k: []
-            for k in (
-                "positions",
-                "energies",
-                "temperatures",
-                "virial_pressures",
-                "kinetic_pressures",
-                "time_fs",
-            )
-        }
-
-    def update(self, positions: np.ndarray, momenta: np.ndarray, thermostat: dict) -> None:
-        """Carry the batch's state of this replica into its ASE atoms and dynamics."""
-        self.atoms.set_positions(positions)
-        self.atoms.set_momenta(momenta)
-        self.thermostat = thermostat
-        _restore_thermostat(self.dyn, self.rng, thermostat)
+        self.state = start_state(self.task, self.files)
+        self.step = self.state.chunks_done * self.files.chunk_steps
 
     def record(
         self,
@@ -180,90 +187,60 @@ class _Replica(_Run):
     ) -> None:
         """Check the step just taken for a blow-up and store it if it is a sample."""
         self.step += 1
-        if (
-            not (math.isfinite(energy) and math.isfinite(temperature))
-            or temperature > self.settings.blowup_temperature_factor * self.task.temperature
-        ):
-            self.failure = MDInstabilityError(
-                f"MD at {self.task.temperature:g} K became unstable at step {self.step}: "
-                f"temperature {temperature:.3g} K, energy {energy:.6g} eV ({self.task.label} in {self.task.work_dir})"
-            )
-            return
-        if self.step % self.settings.sample_interval == 0:
-            for key, value in zip(
-                self.frames,
-                (positions, energy, temperature, virial, kinetic, self.step * self.dt_fs),
-                strict=True,
-            ):
-                self.frames[key].append(value)
+        self.failure = instability(self.task, self.step, temperature, energy)
+        if self.failure is None and self.step % self.interval == 0:
+            self.frames.add(positions, self.step * self.dt_fs, energy, temperature, virial, kinetic)
 
     @property
     def at_chunk_end(self) -> bool:
-        return self.step % self.chunk_steps == 0 or self.step == self.task.steps
+        return self.step % self.files.chunk_steps == 0 or self.step == self.task.steps
 
     def end_chunk(self) -> None:
-        """Write the chunk and a checkpoint (state already carried in by :meth:`update`); finish at the end."""
-        f = self.frames
-        cell = self.atoms.cell.array
-        Trajectory(
-            numbers=self.atoms.numbers,
-            positions=np.array(f["positions"]),
-            cells=np.broadcast_to(cell, (len(f["positions"]), 3, 3)),
-            time_fs=np.array(f["time_fs"]),
-            energies=np.array(f["energies"]),
-            temperatures=np.array(f["temperatures"]),
-            virial_pressures=np.array(f["virial_pressures"]),
-            kinetic_pressures=np.array(f["kinetic_pressures"]),
-            metadata=dict(self.metadata),
-        ).save(self.task.chunk_path(self._chunk_index()))
-        for values in f.values():
-            values.clear()
-        self._save_checkpoint(self.atoms, self.dyn, self.rng, self._chunk_index() + 1)
+        """Write the chunk and a checkpoint (of the state handed back by the batch); finish at the
+        end."""
+        state, files = self.state, self.files
+        state.chunks_done = (self.step - 1) // files.chunk_steps + 1
+        files.save_chunk(
+            state.chunks_done - 1, self.frames.pop_trajectory(state, files.metadata), state
+        )
         if self.step == self.task.steps:
-            self._finish()
+            self.result = files.result(
+                files.finish(state.final_state()),
+                n_force_calls=self.force_calls,
+                force_time_s=self.force_seconds,
+                wall_time_s=time.perf_counter() - self.started,
+            )
 
-    def _chunk_index(self) -> int:
-        return (self.step - 1) // self.chunk_steps
 
-    def _finish(self) -> None:
-        trajectory = Trajectory.concatenate(
-            [Trajectory.load(self.task.chunk_path(i)) for i in range(self.n_chunks)]
-        )
-        trajectory.metadata["complete"] = True
-        trajectory.metadata["final_state"] = self._state_dict(self.atoms, self.dyn)
-        trajectory.save(self.final_path)
-        for i in range(self.n_chunks):
-            self.task.chunk_path(i).unlink(missing_ok=True)
-        self.checkpoint_path.unlink(missing_ok=True)
-        self.result = self._result(
-            trajectory,
-            n_force_calls=self.force_calls,
-            force_time_s=self.force_seconds,
-            wall_time_s=time.perf_counter() - self.started,
-        )
+def _systems(replicas: list[_Replica], device: torch.device) -> Systems:
+    """The replicas' current positions, cells and atoms as one batch on ``device``."""
+    return Systems.from_arrays(
+        [r.state.positions for r in replicas],
+        [r.state.cell for r in replicas],
+        [r.state.numbers for r in replicas],
+        device,
+    )
 
 
 class _Batch:
     """The running replicas as one set of tensors, stepped together until one of them finishes."""
 
-    def __init__(self, engine: BatchedEngine, replicas: list[_Replica]):
-        self.engine, self.replicas = engine, replicas
-        potential = engine.potential
+    def __init__(self, potential: BatchedPotential, replicas: list[_Replica]):
+        self.potential, self.replicas = potential, replicas
         device = potential.device
-        self.systems = self.systems_of(replicas, device)
+        self.systems = _systems(replicas, device)
         self.positions = self.systems.positions
-        self.momenta = torch.from_numpy(
-            np.concatenate([r.atoms.get_momenta() for r in replicas])
-        ).to(device)
-        masses = torch.from_numpy(np.concatenate([r.atoms.get_masses() for r in replicas])).to(
-            device
+        states = [r.state for r in replicas]
+        self.momenta, masses = (
+            torch.from_numpy(np.concatenate(arrays)).to(device)
+            for arrays in ([s.momenta for s in states], [s.masses for s in states])
         )
-        settings = [r.settings for r in replicas]
+        settings = [r.task.settings for r in replicas]
         kind = settings[0].thermostat
-        state = (
-            {"rngs": [r.rng for r in replicas]}
+        thermostat = (
+            {"rngs": [s.rng for s in states]}
             if kind == "langevin"
-            else {"states": [r.thermostat for r in replicas]}
+            else {"states": [s.thermostat for s in states]}
         )
         self.integrator: BatchedIntegrator = INTEGRATORS[kind](
             masses,
@@ -272,33 +249,24 @@ class _Batch:
             temperatures_K=[r.task.temperature for r in replicas],
             time_steps_fs=[r.dt_fs for r in replicas],
             damping_fs=[s.thermostat_time_fs for s in settings],
-            **state,
+            **thermostat,
         )
         self.forces = self._initial_forces()
 
-    @staticmethod
-    def systems_of(replicas: list[_Replica], device: torch.device) -> Systems:
-        return Systems.from_atoms([r.atoms for r in replicas], device)
-
     def _initial_forces(self) -> torch.Tensor:
         """Forces kept from the previous batch, evaluated only for replicas that have none."""
-        new = [i for i, r in enumerate(self.replicas) if r.forces is None]
+        new = [r for r in self.replicas if r.forces is None]
         if new:
-            evaluation = self._evaluate(
-                self.systems_of([self.replicas[i] for i in new], self.positions.device),
-                [self.replicas[i] for i in new],
-            )
-            for i, forces in zip(
-                new,
-                torch.split(evaluation.forces, [self.replicas[i].n_atoms for i in new]),
-                strict=True,
+            evaluation = self._evaluate(_systems(new, self.positions.device), new)
+            for replica, forces in zip(
+                new, torch.split(evaluation.forces, [r.n_atoms for r in new]), strict=True
             ):
-                self.replicas[i].forces = forces.double()
+                replica.forces = forces.double()
         return torch.cat([r.forces for r in self.replicas])
 
     def _evaluate(self, systems: Systems, replicas: list[_Replica]):
         start = time.perf_counter()
-        evaluation = self.engine.potential(systems)
+        evaluation = self.potential(systems)
         if systems.positions.device.type == "cuda":
             torch.cuda.synchronize(systems.positions.device)
         share = (time.perf_counter() - start) / len(replicas)
@@ -320,20 +288,20 @@ class _Batch:
         kinetic = integrator.kinetic_energies(self.momenta)
         temperatures = 2 * kinetic / (3 * integrator.n_atoms * units.kB)
         volumes = self.systems.volumes
-        virial = -evaluation.stresses.diagonal(dim1=1, dim2=2).sum(1).double() / 3 / units.GPa
+        virial = -evaluation.stresses.diagonal(dim1=1, dim2=2).sum(1).double() / 3 * EV_A3_TO_GPA
         thermo = (
             torch.stack(
                 [
                     evaluation.energies.double(),
                     temperatures,
                     virial,
-                    2 * kinetic / (3 * volumes) / units.GPa,
+                    2 * kinetic / (3 * volumes) * EV_A3_TO_GPA,
                 ]
             )
             .cpu()
             .numpy()
         )
-        sampled = any((r.step + 1) % r.settings.sample_interval == 0 for r in self.replicas)
+        sampled = any((r.step + 1) % r.interval == 0 for r in self.replicas)
         positions = self.positions.to("cpu", copy=True).numpy() if sampled else None
         ends = np.cumsum(self.systems.counts)
         for b, replica in enumerate(self.replicas):
@@ -341,24 +309,27 @@ class _Batch:
                 None if positions is None else positions[ends[b] - replica.n_atoms : ends[b]],
                 *thermo[:, b],
             )
-        if any(r.at_chunk_end for r in self.replicas):
-            self.hand_back()
-            for replica in self.replicas:
-                if replica.at_chunk_end and replica.failure is None:
-                    replica.end_chunk()
+        ending = [b for b, r in enumerate(self.replicas) if r.at_chunk_end and r.failure is None]
+        if ending:
+            self.hand_back(ending)
+            for b in ending:
+                self.replicas[b].end_chunk()
 
-    def hand_back(self) -> None:
-        """Hand each replica its current positions, momenta, forces and thermostat state (to write a
-        checkpoint, or to run on in another batch)."""
+    def hand_back(self, indices) -> None:
+        """Hand the replicas ``indices`` (positions in the batch) their current positions, momenta,
+        forces and thermostat state (to write a checkpoint, or to run on in another batch)."""
         sizes = self.systems.counts
-        for b, (replica, positions, momenta, forces) in enumerate(
-            zip(
-                self.replicas,
-                torch.split(self.positions, sizes),
-                torch.split(self.momenta, sizes),
-                torch.split(self.forces, sizes),
-                strict=True,
-            )
-        ):
-            replica.update(positions.cpu().numpy(), momenta.cpu().numpy(), self.integrator.state(b))
+        parts = zip(
+            torch.split(self.positions, sizes),
+            torch.split(self.momenta, sizes),
+            torch.split(self.forces, sizes),
+            strict=True,
+        )
+        for b, (positions, momenta, forces) in enumerate(parts):
+            if b not in indices:
+                continue
+            replica = self.replicas[b]
+            replica.state.positions = positions.to("cpu", copy=True).numpy()
+            replica.state.momenta = momenta.to("cpu", copy=True).numpy()
+            replica.state.thermostat = self.integrator.state(b)
             replica.forces = forces

@@ -32,10 +32,13 @@ ENGINE_FACTORIES = {
     "m3gnet": "amorph.potentials.m3gnet:m3gnet_engine",
     "chgnet-ase": "amorph.potentials.chgnet:chgnet_ase_engine",  # the packages' own ASE calculators
     "m3gnet-ase": "amorph.potentials.m3gnet:m3gnet_ase_engine",
+    "sevennet": "amorph.potentials.sevennet:sevennet_engine",
+    "sevennet-ase": "amorph.potentials.sevennet:sevennet_ase_engine",
     "ase": "amorph.md.ase:calculator_factory_engine",
     "batched": "amorph.md.batched:potential_factory_engine",
     "vasp": "amorph.md.vasp:vasp_engine",
 }
+BATCHED_KINDS = frozenset({"chgnet", "m3gnet", "sevennet", "batched"})
 
 
 @dataclass
@@ -283,6 +286,16 @@ class EngineSpec(MSONable):
     model: str | None = None
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the calculator
+
+    @property
+    def label(self) -> str:
+        """The engine's name in results: its kind, or the factory path of a ``module:function`` one."""
+        return self.model if self.kind in ("ase", "batched") and self.model else self.kind
+
+    @property
+    def batches(self) -> bool:
+        """Whether the engine advances many MD runs in one call (known without loading it)."""
+        return self.kind in BATCHED_KINDS
 
     @classmethod
     def parse(cls, text: str, model: str | None = None, device: str = "cpu") -> EngineSpec:

@@ -1,4 +1,5 @@
-"""NVT integrators over a batch of replicas, each with its own temperature, time step and thermostat.
+"""NVT integrators over a batch of replicas, each with its own temperature, time step and
+thermostat.
 
 Both follow ASE's integrators step for step (``ase.md.langevin.Langevin`` with ``fixcm=False`` and
 ``ase.md.nose_hoover_chain.NoseHooverChainNVT``), in ASE units (eV, Å, amu), in float64, so their
@@ -18,13 +19,14 @@ import torch
 from ase import units
 from torch import Tensor
 
+from amorph.md.lifecycle import CHAIN_LENGTH, chain_state, langevin_state
+
 # Suzuki–Yoshida weights of the fourth-order factorisation of the chain propagator (as in ASE)
 FOURTH_ORDER = (
     1 / (2 - 2 ** (1 / 3)),
     -(2 ** (1 / 3)) / (2 - 2 ** (1 / 3)),
     1 / (2 - 2 ** (1 / 3)),
 )
-CHAIN_LENGTH = 3
 
 Forces = Callable[[Tensor], Tensor]
 
@@ -127,15 +129,15 @@ class BatchedLangevin(BatchedIntegrator):
         return forces
 
     def state(self, replica: int) -> dict[str, Any]:
-        return {"kind": self.kind, "rng": self.rngs[replica].bit_generator.state}
+        return langevin_state(self.rngs[replica])
 
 
 class BatchedNoseHooverChain(BatchedIntegrator):
     """ASE's Nosé–Hoover chain (length 3, one fourth-order Suzuki–Yoshida loop) for every replica.
 
-    The chain variables are a few numbers per replica, so they are propagated with numpy on the host;
-    only each replica's kinetic energy goes there and one momentum scale factor comes back. ``states``
-    are the replicas' chain states (``eta``, ``p_eta``) as the ASE engine saves them.
+    The chain variables are a few numbers per replica, so they are propagated with numpy on the
+    host; only each replica's kinetic energy goes there and one momentum scale factor comes back.
+    ``states`` are the replicas' chain states (``eta``, ``p_eta``) in the engines' common form.
     """
 
     kind = "nose-hoover"
@@ -200,11 +202,7 @@ class BatchedNoseHooverChain(BatchedIntegrator):
             p_eta[:, j] *= np.exp(-delta / 4 * p_eta[:, j + 1] / Q[:, j + 1])
 
     def state(self, replica: int) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "eta": self.eta[replica].tolist(),
-            "p_eta": self.p_eta[replica].tolist(),
-        }
+        return chain_state(self.eta[replica], self.p_eta[replica])
 
 
 INTEGRATORS = {cls.kind: cls for cls in (BatchedLangevin, BatchedNoseHooverChain)}

@@ -1,9 +1,9 @@
 """Periodic neighbour lists and bond-angle triplets built with tensor operations only.
 
 Everything here runs on the device of the positions, for a batch of replicas at once: the atoms of
-replica ``b`` are rows ``offsets[b] : offsets[b] + counts[b]`` of one position tensor, and each replica
-has its own cell. Nothing needs a gradient: the lists choose which pairs the models see, and the models
-recompute the pair vectors from the positions (and strains) they differentiate.
+replica ``b`` are rows ``offsets[b] : offsets[b] + counts[b]`` of one position tensor, and each
+replica has its own cell. Nothing needs a gradient: the lists choose which pairs the models see, and
+the models recompute the pair vectors from the positions (and strains) they differentiate.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ PAIR_BUDGET = 2**24  # pair distances the neighbour search holds at once (128 Mi
 
 @dataclass
 class Systems:
-    """A batch of periodic replicas: positions (N, 3) in Å, cells (B, 3, 3) as rows, numbers (N,)."""
+    """A batch of periodic replicas: positions (N, 3) in Å, cells (B, 3, 3) as rows, numbers
+    (N,)."""
 
     positions: Tensor
     cells: Tensor
@@ -35,17 +36,34 @@ class Systems:
         )
 
     @classmethod
-    def from_atoms(cls, atoms_list: list, device: torch.device | str = "cpu") -> Systems:
-        """The batch of ASE ``Atoms`` (positions, cells and numbers in float64/int64) on ``device``."""
+    def from_arrays(
+        cls,
+        positions: list[np.ndarray],
+        cells: list[np.ndarray],
+        numbers: list[np.ndarray],
+        device: torch.device | str = "cpu",
+    ) -> Systems:
+        """The batch of replicas with Cartesian ``positions`` (n, 3), ``cells`` (3, 3) and atomic
+        ``numbers`` (n,), one array each per replica, on ``device`` (float64/int64)."""
 
         def joined(values):
             return torch.from_numpy(np.concatenate(values)).to(device)
 
         return cls(
-            positions=joined([a.get_positions() for a in atoms_list]),
-            cells=joined([a.cell.array[None] for a in atoms_list]),
-            numbers=joined([a.numbers for a in atoms_list]),
-            counts=[len(a) for a in atoms_list],
+            positions=joined(positions),
+            cells=joined([np.asarray(cell)[None] for cell in cells]),
+            numbers=joined(numbers),
+            counts=[len(p) for p in positions],
+        )
+
+    @classmethod
+    def from_atoms(cls, atoms_list: list, device: torch.device | str = "cpu") -> Systems:
+        """The batch of ASE ``Atoms`` on ``device``."""
+        return cls.from_arrays(
+            [a.get_positions() for a in atoms_list],
+            [a.cell.array for a in atoms_list],
+            [a.numbers for a in atoms_list],
+            device,
         )
 
     @property
@@ -71,22 +89,25 @@ class Edges:
     reverse: Tensor
 
     def shifts(self, cells: Tensor, owner: Tensor) -> Tensor:
-        """The Cartesian image shift (E, 3) of each edge in its replica's cell (``owner``: replica of each atom)."""
+        """The Cartesian image shift (E, 3) of each edge in its replica's cell (``owner``: replica
+        of each atom)."""
         return torch.einsum("ei,eij->ej", self.images.to(cells.dtype), cells[owner[self.center]])
 
     def vectors(self, positions: Tensor, cells: Tensor, owner: Tensor) -> Tensor:
-        """Edge vectors (E, 3) from ``positions`` and per-replica ``cells`` (both may carry gradients)."""
+        """Edge vectors (E, 3) from ``positions`` and per-replica ``cells`` (both may carry
+        gradients)."""
         return positions[self.neighbor] + self.shifts(cells, owner) - positions[self.center]
 
 
 def neighbor_list(systems: Systems, cutoff: float) -> Edges:
-    """All directed pairs within ``cutoff`` Å (self-pairs only through a non-zero image), per replica."""
+    """All directed pairs within ``cutoff`` Å (self-pairs only through a non-zero image), per
+    replica."""
     with torch.no_grad():
         positions, cells, counts = systems.positions, systems.cells, systems.counts_tensor
         device, dtype = positions.device, positions.dtype
         inverse = torch.linalg.inv(cells)
-        # images needed along each cell vector (wrapped atoms are less than one cell apart): the cutoff
-        # over the spacing of the lattice planes, plus one
+        # images needed along each cell vector (wrapped atoms are less than one cell apart): the
+        # cutoff over the spacing of the lattice planes, plus one
         reach = (torch.floor(cutoff * inverse.norm(dim=1)) + 1).amax(0).long().tolist()
         grid = torch.cartesian_prod(*(torch.arange(-r, r + 1, device=device) for r in reach))
         n_images = len(grid)  # grid[n_images - 1 - s] == -grid[s]
@@ -124,7 +145,8 @@ def neighbor_list(systems: Systems, cutoff: float) -> Edges:
 
 
 def pairs_sharing_center(center: Tensor, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
-    """Index pairs ``(e, f)``, ``e != f``, of edges with the same center, ``e`` in ``first``, ``f`` in ``second``.
+    """Index pairs ``(e, f)``, ``e != f``, of edges with the same center, ``e`` in ``first``, ``f``
+    in ``second``.
 
     ``first`` and ``second`` are boolean masks over edges sorted by ``center``.
     """

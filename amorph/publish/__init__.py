@@ -1,14 +1,14 @@
 """Publishing the results database to an MPContribs project (``amorph publish``).
 
 What is published
-    One contribution per composition and temperature (one ``<formula>/<T>K`` results folder),
+    One contribution per composition and temperature (one stage document in the store),
     identified by ``<reduced formula>-<T>K-<engine>`` (e.g. ``Li3PO4-1500K-chgnet``), so that a
     re-run finds what the server already has. :mod:`amorph.publish.contributions` lists the data
     keys, units, tables and the trajectory attachment; :mod:`amorph.publish.rules` the server's
     rules, checked offline.
 
 How
-    :func:`amorph.publish.source.read_results` reads the results;
+    :class:`amorph.results.reader.Database` reads the results from the store;
     :func:`amorph.publish.contributions.build_groups` builds and validates the contributions
     composition by composition (a composition goes up only when all its temperatures are valid, so
     its Arrhenius numbers never come from part of its temperatures);

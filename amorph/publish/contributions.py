@@ -1,8 +1,8 @@
-"""One MPContribs contribution per composition and temperature, built from a results entry.
+"""One MPContribs contribution per composition and temperature, built from a stage in the store.
 
 Identifier
     ``<reduced formula>-<T>K-<engine>``, e.g. ``Li3PO4-1500K-chgnet``: T rounded to kelvin as in
-    the results folders, the engine name reduced to letters, digits, ``.`` and ``-``.
+    the store, the engine name reduced to letters, digits, ``.`` and ``-``.
     Deterministic, so a re-run recognises what the server already has. ``formula`` is the reduced
     formula.
 
@@ -14,11 +14,12 @@ Identifier
     (cm²/s), each ± sigma, when the composition has two or more temperatures; ``md.engine``,
     ``md.model``, ``md.timestep`` (fs) and ``md.steps`` (production steps).
 
-    D comes from ``summary.json`` (``diffusivity``) when the pipeline wrote it, else it is fitted
-    here from the trajectory with :func:`amorph.analysis.diffusivities`. Ea and D0 are the
-    pipeline's (``arrhenius`` in ``summary.json``: the fit over the quench temperatures) when it
-    recorded them, else fitted here over all temperatures of the composition and engine
-    (:func:`amorph.analysis.arrhenius_fit`); every temperature of a composition carries the same values.
+    D comes from the stage document (``diffusivity``; species whose MSD was not diffusive are left
+    out), else it is fitted here from the trajectory with :func:`amorph.analysis.diffusivities`. Ea
+    and D0 are the pipeline's (the composition document's ``arrhenius``: the fit over the quench
+    temperatures) when it recorded them, else fitted here over all temperatures of the composition
+    and engine (:func:`amorph.analysis.arrhenius_fit`); every temperature of a composition carries
+    the same values.
 
 Structures, tables, attachment
     The final structure; tables ``RDF`` (partial g(r) against r in Å, every pair) and ``MSD`` (mean
@@ -39,7 +40,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pandas import DataFrame
@@ -49,7 +50,9 @@ from amorph.analysis import diffusivities, radial_distribution
 from amorph.analysis.arrhenius import fits_by_species, points_by_species
 from amorph.errors import AmorphError
 from amorph.publish.rules import MAX_ATTACHMENT_BYTES, contribution_problems
-from amorph.publish.source import ResultEntry
+
+if TYPE_CHECKING:
+    from amorph.results.reader import StageEntry
 from amorph.trajectory import Trajectory
 
 ATTACHMENT_NAME = "trajectory.json.gz"
@@ -85,7 +88,7 @@ class Candidate:
     """A results entry on its way to the server: its contribution, or why it cannot go."""
 
     identifier: str
-    source: Path
+    source: str
     contribution: Contribution | None
     problems: list[str]
 
@@ -106,7 +109,7 @@ def _identity(summary: dict) -> tuple[str, float, str]:
 
 
 def build_groups(
-    entries: Sequence[ResultEntry], attachment_frames: int | None = None, skip: Collection[str] = ()
+    entries: Sequence[StageEntry], attachment_frames: int | None = None, skip: Collection[str] = ()
 ) -> Iterator[list[Candidate]]:
     """Validated candidates, one list per composition and engine, without identifiers in ``skip``.
 
@@ -119,8 +122,8 @@ def build_groups(
         try:
             formula, _, engine = _identity(entry.summary)
         except (KeyError, TypeError, ValueError) as exc:
-            reason = f"summary.json has no usable formula, temperature_K or engine ({exc})"
-            yield [Candidate(str(entry.directory), entry.directory, None, [reason])]
+            reason = f"the result has no usable formula, temperature_K or engine ({exc})"
+            yield [Candidate(entry.source, entry.source, None, [reason])]
             continue
         groups[formula, engine].append((identifier(entry.summary), entry))
     counts = Counter(key for members in groups.values() for key, _ in members)
@@ -130,7 +133,7 @@ def build_groups(
 
 
 def _group(
-    members: list[tuple[str, ResultEntry]],
+    members: list[tuple[str, StageEntry]],
     attachment_frames: int | None,
     skip: Collection[str],
     counts: Counter,
@@ -153,7 +156,7 @@ def _group(
         if isinstance(result, Contribution):
             _add_arrhenius(result, fits)
             problems += contribution_problems(result)
-        group.append(Candidate(key, entry.directory, None if problems else result, problems))
+        group.append(Candidate(key, entry.source, None if problems else result, problems))
     invalid = [c.identifier for c in group if not c.valid]
     for candidate in group:
         if invalid and candidate.valid:
@@ -164,40 +167,45 @@ def _group(
     return group
 
 
-def _published_point(entry: ResultEntry) -> list[tuple[float, dict]]:
+def _published_point(entry: StageEntry) -> list[tuple[float, dict]]:
     """``[(T, diffusion)]`` of an entry already on the server, for the Arrhenius fit."""
     try:
         return [(float(entry.summary["temperature_K"]), entry_diffusion(entry))]
     except (AmorphError, KeyError, OSError, ValueError) as exc:
-        log.warning("%s: left out of the Arrhenius fit (%s)", entry.directory, exc)
+        log.warning("%s: left out of the Arrhenius fit (%s)", entry.source, exc)
         return []
 
 
-def _built(key: str, entry: ResultEntry, attachment_frames: int | None) -> Contribution | str:
+def _built(key: str, entry: StageEntry, attachment_frames: int | None) -> Contribution | str:
     """The contribution of ``entry`` (without Ea and D0), or why it could not be built."""
     try:
         return build_contribution(key, entry, attachment_frames)
     except KeyError as exc:
-        return f"summary.json lacks {exc}"
+        return f"the result lacks {exc}"
     except (AmorphError, OSError, ValueError) as exc:
         return f"cannot build: {exc}"
 
 
 def entry_diffusion(
-    entry: ResultEntry, measured: dict | None = None
+    entry: StageEntry, measured: dict | None = None
 ) -> dict[str, tuple[float, float]]:
-    """(D, sigma) in cm²/s per species: the pipeline's if ``summary.json`` has them, else those
-    of ``measured`` (:func:`amorph.analysis.diffusivities` of the trajectory; run if not given)."""
+    """(D, sigma) in cm²/s per species: the pipeline's if the result has them (diffusive species
+    only), else those of ``measured`` (:func:`amorph.analysis.diffusivities` of the trajectory; run
+    if not given)."""
     reported = entry.summary.get("diffusivity")
     if reported:
-        return {s: (float(d["D_cm2_s"]), float(d["D_sigma_cm2_s"])) for s, d in reported.items()}
+        return {
+            s: (float(d["D_cm2_s"]), float(d["D_sigma_cm2_s"]))
+            for s, d in reported.items()
+            if d.get("diffusive") is not False
+        }
     if measured is None:
         measured = diffusivities(entry.trajectory())
     return {s: (d.D_cm2_s, d.D_sigma_cm2_s) for s, d in measured.items()}
 
 
 def build_contribution(
-    key: str, entry: ResultEntry, attachment_frames: int | None = None
+    key: str, entry: StageEntry, attachment_frames: int | None = None
 ) -> Contribution:
     """Data, final structure, RDF and MSD tables and the trajectory attachment of one entry."""
     summary = entry.summary
@@ -260,8 +268,8 @@ def _data(summary: dict, diffusion: dict[str, tuple[float, float]]) -> dict:
     }
 
 
-def _pipeline_arrhenius(members: list[tuple[str, ResultEntry]]) -> dict:
-    """The Arrhenius fits the pipeline recorded for this composition (``summary["arrhenius"]``), if any."""
+def _pipeline_arrhenius(members: list[tuple[str, StageEntry]]) -> dict:
+    """The Arrhenius fits the pipeline recorded for this composition, if any."""
     return next((e.summary["arrhenius"] for _, e in members if e.summary.get("arrhenius")), {})
 
 

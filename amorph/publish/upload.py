@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from amorph.publish import PublishError
 from amorph.publish.contributions import Candidate, Contribution, build_groups, identifier
@@ -31,7 +32,9 @@ from amorph.publish.rules import (
     data_columns,
     request_bytes,
 )
-from amorph.publish.source import ResultEntry
+
+if TYPE_CHECKING:
+    from amorph.results.reader import StageEntry
 
 API_KEY_ENV = "MPCONTRIBS_API_KEY"
 HOST_ENV = "MPCONTRIBS_API_HOST"
@@ -92,7 +95,7 @@ def resolve_host(option: str | None) -> str:
 
 
 def publish(
-    entries: Sequence[ResultEntry],
+    entries: Sequence[StageEntry],
     project: str,
     *,
     api_key: str,

@@ -1,1 +1,1 @@
-"""What a stage leaves: typed result documents, the store that holds them, and exports of the store."""
+"""What a stage leaves: typed result documents, the store that holds them, and its exports."""

@@ -1,86 +1,197 @@
-"""The database: per-composition results read back from a jobflow JobStore, as tables.
+"""The one reader of the database: compositions and their stages from any jobflow JobStore.
 
-Each finished melt-quench flow leaves one ``collect`` document whose output is the list of its
-temperature summaries (see :mod:`amorph.results.summary`); the newest one per formula is the database entry.
+Results are found by the class of their documents (:mod:`amorph.results.schemas`), not by job names
+or folders, so a store filled by ``amorph run``, a campaign, jobflow-remote or FireWorks reads the
+same. The newest :class:`~amorph.results.schemas.CompositionDoc` of each formula and engine is the
+database entry; its stages are the :class:`~amorph.results.schemas.StageDoc` of the jobs it names.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from jobflow import JobStore
+from pydantic import ValidationError
 
-from amorph.errors import InputError
+from amorph.errors import EmptyStoreError, InputError, StoreError
+from amorph.results.schemas import SCHEMA_VERSION, CompositionDoc, StageDoc
+from amorph.results.store import open_store
 
-COLLECT_JOB = "collect"
-TABLE_COLUMNS = (
-    "formula",
-    "temperature_K",
-    "n_atoms",
-    "density_g_cm3",
-    "volume_per_atom_A3",
-    "pressure_GPa",
-    "converged",
-    "engine",
-    "pressure_convention",
-)
+if TYPE_CHECKING:
+    from jobflow import JobStore
+    from pymatgen.core import Structure
+
+    from amorph.trajectory import Trajectory
+
+SCHEMA_MODULE = "amorph.results.schemas"
 
 
-def compositions(store: JobStore) -> dict[str, list[dict[str, Any]]]:
-    """The newest finished result of every composition: formula → temperature summaries, hottest first."""
-    store.connect()
-    newest: dict[str, tuple[str, list[dict[str, Any]]]] = {}
-    for doc in store.query({"name": COLLECT_JOB}, properties=["output", "completed_at"], load=True):
-        summaries = doc["output"]
-        if not summaries:
-            continue
-        formula = summaries[0]["formula"]
-        completed = str(doc.get("completed_at") or "")
-        if formula not in newest or completed > newest[formula][0]:
-            newest[formula] = (completed, summaries)
-    return {formula: newest[formula][1] for formula in sorted(newest)}
+@dataclass
+class StageEntry:
+    """One composition at one temperature, as stored; ``arrhenius`` comes from its composition."""
+
+    doc: StageDoc
+    uuid: str
+    database: Database = field(repr=False)
+    arrhenius: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """A label for messages: ``<formula> <T> K (<engine>)``."""
+        return f"{self.doc.formula} {self.doc.temperature_K:.0f} K ({self.doc.engine})"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The document as JSON-ready data, with the composition's Arrhenius fits."""
+        return {**self.doc.model_dump(mode="json"), "arrhenius": self.arrhenius}
+
+    def structure(self) -> Structure:
+        """The last production frame."""
+        return self.doc.structure
+
+    def trajectory(self) -> Trajectory:
+        """The production trajectory, from the store's data store or from its file."""
+        return self.database.trajectory(self.doc)
 
 
-def rows(results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One flat row per composition and temperature, with D per species and Ea where fitted."""
-    table = []
-    for summaries in results.values():
-        for s in summaries:
-            row = {key: s.get(key) for key in TABLE_COLUMNS}
-            for species, d in (s.get("diffusivity") or {}).items():
-                row[f"D_{species}_cm2_s"] = d["D_cm2_s"]
-                row[f"D_{species}_sigma_cm2_s"] = d["D_sigma_cm2_s"]
-            for species, fit in (s.get("arrhenius") or {}).items():
-                row[f"Ea_{species}_eV"] = fit["Ea_eV"]
-                row[f"Ea_{species}_sigma_eV"] = fit["Ea_sigma_eV"]
-            row["trajectory"] = s.get("trajectory")
-            table.append(row)
-    return table
+@dataclass
+class CompositionEntry:
+    """A composition's newest result with one engine: its document and stages, hottest first."""
+
+    doc: CompositionDoc
+    uuid: str
+    completed_at: str
+    stages: list[StageEntry]
+
+    @property
+    def formula(self) -> str:
+        return self.doc.formula
 
 
-def select(results: dict[str, list[dict[str, Any]]], formula: str) -> list[dict[str, Any]]:
-    """The summaries of one composition, by any way of writing its formula."""
+class Database:
+    """Read-only access to the results in a JobStore (connected on first use)."""
+
+    def __init__(self, store: JobStore, description: str = "the store"):
+        self.store = store
+        self.description = description
+        self._connected = False
+
+    @classmethod
+    def open(cls, store: str | Path | None = None, outputs: str | Path = "outputs") -> Database:
+        """The store file ``store`` (any jobflow store file or jobflow-remote project), else the
+        embedded store under ``outputs``, opened read-only."""
+        description = str(store) if store else str(Path(outputs) / "store")
+        return cls(open_store(store, outputs, read_only=True), description)
+
+    def _query(self, criteria: dict[str, Any]) -> list[dict[str, Any]]:
+        if not self._connected:
+            self.store.connect()
+            self._connected = True
+        properties = ["uuid", "index", "output", "completed_at"]
+        return list(self.store.query(criteria, properties=properties))
+
+    def compositions(
+        self, formula: str | None = None, engine: str | None = None
+    ) -> list[CompositionEntry]:
+        """The newest result of every composition and engine (of ``formula``/``engine`` only, if
+        given), sorted by formula then engine.
+
+        Raises ``EmptyStoreError`` when the store holds no results at all.
+        """
+        criteria = {"output.@module": SCHEMA_MODULE, "output.@class": "CompositionDoc"}
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
+        for raw in self._query(criteria):
+            doc = _validate(CompositionDoc, raw)
+            key = (doc.formula, doc.engine)
+            if key not in newest or str(raw.get("completed_at")) > newest[key]["completed_at"]:
+                newest[key] = {
+                    "doc": doc,
+                    "uuid": raw["uuid"],
+                    "completed_at": str(raw.get("completed_at")),
+                }
+        if not newest:
+            raise EmptyStoreError(
+                f"{self.description} holds no results yet: run `amorph run FORMULA` "
+                "(or `amorph campaign FILE`, or `amorph submit FORMULA` on a cluster) to fill it"
+            )
+        wanted = None if formula is None else _reduced(formula)
+        chosen = [
+            newest[key]
+            for key in sorted(newest)
+            if (wanted is None or key[0] == wanted) and (engine is None or key[1] == engine)
+        ]
+        if not chosen:
+            have = ", ".join(f"{f} ({e})" for f, e in sorted(newest))
+            what = " ".join(x for x in (wanted, engine and f"with engine {engine}") if x)
+            raise InputError(f"no results for {what} in {self.description} (it has: {have})")
+        stages = self._stages([uuid for c in chosen for uuid in c["doc"].stage_uuids])
+        return [
+            CompositionEntry(
+                c["doc"],
+                c["uuid"],
+                c["completed_at"],
+                [
+                    StageEntry(stages[u], u, self, c["doc"].model_dump(mode="json")["arrhenius"])
+                    for u in c["doc"].stage_uuids
+                    if u in stages
+                ],
+            )
+            for c in chosen
+        ]
+
+    def stages(self, formula: str | None = None, engine: str | None = None) -> list[StageEntry]:
+        """Every stage of :meth:`compositions`, composition by composition, hottest first."""
+        return [s for c in self.compositions(formula, engine) for s in c.stages]
+
+    def _stages(self, uuids: list[str]) -> dict[str, StageDoc]:
+        """The newest output of each stage job, by uuid."""
+        found: dict[str, tuple[int, StageDoc]] = {}
+        for raw in self._query({"uuid": {"$in": uuids}}):
+            if raw["index"] >= found.get(raw["uuid"], (-1, None))[0]:
+                found[raw["uuid"]] = (raw["index"], _validate(StageDoc, raw))
+        return {uuid: doc for uuid, (_, doc) in found.items()}
+
+    def trajectory(self, doc: StageDoc) -> Trajectory:
+        """The production trajectory of a stage: from the data store where it went there, else the
+        file the engine wrote."""
+        from amorph.trajectory import Trajectory
+
+        ref = doc.trajectory
+        if ref.in_data_store and ref.job_uuid:
+            from monty.json import MontyDecoder
+
+            output = self.store.get_output(ref.job_uuid, load=True)
+            return MontyDecoder().process_decoded(output[ref.index]).trajectory
+        if ref.path is None or not Path(ref.path).is_file():
+            raise StoreError(
+                f"the trajectory of {doc.formula} at {doc.temperature_K:.0f} K is neither in the "
+                f"store's data store nor at {ref.path} (run on another machine? store trajectories "
+                "with --trajectory-in-store)"
+            )
+        return Trajectory.load(ref.path)
+
+
+def _validate(model: type[StageDoc] | type[CompositionDoc], raw: dict[str, Any]):
+    """The document in ``raw["output"]``, checked against this amorph's schema version."""
+    output = raw["output"]
+    version = str(output.get("schema_version"))
+    if version.split(".")[0] != SCHEMA_VERSION:
+        raise StoreError(
+            f"job {raw['uuid']} holds a {output.get('@class')} of schema version {version}; this "
+            f"amorph reads version {SCHEMA_VERSION}: use the amorph version that wrote it"
+        )
+    try:
+        return model.model_validate({k: v for k, v in output.items() if not k.startswith("@")})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StoreError(
+            f"job {raw['uuid']} holds an invalid {model.__name__}: {where}: {first['msg']}"
+        ) from None
+
+
+def _reduced(formula: str) -> str:
     from amorph.structure.composition import parse_composition
 
-    wanted = parse_composition(formula).reduced_formula
-    if wanted not in results:
-        known = ", ".join(results) or "none"
-        raise InputError(f"no results for {wanted} in the store (it has: {known})")
-    return results[wanted]
-
-
-def export(table: list[dict[str, Any]], fmt: str) -> str:
-    """The rows as CSV (columns: the union of all rows' keys, in order of appearance) or JSON."""
-    if fmt == "json":
-        return json.dumps(table, indent=1)
-    if fmt != "csv":
-        raise InputError(f"unknown export format {fmt!r}: choose csv or json")
-    columns = list(dict.fromkeys(key for row in table for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(table)
-    return buffer.getvalue()
+    return parse_composition(formula).reduced_formula

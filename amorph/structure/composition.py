@@ -1,4 +1,5 @@
-"""Stage 1 of the journey: a user's formula, validated, and the number of formula units to simulate."""
+"""Stage 1 of the journey: a user's formula, validated, and the number of formula units to
+simulate; ionic charges guessed from oxidation states."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from amorph.errors import InputError
 
 
 def parse_composition(formula: str | Composition) -> Composition:
-    """Return the integer-amount ``Composition`` of ``formula``; reject anything that is not real chemistry."""
+    """Return the integer-amount ``Composition`` of ``formula``; reject anything that is not real
+    chemistry."""
     if isinstance(formula, Composition):
         composition = formula
     else:
@@ -35,6 +37,25 @@ def formula_units_for(composition: Composition, atoms: int) -> int:
     per_unit = int(round(composition.num_atoms))
     if atoms < per_unit:
         raise InputError(
-            f"{atoms} atoms is fewer than one formula unit of {composition.reduced_formula} ({per_unit} atoms)"
+            f"{atoms} atoms is fewer than one formula unit of {composition.reduced_formula} "
+            f"({per_unit} atoms)"
         )
     return max(1, round(atoms / per_unit))
+
+
+def guess_charges(formula: str | Composition) -> dict[str, float] | None:
+    """Ionic charges from pymatgen's most probable charge-balanced oxidation states, or None.
+
+    ``Composition.oxi_state_guesses`` (first guess) of the reduced formula; None when no guess
+    balances the charges, as for intermetallics (LiCuSi2, LiZn, Li3Ge), or when it has no ions
+    (an element: all zero).
+
+    Parameters
+    ----------
+    formula
+        Chemical formula or composition, e.g. ``"Li3PS4"`` (gives Li +1, P +5, S -2).
+    """
+    guesses = parse_composition(formula).reduced_composition.oxi_state_guesses()
+    if not guesses or not any(guesses[0].values()):
+        return None
+    return {element: float(z) for element, z in guesses[0].items()}

@@ -3,16 +3,16 @@
 An MD task runs as consecutive VASP runs of at most ``chunk_steps`` steps, each in its own folder
 ``<label>.vasp/chunkNNNN`` and each continuing from the previous chunk's CONTCAR positions and
 velocities (the Nosé thermostat variable restarts with every chunk, as VASP does not write it). A
-finished chunk is parsed into ``<label>.chunkNNNN.npz``, the mark that it is done: a task rerun in the
-same ``work_dir`` after a walltime kill redoes only the chunk that was cut short, so no frame is lost or
-repeated, and a task already finished there (same fingerprint) is not run again. A run that stops
-early, writes nothing, or leaves an electronic step unconverged raises ``EngineError`` with the reason.
+finished chunk is parsed into ``<label>.chunkNNNN.npz``, the mark that it is done: a task rerun in
+the same ``work_dir`` after a walltime kill redoes only the chunk that was cut short, so no frame is
+lost or repeated, and a task already finished there (same fingerprint) is not run again
+(:mod:`amorph.md.lifecycle`). A run that stops early, writes nothing, or leaves an electronic step
+unconverged raises ``EngineError`` with the reason.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 import warnings
@@ -21,16 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from pymatgen.core import Structure
-from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.vasp import Vasprun
 from pymatgen.io.vasp.outputs import UnconvergedVASPWarning
 from pymatgen.io.vasp.sets import VaspInputSet
 
-from amorph.errors import EngineError, InputError, MDInstabilityError
-from amorph.md.engine import Engine, EngineSpec, MDResult, MDState, MDTask, RelaxResult, RunStats
+from amorph.errors import EngineError, InputError
+from amorph.md.engine import Engine, EngineSpec, MDResult, MDTask, RelaxResult
+from amorph.md.lifecycle import (
+    RunFiles,
+    instability,
+    masses_of,
+    maxwell_boltzmann_momenta,
+    to_velocities,
+)
 from amorph.md.vasp.outputs import (
     check_electronic_convergence,
     check_finished,
@@ -64,10 +68,11 @@ class VaspEngine(Engine):
         fmax: float = 0.05,
         max_steps: int = 200,
     ) -> RelaxResult:
-        """One MP relaxation (``MPRelaxSet``) in ``work_dir/relax``; not converged if NSW steps were used up.
+        """One MP relaxation (``MPRelaxSet``) in ``work_dir/relax``; not converged if NSW steps were
+        used up.
 
-        (MP's workflows relax twice to shed the Pulay stress of the first cell; relax the result again
-        for that.)"""
+        (MP's workflows relax twice to shed the Pulay stress of the first cell; relax the result
+        again for that.)"""
         vasprun = self._run(
             self.settings.relax_set(structure, relax_cell, fmax, max_steps),
             Path(work_dir) / "relax",
@@ -80,7 +85,8 @@ class VaspEngine(Engine):
         )
 
     def static(self, structure: Structure, work_dir: Path) -> float:
-        """The total energy (``e_0_energy``) of an MP static run (``MPStaticSet``) in ``work_dir/static``."""
+        """The total energy (``e_0_energy``) of an MP static run (``MPStaticSet``) in
+        ``work_dir/static``."""
         return float(
             self._run(self.settings.static_set(structure), Path(work_dir) / "static").final_energy
         )
@@ -103,7 +109,8 @@ class VaspEngine(Engine):
 def run_in_fresh_directory(
     command: str, input_set: VaspInputSet, directory: Path, expected_steps: int | None = None
 ) -> None:
-    """Write ``input_set`` into an emptied ``directory``, run VASP there and check that it finished."""
+    """Write ``input_set`` into an emptied ``directory``, run VASP there and check that it
+    finished."""
     if directory.exists():
         shutil.rmtree(directory)  # what an interrupted attempt left
     input_set.write_input(directory)
@@ -112,7 +119,7 @@ def run_in_fresh_directory(
 
 @dataclass
 class _ChunkStart:
-    """Where a chunk starts: the structure VASP gets, its velocities, and its unwrapped positions."""
+    """Where a chunk starts: the structure VASP gets, its velocities and its unwrapped positions."""
 
     structure: Structure
     velocities: np.ndarray  # Å/fs
@@ -135,7 +142,8 @@ class _ChunkStart:
 
 
 class _ChunkedRun:
-    """One MD task as VASP runs of ``chunk_steps`` steps, each continuing from the last one's CONTCAR."""
+    """One MD task as VASP runs of ``chunk_steps`` steps, each continuing from the last one's
+    CONTCAR."""
 
     def __init__(self, settings: VaspSettings, task: MDTask):
         if task.settings.thermostat != "nose-hoover":
@@ -146,10 +154,7 @@ class _ChunkedRun:
         self.settings = settings
         self.task = task
         self.dt_fs = task.time_step_fs
-        self.chunk_steps = task.chunk_size
-        task.work_dir.mkdir(parents=True, exist_ok=True)
-        self.final_path = task.path(".npz")
-        self.fingerprint = {
+        fingerprint = {
             **task.fingerprint("vasp"),
             "incar": settings.md_incar,
             "ediff_per_atom": settings.ediff_per_atom,
@@ -159,68 +164,36 @@ class _ChunkedRun:
                 settings.spin_polarized,
             ],
         }
-        self.metadata = {
-            **self.fingerprint,
-            "thermostat": "nose-hoover (VASP MDALGO = 2)",
-            "pressure_convention": task.settings.pressure_convention,
-        }
+        self.files = RunFiles(task, fingerprint, thermostat="nose-hoover (VASP MDALGO = 2)")
 
     def chunk_dir(self, index: int) -> Path:
         return self.task.work_dir / f"{self.task.label}.vasp" / f"chunk{index:04d}"
 
     def execute(self) -> MDResult:
-        finished = self._load(self.final_path)
-        if finished is not None and finished.metadata.get("complete"):
-            return self._result(finished)
+        files = self.files
+        finished = files.finished()
+        if finished is not None:
+            return finished
         clock = time.perf_counter()
-        n_chunks = math.ceil(self.task.steps / self.chunk_steps)
-        start, pieces, ionic_steps, resuming = self._first_start(), [], 0, True
-        for index in range(n_chunks):
-            piece = self._load(self.task.chunk_path(index)) if resuming else None
+        start, ionic_steps, resuming = self._first_start(), 0, True
+        for index in range(files.n_chunks):
+            piece = files.load(files.chunk_path(index)) if resuming else None
             if piece is None:
-                resuming = (
-                    False  # later chunk files, if any, continued another attempt of this chunk
-                )
+                # later chunk files, if any, continued another attempt of this chunk
+                resuming = False
                 piece = self._run_chunk(index, start)
-                ionic_steps += self._chunk_length(index)
-            pieces.append(piece)
+                ionic_steps += files.chunk_length(index)
             start = _ChunkStart.from_dict(piece.metadata["end"])
-        trajectory = Trajectory.concatenate(pieces)
-        trajectory.metadata = {
-            **self.metadata,
-            "complete": True,
-            "final_state": {
-                "structure": json.loads(start.structure.to_json()),
-                "velocities": start.velocities.tolist(),
-            },
-        }
-        trajectory.save(self.final_path)
-        for index in range(n_chunks):
-            self.task.chunk_path(index).unlink(missing_ok=True)
         wall = time.perf_counter() - clock
-        return self._result(
-            trajectory, n_force_calls=ionic_steps, force_time_s=wall, wall_time_s=wall
-        )
-
-    def _load(self, path: Path) -> Trajectory | None:
-        """The trajectory at ``path`` if this very task wrote it."""
-        if not path.exists():
-            return None
-        trajectory = Trajectory.load(path)
-        meta = trajectory.metadata
-        return trajectory if all(meta.get(k) == v for k, v in self.fingerprint.items()) else None
-
-    def _result(self, trajectory: Trajectory, **timing: float) -> MDResult:
-        final = trajectory.metadata["final_state"]
-        return MDResult(
-            final_state=MDState(
-                structure=Structure.from_dict(final["structure"]), velocities=final["velocities"]
-            ),
-            stats=RunStats.from_trajectory(trajectory, self.task.settings),
-            trajectory_path=str(self.final_path.resolve()),
-            steps=self.task.steps,
-            time_step_fs=self.dt_fs,
-            **timing,
+        final_state = {
+            "structure": json.loads(start.structure.to_json()),
+            "velocities": start.velocities.tolist(),
+        }
+        return files.result(
+            files.finish(final_state),
+            n_force_calls=ionic_steps,
+            force_time_s=wall,
+            wall_time_s=wall,
         )
 
     def _first_start(self) -> _ChunkStart:
@@ -230,12 +203,10 @@ class _ChunkedRun:
         if task.state.velocities is not None:
             velocities = np.asarray(task.state.velocities, dtype=float)
         else:
-            atoms = AseAtomsAdaptor.get_atoms(structure)
-            MaxwellBoltzmannDistribution(
-                atoms, temperature_K=task.temperature, rng=np.random.default_rng(task.seed)
-            )
-            Stationary(atoms)
-            velocities = atoms.get_velocities() * units.fs
+            masses = masses_of(np.array(structure.atomic_numbers))
+            rng = np.random.default_rng(task.seed)
+            momenta = maxwell_boltzmann_momenta(masses, task.temperature, rng)
+            velocities = to_velocities(momenta, masses)
         bare = Structure(
             structure.lattice,
             structure.species,
@@ -247,11 +218,8 @@ class _ChunkedRun:
             ordered, np.array(ordered.site_properties["velocities"]), ordered.cart_coords
         )
 
-    def _chunk_length(self, index: int) -> int:
-        return min(self.chunk_steps, self.task.steps - index * self.chunk_steps)
-
     def _run_chunk(self, index: int, start: _ChunkStart) -> Trajectory:
-        steps = self._chunk_length(index)
+        steps = self.files.chunk_length(index)
         directory = self.chunk_dir(index)
         structure = start.structure.copy(site_properties={"velocities": start.velocities.tolist()})
         input_set = self.settings.md_set(
@@ -267,14 +235,18 @@ class _ChunkedRun:
             )
         lattice = start.structure.lattice.matrix
         images = np.round((start.positions - frames.positions[0]) @ np.linalg.inv(lattice))
-        positions = (
-            frames.positions + images @ lattice
-        )  # continue the previous chunk's unwrapped path
+        # continue the previous chunk's unwrapped path
+        positions = frames.positions + images @ lattice
         step_frac = output.end_structure.frac_coords - positions[-1] @ np.linalg.inv(lattice)
         end_positions = positions[-1] + (step_frac - np.round(step_frac)) @ lattice
-        self._check_stable(frames, index)
+        first_step = index * self.files.chunk_steps
+        for i, (temperature, energy) in enumerate(
+            zip(frames.temperatures, frames.energies, strict=True)
+        ):
+            error = instability(self.task, first_step + i + 1, temperature, energy)
+            if error is not None:
+                raise error
         keep = slice(None, None, self.task.settings.sample_interval)
-        first_step = index * self.chunk_steps
         end = _ChunkStart(output.end_structure, output.end_velocities, end_positions)
         piece = Trajectory(
             numbers=frames.numbers,
@@ -285,26 +257,13 @@ class _ChunkedRun:
             temperatures=frames.temperatures[keep],
             virial_pressures=output.virial_pressures_GPa[keep],
             kinetic_pressures=(output.total_pressures_GPa - output.virial_pressures_GPa)[keep],
-            metadata={**self.metadata, "chunk": index, "end": end.as_dict()},
+            metadata={**self.files.metadata, "chunk": index, "end": end.as_dict()},
         )
-        piece.save(self.task.chunk_path(index))
+        self.files.save_chunk(index, piece)
         return piece
-
-    def _check_stable(self, frames: Trajectory, index: int) -> None:
-        limit = self.task.settings.blowup_temperature_factor * self.task.temperature
-        bad = (
-            ~np.isfinite(frames.energies)
-            | ~np.isfinite(frames.temperatures)
-            | (frames.temperatures > limit)
-        )
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise MDInstabilityError(
-                f"MD at {self.task.temperature:g} K became unstable at step {index * self.chunk_steps + i + 1}: "
-                f"temperature {frames.temperatures[i]:.3g} K, energy {frames.energies[i]:.6g} eV"
-            )
 
 
 def vasp_engine(spec: EngineSpec) -> VaspEngine:
-    """The VASP engine for ``EngineSpec("vasp", options={...})``; options are :class:`VaspSettings` fields."""
+    """The VASP engine for ``EngineSpec("vasp", options={...})``; options are
+    :class:`VaspSettings` fields."""
     return VaspEngine(VaspSettings.from_options(spec.options))

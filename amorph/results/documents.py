@@ -1,0 +1,193 @@
+"""The store's documents (:mod:`amorph.results.schemas`) built from MD results and their analysis.
+
+:func:`stage_document` turns a temperature stage (volume search, check runs, production run and the
+production's analysis) into a :class:`StageDoc`; :func:`composition_document` fits the Arrhenius law
+over a composition's quench temperatures into a :class:`CompositionDoc`. :func:`rdf_from_document`
+and :func:`diffusivity_curves` give the analysis objects back for plots of an exported folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amorph.analysis import TrajectoryReport, analyze_trajectory
+from amorph.analysis.arrhenius import (
+    ArrheniusFit,
+    ArrheniusPoints,
+    fits_by_species,
+    points_by_species,
+)
+from amorph.analysis.rdf import RDF
+from amorph.constants import AMU_A3_TO_G_CM3
+from amorph.errors import AmorphError
+from amorph.results.schemas import (
+    ArrheniusDoc,
+    CheckDoc,
+    CheckRunDoc,
+    CompositionDoc,
+    DiffusivityDoc,
+    EOSDoc,
+    EOSFitDoc,
+    EOSPointDoc,
+    MSDCurve,
+    RDFDoc,
+    StageDoc,
+    TrajectoryRef,
+)
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
+    from amorph.analysis.diffusion import Diffusivity
+    from amorph.flows.volume import CheckResult, VolumeSearchResult
+    from amorph.md.engine import EngineSpec, MDResult
+    from amorph.trajectory import Trajectory
+
+logger = logging.getLogger(__name__)
+
+MSD_CURVE_POINTS = 200  # log-spaced lags kept per species for plots
+
+
+def density_g_cm3(structure: Structure) -> float:
+    """Mass density of ``structure`` in g/cm³."""
+    return float(structure.composition.weight) * AMU_A3_TO_G_CM3 / structure.volume
+
+
+def analyze_production(
+    trajectory: Trajectory, charges: dict[str, float] | None = None
+) -> TrajectoryReport | None:
+    """D, conductivities (species with a charge) and RDFs; None if the run is too short."""
+    try:
+        return analyze_trajectory(trajectory, charges=charges)
+    except AmorphError as exc:
+        logger.warning("no diffusivity for %s: %s", trajectory.metadata.get("label", "run"), exc)
+        return None
+
+
+def stage_document(
+    formula: str,
+    temperature: float,
+    engine: EngineSpec,
+    search: VolumeSearchResult,
+    check: CheckResult,
+    production: MDResult,
+    trajectory: TrajectoryRef,
+    report: TrajectoryReport | None,
+) -> StageDoc:
+    """The :class:`StageDoc` of one composition at one temperature."""
+    stats = production.stats
+    structure = production.final_state.structure
+    diffusivity, msd = {}, {}
+    if report is not None:
+        for row in report.as_dict()["species"]:
+            diffusivity[row["species"]] = DiffusivityDoc.model_validate(row)
+        msd = {species: msd_curve(d) for species, d in report.diffusion.items()}
+    return StageDoc(
+        formula=formula,
+        temperature_K=float(temperature),
+        n_atoms=len(structure),
+        volume_A3=float(structure.volume),
+        volume_per_atom_A3=float(structure.volume / len(structure)),
+        density_g_cm3=density_g_cm3(structure),
+        converged=bool(check.converged),
+        mean_temperature_K=stats.temperature_K,
+        pressure_GPa=stats.pressure_GPa,
+        pressure_sem_GPa=stats.pressure_sem_GPa,
+        virial_pressure_GPa=stats.virial_pressure_GPa,
+        kinetic_pressure_GPa=stats.kinetic_pressure_GPa,
+        energy_eV_per_atom=stats.energy_eV_per_atom,
+        pressure_convention=stats.pressure_convention,
+        engine=engine.label,
+        engine_model=engine.model,
+        time_step_fs=production.time_step_fs,
+        production_steps=production.steps,
+        eos=EOSDoc(
+            points=[EOSPointDoc.model_validate(p.as_dict()) for p in search.points],
+            fit=EOSFitDoc.model_validate(search.fit.as_dict()),
+            zero_pressure_volume_A3=search.volume_A3,
+            extra_volumes=search.extra_volumes,
+        ),
+        check=CheckDoc(
+            converged=bool(check.converged),
+            attempts=check.attempts,
+            runs=[CheckRunDoc.model_validate(s.as_dict()) for s in check.history],
+        ),
+        diffusivity=diffusivity,
+        msd=msd,
+        rdf=None if report is None or report.rdf is None else rdf_document(report.rdf),
+        structure=structure,
+        trajectory=trajectory,
+    )
+
+
+def composition_document(
+    formula: str, engine: EngineSpec, stages: list[StageDoc], stage_uuids: list[str]
+) -> CompositionDoc:
+    """A composition's :class:`CompositionDoc`, stages hottest first, with the Arrhenius fits of
+    :func:`arrhenius_fits`."""
+    order = sorted(range(len(stages)), key=lambda i: -stages[i].temperature_K)
+    fits, _ = arrhenius_fits(stages)
+    return CompositionDoc(
+        formula=formula,
+        engine=engine.label,
+        engine_model=engine.model,
+        temperatures_K=[stages[i].temperature_K for i in order],
+        stage_uuids=[stage_uuids[i] for i in order],
+        arrhenius={
+            species: ArrheniusDoc(species=species, **fit.as_dict()) for species, fit in fits.items()
+        },
+    )
+
+
+def arrhenius_fits(
+    stages: list[StageDoc],
+) -> tuple[dict[str, ArrheniusFit], dict[str, ArrheniusPoints]]:
+    """Arrhenius fits per species over the temperatures below the melt (the hottest stage), and
+    their points; temperatures whose MSD was not diffusive are left out of the fits."""
+    quenched = sorted(stages, key=lambda s: -s.temperature_K)[1:]
+    points = points_by_species(
+        (species, s.temperature_K, d.D_cm2_s, d.D_sigma_cm2_s, d.diffusive is not False)
+        for s in quenched
+        for species, d in s.diffusivity.items()
+    )
+    return fits_by_species(points), points
+
+
+def msd_curve(diffusivity: Diffusivity, points: int = MSD_CURVE_POINTS) -> MSDCurve:
+    """The MSD of ``diffusivity`` at about ``points`` log-spaced lags (lag 0 left out)."""
+    msd = diffusivity.msd
+    lags = np.unique(np.geomspace(1, len(msd.msd_A2) - 1, points).astype(int))
+    return MSDCurve(lag_fs=msd.lag_fs[lags].tolist(), msd_A2=msd.msd_A2[lags].tolist())
+
+
+def rdf_document(rdf: RDF) -> RDFDoc:
+    """The RDF as arrays for the store."""
+    return RDFDoc(
+        edges_A=rdf.edges.tolist(),
+        pairs=[f"{a}-{b}" for a, b in rdf.partials],
+        g=[g.tolist() for g in rdf.partials.values()],
+        counts=[rdf.counts[pair].tolist() for pair in rdf.partials],
+        total=rdf.total.tolist(),
+        n_atoms=dict(rdf.n_atoms),
+        n_frames=rdf.n_frames,
+        shells=rdf.shells(),
+    )
+
+
+def rdf_from_document(doc: RDFDoc) -> RDF:
+    """The :class:`~amorph.analysis.rdf.RDF` a document was made from (for plots and shells)."""
+    pairs = [tuple(name.split("-")) for name in doc.pairs]
+    counts = {}
+    for (a, b), c in zip(pairs, doc.counts, strict=True):
+        counts[(a, b)] = counts[(b, a)] = np.asarray(c)
+    return RDF(
+        edges=np.asarray(doc.edges_A),
+        total=np.asarray(doc.total),
+        partials={pair: np.asarray(g) for pair, g in zip(pairs, doc.g, strict=True)},
+        counts=counts,
+        n_atoms=dict(doc.n_atoms),
+        n_frames=doc.n_frames,
+    )

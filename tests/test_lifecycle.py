@@ -1,0 +1,79 @@
+"""The run life shared by the engines (``amorph.md.lifecycle``): seeded start velocities,
+checkpoints that any integrating engine resumes, and one blow-up report (on cheap LJ argon)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from lj_calculators import KilledAfter, TorchArgon, TorchArgonKilledAfter, argon
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from amorph.errors import MDInstabilityError
+from amorph.md.ase import ASEEngine
+from amorph.md.batched import BatchedEngine
+from amorph.md.engine import MDSettings, MDState, MDTask
+from amorph.md.lifecycle import masses_of, maxwell_boltzmann_momenta
+from amorph.trajectory import Trajectory
+
+
+def task(path, thermostat="nose-hoover", steps=100, chunk=40, structure=None):
+    settings = MDSettings(time_step_fs=5.0, thermostat=thermostat, thermostat_time_fs=200.0)
+    structure = structure or AseAtomsAdaptor.get_structure(
+        bulk("Ar", "fcc", a=5.6, cubic=True).repeat(2)
+    )
+    return MDTask(MDState(structure), 120.0, steps, settings, path, seed=3, chunk_steps=chunk)
+
+
+@pytest.mark.parametrize("numbers", [[18] * 32, [3] * 24 + [8] * 12 + [15] * 4])
+def test_seeded_start_velocities_are_those_ase_draws_with_zero_total_momentum(numbers):
+    atoms = Atoms(numbers=numbers, positions=np.zeros((len(numbers), 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        MaxwellBoltzmannDistribution(atoms, temperature_K=1500.0, rng=np.random.default_rng(7))
+    Stationary(atoms)
+    momenta = maxwell_boltzmann_momenta(
+        masses_of(np.array(numbers)), 1500.0, np.random.default_rng(7)
+    )
+    assert np.array_equal(momenta, atoms.get_momenta())
+    assert np.abs(momenta.sum(0)).max() < 1e-12 * np.abs(momenta).max()
+
+
+@pytest.mark.parametrize("thermostat", ["nose-hoover", "langevin"])
+@pytest.mark.parametrize("killed", ["batched", "ase"])
+def test_a_checkpoint_of_one_engine_is_resumed_by_the_other(tmp_path, thermostat, killed):
+    """Killed in the second chunk, the run goes on in the other engine from the first checkpoint
+    (positions, momenta, thermostat state) and ends where an uninterrupted run ends."""
+    reference = ASEEngine(argon(), "lj").run_one(task(tmp_path / "ref", thermostat))
+    dying = {
+        "batched": BatchedEngine(TorchArgonKilledAfter(50), "lj"),
+        "ase": ASEEngine(KilledAfter(50), "lj"),
+    }[killed]
+    survivor = {"batched": ASEEngine(argon(), "lj"), "ase": BatchedEngine(TorchArgon(), "lj")}
+    with pytest.raises(KeyboardInterrupt):
+        dying.run_one(task(tmp_path / "run", thermostat))
+    assert (tmp_path / "run" / "md.checkpoint.npz").exists()
+    resumed = survivor[killed].run_one(task(tmp_path / "run", thermostat))
+    assert resumed.n_force_calls == 61  # the last 60 steps and the forces at the checkpoint
+    a, b = Trajectory.load(reference.trajectory_path), Trajectory.load(resumed.trajectory_path)
+    assert np.array_equal(a.time_fs, b.time_fs)
+    assert np.abs(a.positions - b.positions).max() < 1e-9
+    if thermostat == "langevin":  # the noise went on from the checkpointed generator
+        assert a.metadata["final_state"]["thermostat"] == b.metadata["final_state"]["thermostat"]
+
+
+def test_a_blow_up_is_reported_alike_by_both_engines(tmp_path):
+    structure = AseAtomsAdaptor.get_structure(bulk("Ar", "fcc", a=5.6, cubic=True).repeat(2))
+    structure.translate_sites(
+        [1], structure[0].coords - structure[1].coords + 0.9, frac_coords=False
+    )
+    messages = []
+    for engine in (ASEEngine(argon(), "lj"), BatchedEngine(TorchArgon(), "lj")):
+        with pytest.raises(MDInstabilityError) as error:
+            engine.run_one(task(tmp_path, steps=50, chunk=None, structure=structure))
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("MD at 120 K became unstable at step 1: temperature ")
+    assert messages[0].endswith(f"eV (md in {tmp_path})")
