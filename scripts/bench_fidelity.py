@@ -3,8 +3,9 @@
 For every reference composition and temperature of ``../shared/data/aimd_reference`` the protocol is
 run with each engine (melt at 5000 K, quench to the reference temperatures; the RDF compositions
 only melt), then compared with the AIMD numbers: volume per atom (%), D(Li) (ratio), partial-RDF
-R² against the AIMD and against the paper's M3GNet RDFs, and the pressure the engine's own P(V)
-fit gives at the AIMD volume. One table at the end; the results stay in the store under
+R² against the AIMD and against the paper's M3GNet RDFs, the pressure the engine's own P(V) fit
+gives at the AIMD volume, and the volume shift the second opinion (another potential on the same
+frames) implies. One table at the end; the results stay in the store under
 ``--outputs``, so a rerun reuses finished MD and ``amorph compare`` can look at any of them.
 
     python scripts/bench_fidelity.py                          # chgnet and sevennet, short runs
@@ -85,9 +86,8 @@ def table(database: Database, engines: list[str], reference_dir: Path) -> list[d
                 n_atoms = next(
                     s.doc.n_atoms for s in entry.stages if s.doc.temperature_K == t["temperature_K"]
                 )
-                row["P_at_V_AIMD_GPa"] = float(
-                    fit.pressure(t["reference_volume_per_atom_A3"] * n_atoms)
-                )
+                volume = t["reference_volume_per_atom_A3"] * n_atoms
+                row["P_at_V_AIMD_GPa"] = float(fit.pressure(volume))
             row |= {k: t[k] for k in COLUMNS}
             for d in t["diffusivity"]:
                 if d["species"] == "Li":
@@ -95,6 +95,11 @@ def table(database: Database, engines: list[str], reference_dir: Path) -> list[d
                             "diffusive": d["diffusive"]}  # fmt: skip
             for rdf in t["rdf"]:
                 row[f"R2_{rdf['label']}"] = rdf["pooled_r2"]
+            stage = next(s.doc for s in entry.stages if s.doc.temperature_K == t["temperature_K"])
+            if stage.second_opinion is not None:
+                row[f"dV_{stage.second_opinion.engine}_pct"] = (
+                    100 * stage.second_opinion.volume_shift
+                )
             rows.append(row)
     return rows
 

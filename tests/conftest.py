@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded CHGNet engine and paths to the shared data."""
+"""Shared fixtures: the embedded CHGNet engine, the test potentials, paths to the shared data."""
 
 from __future__ import annotations
 
@@ -14,3 +14,11 @@ def chgnet():
     from amorph.md.engine import EngineSpec
 
     return EngineSpec("chgnet-ase").load()
+
+
+@pytest.fixture
+def lj_on_path(monkeypatch):
+    """Make the test potentials (``lj_calculators``) importable by name, also in workers."""
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", tests)
+    monkeypatch.syspath_prepend(tests)

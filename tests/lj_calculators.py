@@ -4,15 +4,38 @@ factories): ASE calculators, and the same argon as a batched torch potential."""
 import torch
 from ase.calculators.lj import LennardJones
 
+from amorph.constants import EV_A3_TO_GPA
 from amorph.potentials.base import BatchedPotential
 from amorph.potentials.graph import neighbor_list
 
 ARGON = {"sigma": 3.4, "epsilon": 0.0104, "rc": 8.0, "smooth": True}
 
 
-def argon() -> LennardJones:
-    """Lennard-Jones argon (Rahman's parameters), smoothly cut at 8 Å."""
-    return LennardJones(**ARGON)
+def argon(pressure_offset_GPa: float = 0.0, **overrides: float) -> LennardJones:
+    """Lennard-Jones argon (Rahman's parameters), smoothly cut at 8 Å; ``overrides`` change them.
+
+    ``pressure_offset_GPa`` adds ``-ΔP V`` to the energy: the same forces, so the same ensemble at
+    every volume, with a virial pressure higher by exactly ΔP.
+    """
+    if pressure_offset_GPa:
+        return OffsetArgon(pressure_offset_GPa / EV_A3_TO_GPA, **{**ARGON, **overrides})
+    return LennardJones(**{**ARGON, **overrides})
+
+
+class OffsetArgon(LennardJones):
+    """Argon whose energy has an extra ``-offset V`` (offset in eV/Å³)."""
+
+    def __init__(self, offset: float, **parameters: float):
+        super().__init__(**parameters)
+        self.offset = offset
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        volume = self.atoms.get_volume()
+        self.results["energy"] -= self.offset * volume
+        self.results["free_energy"] -= self.offset * volume
+        if "stress" in self.results:
+            self.results["stress"][:3] -= self.offset
 
 
 class KilledAfter(LennardJones):

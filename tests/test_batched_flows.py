@@ -13,8 +13,8 @@ from maggma.stores import MemoryStore
 
 from amorph.cli import main
 from amorph.flows import RandomCellMaker, demo_maker
-from amorph.md.batched import BatchedEngine
 from amorph.managers.local import run_flow
+from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec
 from amorph.results.reader import Database
 from amorph.results.schemas import StageDoc
@@ -35,14 +35,6 @@ def engine_calls(monkeypatch):
 
     monkeypatch.setattr(BatchedEngine, "run", recording)
     return calls
-
-
-@pytest.fixture
-def lj_on_path(monkeypatch):
-    """Make the test potentials importable by name, also in worker processes."""
-    tests = str(Path(__file__).resolve().parent)
-    monkeypatch.setenv("PYTHONPATH", tests)
-    monkeypatch.syspath_prepend(tests)
 
 
 def melt_quench(engine: EngineSpec, outputs: Path) -> list[StageDoc]:

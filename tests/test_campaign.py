@@ -19,16 +19,6 @@ LJ = [
 ]
 
 
-@pytest.fixture
-def lj_on_path(monkeypatch):
-    """Make the test calculators importable by name, also in worker processes."""
-    from pathlib import Path
-
-    tests = str(Path(__file__).resolve().parent)
-    monkeypatch.setenv("PYTHONPATH", tests)
-    monkeypatch.syspath_prepend(tests)
-
-
 def store_digest(outputs):
     """Bytes of every file of the embedded store."""
     return {p.name: p.read_bytes() for p in sorted((outputs / "store").iterdir()) if p.is_file()}

@@ -16,7 +16,8 @@ TESTS = Path(__file__).resolve().parent
 
 
 def command(outputs: Path) -> list[str]:
-    """Liquid LJ argon (cheap forces) through the real command line, 6 ps production in 1 ps chunks."""
+    """Liquid LJ argon (cheap forces) through the real command line, 6 ps production in 1 ps
+    chunks."""
     return [
         sys.executable,
         "-m",
@@ -77,11 +78,11 @@ def test_sigkill_during_production_then_rerun_loses_and_repeats_nothing(tmp_path
     resumed = run_to_end(outputs)
     # finished MD runs were reused, not repeated
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.glob("eos*.npz")} == finished_before
-    traj = Trajectory.load(resumed["trajectory"])
+    traj = Trajectory.load(resumed["trajectory"]["path"])
     assert traj.n_frames == 3000 and np.allclose(np.diff(traj.time_fs), 2.0)
     assert sorted(p.name for p in run_dir.glob("production*")) == ["production.npz"]
 
-    # an uninterrupted run from scratch gives the same trajectory: no frame lost or repeated, and the
-    # thermostat state was restored exactly
-    reference = Trajectory.load(run_to_end(tmp_path / "reference")["trajectory"])
+    # an uninterrupted run from scratch gives the same trajectory: no frame lost or repeated, and
+    # the thermostat state was restored exactly
+    reference = Trajectory.load(run_to_end(tmp_path / "reference")["trajectory"]["path"])
     assert np.allclose(reference.positions, traj.positions, atol=1e-6)

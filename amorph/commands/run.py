@@ -56,6 +56,13 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-ps", type=float, help="length of each check run in ps")
     parser.add_argument("--production-ps", type=float, help="length of the production run in ps")
     parser.add_argument("--chunk-ps", type=float, help="production checkpoint interval in ps")
+    parser.add_argument(
+        "--second-opinion",
+        default="auto",
+        metavar="ENGINE",
+        help="second potential that evaluates frames of every production run: auto (default: "
+        "SevenNet-0 for CHGNet/M3GNet, CHGNet for SevenNet/VASP), none, or an engine",
+    )
     add_store_options(parser)
     parser.add_argument(
         "--trajectory-in-store",
@@ -83,6 +90,7 @@ def protocol(args: argparse.Namespace, run_dir: str | None):
         chunk_ps=args.chunk_ps,
         run_dir=run_dir,
         store_trajectory=args.trajectory_in_store or None,
+        second_opinion=args.second_opinion,
     )
 
 

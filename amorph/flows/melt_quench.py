@@ -1,8 +1,9 @@
 """The melt-quench flow: random cell → melt (volume search, check, production) → quench to each T.
 
-Every stage ends in a ``results`` job that analyses the production run and writes the stage's
-:class:`~amorph.results.schemas.StageDoc` into the JobStore; a ``collect`` job per composition writes
-its :class:`~amorph.results.schemas.CompositionDoc` (Arrhenius fits, the stages' job uuids).
+Every stage ends in a ``results`` job that analyses the production run (and asks a second
+potential about it) and writes the stage's :class:`~amorph.results.schemas.StageDoc` into the
+JobStore; a ``collect`` job per composition writes its
+:class:`~amorph.results.schemas.CompositionDoc` (Arrhenius fits, the stages' job uuids).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from jobflow import Flow, Maker, job
+from monty.json import MSONable
 from pymatgen.core import Composition
 
 from amorph.errors import InputError
 from amorph.flows.md import MDStageMaker, Target, stage_name
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
+from amorph.flows.second_opinion import second_engine, second_opinion
 from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, VolumeSearchResult
 from amorph.md.engine import EngineSpec, MDResult
 from amorph.results.documents import analyze_production, composition_document, stage_document
@@ -37,18 +40,29 @@ class TemperatureStageMaker(Maker):
     ----------
     volume_search, check, production
         The three MD stages; each has its own ``engine``, ``md`` settings and ``seed``.
+    second_opinion
+        Engine that evaluates ``second_opinion_frames`` frames of each production run beside the
+        production's own engine (see :mod:`amorph.flows.second_opinion`): ``"auto"`` (another
+        built-in potential), ``"none"``, an engine kind or an ``EngineSpec``.
+    disagreement_tolerance
+        A stage whose implied volume shift exceeds this is flagged ``surrogate_disagreement``.
     """
 
     name: str = "temperature stage"
     volume_search: VolumeSearchMaker = field(default_factory=VolumeSearchMaker)
     check: CheckRunMaker = field(default_factory=CheckRunMaker)
     production: ProductionMaker = field(default_factory=ProductionMaker)
+    second_opinion: EngineSpec | str | None = "auto"
+    second_opinion_frames: int = 12
+    disagreement_tolerance: float = 0.05
 
     def validate(self) -> None:
         """Raise ``InputError`` for settings that cannot work."""
         self.volume_search.validate()
         self.check.validate()
         self.production.validate()
+        if self.second_opinion_frames < 2:
+            raise InputError("the second opinion needs at least two frames")
 
     def make(self, targets: list[Target]) -> Flow:
         """The stage's flow; its output lists ``{"document", "production"}`` per target."""
@@ -58,6 +72,12 @@ class TemperatureStageMaker(Maker):
             targets, [check.output[i].final_state for i in range(len(targets))]
         )
         production.name = f"production {stage_name(targets)}"
+        opinion = Opinion(
+            second_engine(self.second_opinion, self.production.engine),
+            self.second_opinion_frames,
+            self.disagreement_tolerance,
+            self.production.md.equilibration_fraction,
+        )
         results = []
         for i, target in enumerate(targets):
             result = stage_results(
@@ -69,6 +89,7 @@ class TemperatureStageMaker(Maker):
                 production.output[i],
                 production.uuid,
                 i,
+                opinion,
             )
             result.name = f"results {target.name}"
             results.append(result)
@@ -89,9 +110,10 @@ def stage_results(
     production: MDResult,
     production_uuid: str,
     index: int,
+    opinion: Opinion,
 ) -> StageDoc:
     """Analyse the production run (from the data store if it went there, else its file) into the
-    stage's document."""
+    stage's document, with the second opinion on it."""
     from amorph.structure.composition import guess_charges
 
     in_store = production.trajectory is not None
@@ -107,9 +129,29 @@ def stage_results(
         else production.time_step_fs,
     )
     report = analyze_production(trajectory, charges=guess_charges(formula))
-    return stage_document(
-        formula, temperature, engine, search, check, production, reference, report
-    )
+    doc = stage_document(formula, temperature, engine, search, check, production, reference, report)
+    if opinion.engine is not None:
+        doc.second_opinion = second_opinion(
+            trajectory,
+            engine,
+            opinion.engine,
+            search.fit.b0_GPa,
+            opinion.frames,
+            opinion.equilibration_fraction,
+        )
+    if doc.second_opinion is not None:
+        doc.surrogate_disagreement = bool(abs(doc.second_opinion.volume_shift) > opinion.tolerance)
+    return doc
+
+
+@dataclass
+class Opinion(MSONable):
+    """What the ``results`` job needs for the second opinion (see ``TemperatureStageMaker``)."""
+
+    engine: EngineSpec | None
+    frames: int
+    tolerance: float
+    equilibration_fraction: float
 
 
 @job
@@ -237,7 +279,7 @@ class MeltQuenchMaker(Maker):
         return Target(structure, temperature, formula, run_dir)
 
     def _stages(self, targets: list[Target]) -> tuple[list[Flow], list[dict[str, Any]]]:
-        """Stage flows for ``targets`` (one for all when batching) and each target's stage output."""
+        """Stage flows for ``targets`` (one for all when batching) and each target's output."""
         batch = self.batch_stages if self.batch_stages is not None else self.engine.batches
         groups = [targets] if batch else [[target] for target in targets]
         flows = [self.stage.make(group) for group in groups if group]

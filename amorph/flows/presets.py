@@ -55,6 +55,7 @@ def protocol_maker(
     chunk_ps: float | None = None,
     run_dir: str | None = None,
     store_trajectory: bool | None = None,
+    second_opinion: EngineSpec | str | None = None,
 ) -> MeltQuenchMaker:
     """The ``preset``'s maker with the given options (None: the preset's value).
 
@@ -80,6 +81,9 @@ def protocol_maker(
         Absolute folder for the MD files (see :class:`MeltQuenchMaker`).
     store_trajectory
         Put production trajectories into the store's data store.
+    second_opinion
+        ``"auto"``, ``"none"``, an engine kind or spec: the second potential asked about every
+        production run (see :class:`~amorph.flows.melt_quench.TemperatureStageMaker`).
     """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
@@ -88,6 +92,8 @@ def protocol_maker(
     if temperatures:
         hottest, *quenches = sorted(temperatures, reverse=True)
         top |= {"melt_temperature": hottest, "quench_temperatures": tuple(quenches)}
+    if second_opinion is not None:
+        top["stage"] = dataclasses.replace(maker.stage, second_opinion=second_opinion)
     maker = dataclasses.replace(maker, **top)
     updates = [
         (RandomCellMaker, {"atoms": atoms, "volume_per_atom": volume_per_atom, "seed": seed}),

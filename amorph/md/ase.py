@@ -26,7 +26,15 @@ from tqdm.auto import tqdm
 
 from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError, InputError
-from amorph.md.engine import Engine, EngineSpec, MDResult, MDTask, RelaxResult, import_factory
+from amorph.md.engine import (
+    Engine,
+    EngineSpec,
+    MDResult,
+    MDTask,
+    RelaxResult,
+    SinglePoint,
+    import_factory,
+)
 from amorph.md.lifecycle import (
     Frames,
     RunFiles,
@@ -163,6 +171,20 @@ class ASEEngine(Engine):
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.calc = self.calculator
         return float(atoms.get_potential_energy())
+
+    def evaluate(self, structures: list[Structure]) -> list[SinglePoint]:
+        points = []
+        for structure in structures:
+            atoms = AseAtomsAdaptor.get_atoms(structure)
+            atoms.calc = self.calculator
+            points.append(
+                SinglePoint(
+                    float(atoms.get_potential_energy()),
+                    atoms.get_forces(),
+                    atoms.get_stress(voigt=False, include_ideal_gas=False),
+                )
+            )
+        return points
 
 
 def _thermostat_state(dyn, rng: np.random.Generator) -> dict[str, Any]:

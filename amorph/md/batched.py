@@ -21,7 +21,15 @@ from tqdm.auto import tqdm
 from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError, InputError, MDInstabilityError
 from amorph.md.ase import ASEEngine
-from amorph.md.engine import Engine, EngineSpec, MDResult, MDTask, RelaxResult, import_factory
+from amorph.md.engine import (
+    Engine,
+    EngineSpec,
+    MDResult,
+    MDTask,
+    RelaxResult,
+    SinglePoint,
+    import_factory,
+)
 from amorph.md.integrators import INTEGRATORS, BatchedIntegrator
 from amorph.md.lifecycle import Frames, RunFiles, RunState, instability, start_state
 from amorph.potentials.base import BatchedPotential, PotentialCalculator
@@ -70,6 +78,31 @@ class BatchedEngine(Engine):
 
     def static(self, structure: Structure, work_dir: Path | None = None) -> float:
         return self.calculator_engine.static(structure, work_dir)
+
+    def evaluate(self, structures: list[Structure]) -> list[SinglePoint]:
+        """Single points of ``structures``, as many per model call as the atom budget allows."""
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        budget = self.max_atoms or CPU_ATOMS_PER_THREAD * torch.get_num_threads()
+        points, batch = [], []
+        for i, structure in enumerate(structures):
+            batch.append(AseAtomsAdaptor.get_atoms(structure))
+            size = sum(len(atoms) for atoms in batch)
+            last = i == len(structures) - 1
+            if not last and size + len(structures[i + 1]) <= budget:
+                continue
+            evaluation = self.potential(Systems.from_atoms(batch, self.potential.device))
+            forces = torch.split(evaluation.forces, [len(atoms) for atoms in batch])
+            for b, f in enumerate(forces):
+                points.append(
+                    SinglePoint(
+                        float(evaluation.energies[b]),
+                        f.double().cpu().numpy(),
+                        evaluation.stresses[b].double().cpu().numpy(),
+                    )
+                )
+            batch = []
+        return points
 
     def run_one(self, task: MDTask) -> MDResult:
         return self.run([task])[0]

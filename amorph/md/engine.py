@@ -20,6 +20,7 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Structure
 
+from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError, InputError
 from amorph.trajectory import Trajectory
 
@@ -260,6 +261,24 @@ class Engine(ABC):
     def static(self, structure: Structure, work_dir: Path) -> float:
         """The total energy of ``structure`` in eV."""
         raise NotImplementedError(f"engine {self.name} cannot compute static energies")
+
+    def evaluate(self, structures: list[Structure]) -> list[SinglePoint]:
+        """Energy, forces and stress of each structure (no MD), e.g. frames of a trajectory."""
+        raise NotImplementedError(f"engine {self.name} cannot evaluate structures")
+
+
+@dataclass
+class SinglePoint:
+    """A structure's energy (eV), forces (N, 3) in eV/Å and stress (3, 3) in eV/Å³ (ASE's sign:
+    the virial pressure is ``-trace(stress) / 3``)."""
+
+    energy_eV: float
+    forces: np.ndarray
+    stress: np.ndarray
+
+    @property
+    def virial_pressure_GPa(self) -> float:
+        return float(-np.trace(self.stress) / 3 * EV_A3_TO_GPA)
 
 
 @dataclass

@@ -157,7 +157,8 @@ class SecondOpinionDoc(BaseModel):
     """A second potential's view of frames sampled from the production run, at the same volume.
 
     ``volume_shift`` is the implied relative change of the zero-pressure volume, ΔP / B0 with
-    ΔP = second − first mean virial pressure and B0 from this stage's EOS fit.
+    ΔP = second − first mean virial pressure and B0 from this stage's EOS fit;
+    ``pressure_sem_GPa`` is the standard error of ΔP over the frames (paired).
     """
 
     engine: str

@@ -1,0 +1,99 @@
+"""A second potential's opinion on a production run: a few single points, not another MD run.
+
+Frames sampled from the equilibrated part of the production trajectory are evaluated by the engine
+that made them and by a second one, at the same volume. The difference of their mean virial
+pressures, ΔP, divided by the bulk modulus B0 of the stage's P(V) fit, is the relative shift of
+the zero-pressure volume the second potential would imply (ΔV/V ≈ ΔP/B0); with the force RMS
+difference it says how far two surrogates of the same functional disagree on this system.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import numpy as np
+
+from amorph.errors import AmorphError
+from amorph.md.engine import EngineSpec
+from amorph.results.schemas import SecondOpinionDoc
+from amorph.trajectory import Trajectory
+
+logger = logging.getLogger(__name__)
+
+# the built-in potential asked when the first one is another family; None: ask nobody
+AUTOMATIC = {
+    "chgnet": "sevennet",
+    "chgnet-ase": "sevennet",
+    "m3gnet": "sevennet",
+    "m3gnet-ase": "sevennet",
+    "sevennet": "chgnet",
+    "sevennet-ase": "chgnet",
+    "vasp": "chgnet",
+}
+PACKAGES = {"sevennet": "sevenn", "chgnet": "chgnet"}
+
+
+def second_engine(choice: EngineSpec | str | None, first: EngineSpec) -> EngineSpec | None:
+    """The engine of the second opinion: ``choice`` ("auto", "none", an engine kind, a spec).
+
+    ``"auto"`` picks another built-in potential than ``first`` (SevenNet-0 for CHGNet and M3GNet,
+    CHGNet for SevenNet and VASP), or none for user-supplied engines or when its package is absent.
+    """
+    if isinstance(choice, EngineSpec):
+        return choice
+    if choice in (None, "none"):
+        return None
+    if choice != "auto":
+        return EngineSpec.parse(choice, device=first.device)
+    kind = AUTOMATIC.get(first.kind)
+    if kind is None or importlib.util.find_spec(PACKAGES[kind]) is None:
+        return None
+    return EngineSpec(kind, device=first.device)
+
+
+def sample_frames(trajectory: Trajectory, count: int, equilibration_fraction: float) -> list[int]:
+    """``count`` frame indices evenly spread over the part after ``equilibration_fraction``."""
+    start = min(int(trajectory.n_frames * equilibration_fraction), trajectory.n_frames - 1)
+    return sorted({int(round(i)) for i in np.linspace(start, trajectory.n_frames - 1, count)})
+
+
+def second_opinion(
+    trajectory: Trajectory,
+    first: EngineSpec,
+    second: EngineSpec,
+    bulk_modulus_GPa: float,
+    frames: int = 12,
+    equilibration_fraction: float = 0.5,
+) -> SecondOpinionDoc | None:
+    """Both engines' single points on frames of ``trajectory``; None when the second engine cannot
+    model these elements (it says why in the log). The volume shift is NaN without a positive
+    ``bulk_modulus_GPa``."""
+    indices = sample_frames(trajectory, frames, equilibration_fraction)
+    structures = [trajectory.structure(i) for i in indices]
+    try:
+        engine = second.load()
+        engine.check_elements(sorted(set(trajectory.symbols)))
+    except AmorphError as exc:
+        logger.warning("no second opinion from %s: %s", second.label, exc)
+        return None
+    ours, theirs = first.load().evaluate(structures), engine.evaluate(structures)
+    p1 = np.array([p.virial_pressure_GPa for p in ours])
+    p2 = np.array([p.virial_pressure_GPa for p in theirs])
+    f1 = np.concatenate([p.forces for p in ours])
+    f2 = np.concatenate([p.forces for p in theirs])
+    difference = p2 - p1
+    sem = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+    return SecondOpinionDoc(
+        engine=second.label,
+        engine_model=second.model,
+        n_frames=len(indices),
+        pressure_GPa=float(p2.mean()),
+        pressure_sem_GPa=sem,
+        first_pressure_GPa=float(p1.mean()),
+        force_rms_difference_eV_A=float(np.sqrt(np.mean((f2 - f1) ** 2))),
+        force_rms_eV_A=float(np.sqrt(np.mean(f1**2))),
+        volume_shift=float(difference.mean() / bulk_modulus_GPa)
+        if bulk_modulus_GPa > 0
+        else np.nan,
+    )
