@@ -1,3 +1,3 @@
-"""amorph: amorphous structures and their ionic diffusivities from melt-quench molecular dynamics."""
+"""amorph: amorphous structures and their ionic diffusivities from melt-quench MD."""
 
 __version__ = "0.1.0"

@@ -1,9 +1,9 @@
 """The ``amorph`` command line.
 
-Each sub-command lives in ``amorph.commands.<name>`` and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` to a callable taking the parsed arguments and returning an exit code.
-Sub-command modules import heavy dependencies (torch, jobflow) inside ``func`` so that light commands
-start fast.
+Each sub-command lives in ``amorph.commands.<name>`` and exposes ``register(subparsers)``, which
+adds its parser and sets ``func`` to a callable taking the parsed arguments and returning an exit
+code. Sub-command modules import heavy dependencies (torch, jobflow) inside ``func`` so that light
+commands start fast.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def bench(label: str, traj: Trajectory, species: str, rdf_frames: int, kinisi: b
     print(
         "  "
         + header[0].ljust(widths[0])
-        + "".join(h.rjust(w) for h, w in zip(header[1:], widths[1:]))
+        + "".join(h.rjust(w) for h, w in zip(header[1:], widths[1:], strict=True))
     )
     for name, r in results.items():
         if "error" in r:
@@ -172,7 +172,11 @@ def bench(label: str, traj: Trajectory, species: str, rdf_frames: int, kinisi: b
             f"{r['peak_mb']:.0f}",
             f"{r['peak_mb'] / raw_mb:.2f}",
         )
-        print("  " + name.ljust(widths[0]) + "".join(c.rjust(w) for c, w in zip(cells, widths[1:])))
+        print(
+            "  "
+            + name.ljust(widths[0])
+            + "".join(c.rjust(w) for c, w in zip(cells, widths[1:], strict=True))
+        )
 
 
 def main() -> None:

@@ -1,14 +1,17 @@
-"""Benchmark: the batched ML-potential engines against MD through the stock ASE calculators, in one process.
+"""Benchmark: the batched ML-potential engines against MD through the stock ASE calculators.
 
-Both run NVT MD from the same packmol cell. Reported: per-step time of the ASE engine and of the batched
-engine with one replica, throughput (atom-steps/s) of the batched engine for several batch sizes, peak
-memory per replica of one force evaluation, and the largest force difference between the two.
+Both run NVT MD, in one process, from the same packmol cell. Reported: per-step time of the ASE
+engine and of the batched engine with one replica, throughput (atom-steps/s) of the batched engine
+for several batch sizes, peak memory per replica of one force evaluation, and the largest force
+difference between the two.
 
-    python scripts/bench_engine.py                         # CHGNet, Li3PO4, ~100 atoms, CPU
-    python scripts/bench_engine.py --model m3gnet --json   # M3GNet (random weights unless --m3gnet-model)
+    python scripts/bench_engine.py                  # CHGNet, Li3PO4, ~100 atoms, CPU
+    python scripts/bench_engine.py --model m3gnet --json
+    # (M3GNet: random weights unless --m3gnet-model)
     python scripts/bench_engine.py --device cuda --batch-sizes 1,4,16,64
 
-On a CPU, set the thread count with --threads (default: torch's); other load on the machine skews times.
+On a CPU, set the thread count with --threads (default: torch's); other load on the machine skews
+times.
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ def systems(structure, n: int, device: str) -> Systems:
 
 
 def force_differences(stock, potential, reference, structure, rattles: int = 3) -> dict[str, float]:
-    """Largest force differences (eV/Å) over the structure and rattled copies of it: stock calculator vs
-    batched ``potential``, and each of them vs ``reference``, the potential in float64 (float32 round-off)."""
+    """Largest force differences (eV/Å) over the structure and rattled copies of it: stock
+    calculator vs batched ``potential``, and each of them vs ``reference``, the potential in float64
+    (float32 round-off)."""
     worst = {"max_force_diff_eV_A": 0.0, "ase_vs_float64_eV_A": 0.0, "engine_vs_float64_eV_A": 0.0}
     for seed in range(rattles):
         atoms = AseAtomsAdaptor.get_atoms(structure)
@@ -222,7 +226,8 @@ def main() -> None:
         f"ASE calculator {report['ase_ms_per_step']:.0f} ms/step, batched engine (1 replica) "
         f"{report['engine_ms_per_step']:.0f} ms/step: {ase_step / engine_step:.2f}x; "
         f"max force difference {report['max_force_diff_eV_A']:.1e} eV/Å (float32 round-off: ASE "
-        f"{report['ase_vs_float64_eV_A']:.1e}, engine {report['engine_vs_float64_eV_A']:.1e} from float64)"
+        f"{report['ase_vs_float64_eV_A']:.1e}, "
+        f"engine {report['engine_vs_float64_eV_A']:.1e} from float64)"
     )
     print("batch  atom-steps/s  vs sequential ASE")
     for n, rate in throughput.items():

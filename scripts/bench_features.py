@@ -15,7 +15,7 @@ from amorph.descriptors import compute_features
 
 
 def random_cell(n_atoms: int, seed: int = 0, min_distance: float = 1.5) -> Structure:
-    """A random cell of Li3PO4 composition at ~2.4 g/cm³ with no pair closer than ``min_distance``."""
+    """A random Li3PO4 cell at ~2.4 g/cm³ with no pair closer than ``min_distance``."""
     rng = np.random.default_rng(seed)
     n_units = max(1, n_atoms // 8)
     species = ["Li"] * 3 * n_units + ["P"] * n_units + ["O"] * 4 * n_units
@@ -38,7 +38,8 @@ def main(sizes: list[int]) -> None:
         for _ in range(repeats):
             compute_features(structure)
         print(
-            f"{len(structure):5d} atoms: {(time.perf_counter() - start) / repeats * 1e3:7.1f} ms per structure"
+            f"{len(structure):5d} atoms: "
+            f"{(time.perf_counter() - start) / repeats * 1e3:7.1f} ms per structure"
         )
 
 

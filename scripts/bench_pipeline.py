@@ -1,9 +1,10 @@
-"""Benchmark: amorph's volume search + production against atomate2's MPMorphMLFFMDMaker, in one process.
+"""Benchmark: amorph's volume search + production against atomate2's MPMorphMLFFMDMaker.
 
-Both start from the same packmol cell, use the same CHGNet model, temperature and steps per MD run.
-amorph runs twice: with CHGNet's own ASE calculator (``chgnet-ase``, as atomate2 uses it), where force
-evaluations are counted and timed at CHGNetCalculator.calculate, which both call, to compare the
-orchestration; and with its default batched CHGNet engine (``chgnet``), to compare what users get.
+Both run in one process, start from the same packmol cell, and use the same CHGNet model,
+temperature and steps per MD run. amorph runs twice: with CHGNet's own ASE calculator
+(``chgnet-ase``, as atomate2 uses it), where force evaluations are counted and timed at
+CHGNetCalculator.calculate, which both call, to compare the orchestration; and with its default
+batched CHGNet engine (``chgnet``), to compare what users get.
 
     python scripts/bench_pipeline.py                     # Li2O, 30 atoms, 3000 K, 60-step runs
     python scripts/bench_pipeline.py --formula Li2SiO3 --atoms 60 --steps 200 --json
@@ -162,22 +163,26 @@ def main() -> None:
         print(json.dumps(rows, indent=1))
         return
     print(
-        f"{args.formula}, {len(structure)} atoms, {args.temperature:.0f} K, {args.steps}-step runs, CHGNet, "
+        f"{args.formula}, {len(structure)} atoms, {args.temperature:.0f} K, "
+        f"{args.steps}-step runs, CHGNet, "
         f"start {structure.volume / len(structure):.2f} Å³/atom"
     )
     print(
-        f"{'':15}{'wall s':>9}{'force calls':>12}{'ms/call':>9}{'outside forces':>15}{'Å³/atom':>9}{'g/cm³':>7}"
+        f"{'':15}{'wall s':>9}{'force calls':>12}{'ms/call':>9}{'outside forces':>15}"
+        f"{'Å³/atom':>9}{'g/cm³':>7}"
     )
     for name, r in rows.items():
         if name == "ratios":
             continue
         counted = (
-            f"{r['force_calls']:12d}{r['ms_per_force_call']:9.1f}{r['outside_force_fraction']:15.1%}"
+            f"{r['force_calls']:12d}{r['ms_per_force_call']:9.1f}"
+            f"{r['outside_force_fraction']:15.1%}"
             if r["force_calls"]
             else f"{'(not counted: batched engine)':>36}"
         )
         print(
-            f"{name:15}{r['wall_s']:9.1f}{counted}{r['volume_per_atom_A3']:9.2f}{r['density_g_cm3']:7.2f}"
+            f"{name:15}{r['wall_s']:9.1f}{counted}"
+            f"{r['volume_per_atom_A3']:9.2f}{r['density_g_cm3']:7.2f}"
         )
     print("ratios amorph/atomate2: " + ", ".join(f"{k} {v:.2f}" for k, v in rows["ratios"].items()))
     for name, r in rows.items():

@@ -6,19 +6,20 @@ writes there: vasprun.xml, OUTCAR, OSZICAR, XDATCAR, CONTCAR (with velocities af
 step by step, from a simple model instead of DFT:
 
 * one Lennard-Jones potential for all atoms (σ from the mean covalent radius, ε = 0.1 eV, smooth
-  cut-off), plus a fixed energy per element, so that the virial pressure falls with volume and changes
-  sign at a density of condensed matter;
-* IBRION = 0: velocity Verlet with POTIM, with the velocities rescaled towards TEBEG over 40 steps (the
-  thermostat period of SMASS = 0); the stress "in kB" leaves out the kinetic term, which "Total+kin."
-  adds, as in VASP; temperatures count 3N - 3 degrees of freedom;
-* IBRION = 1, 2, 3: FIRE until forces are below -EDIFFG (the cell too when ISIF = 3), at most NSW steps;
+  cut-off), plus a fixed energy per element, so that the virial pressure falls with volume and
+  changes sign at a density of condensed matter;
+* IBRION = 0: velocity Verlet with POTIM, with the velocities rescaled towards TEBEG over 40 steps
+  (the thermostat period of SMASS = 0); the stress "in kB" leaves out the kinetic term, which
+  "Total+kin." adds, as in VASP; temperatures count 3N - 3 degrees of freedom;
+* IBRION = 1, 2, 3: FIRE until forces are below -EDIFFG (the cell too when ISIF = 3), at most NSW
+  steps;
 * NSW = 0 or IBRION = -1: one static step.
 
-A POTCAR whose elements do not match the POSCAR stops it with VASP's kind of error. Failures on demand
-(``FAKE_VASP_FAIL``): ``no-output`` (exit status 1, nothing written), ``unconverged`` (every SCF uses
-NELM steps), ``killed:K`` (SIGKILL after K ionic steps, leaving truncated files, as a walltime kill).
-With ``FAKE_VASP_LOG`` every run appends ``<folder> NSW=<n>`` to that file, and ``FAKE_VASP_FAIL_ON_RUN=n``
-makes only the n-th logged run fail.
+A POTCAR whose elements do not match the POSCAR stops it with VASP's kind of error. Failures on
+demand (``FAKE_VASP_FAIL``): ``no-output`` (exit status 1, nothing written), ``unconverged`` (every
+SCF uses NELM steps), ``killed:K`` (SIGKILL after K ionic steps, leaving truncated files, as a
+walltime kill). With ``FAKE_VASP_LOG`` every run appends ``<folder> NSW=<n>`` to that file, and
+``FAKE_VASP_FAIL_ON_RUN=n`` makes only the n-th logged run fail.
 
 Imported (not run), it offers :func:`write_potcar_library` and :data:`COMMAND` to tests.
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # 3x3 linear algebra: BLAS threads only cost time
 
-import numpy as np
+import numpy as np  # noqa: E402 - after the thread variables, which numpy reads on import
 
 COMMAND = f"{sys.executable} {Path(__file__).resolve()}"
 EV_PER_AMU_A2_FS2 = 103.6427  # 1 amu Å²/fs² in eV
@@ -45,7 +46,7 @@ SCF_STEPS = 6
 
 
 def write_potcar_library(root: Path, symbols: list[str]) -> Path:
-    """Tiny fake POTCARs, pymatgen's layout ``POT_GGA_PAW_PBE/<symbol>/POTCAR``, that pymatgen can parse."""
+    """Tiny fake POTCARs that pymatgen parses, in its layout ``POT_GGA_PAW_PBE/<symbol>/POTCAR``."""
     from ase.data import atomic_masses, atomic_numbers
 
     for symbol in symbols:
@@ -55,7 +56,8 @@ def write_potcar_library(root: Path, symbols: list[str]) -> Path:
         (folder / "POTCAR").write_text(
             f"  PAW_PBE {symbol} 01Jan2000\n 1.0\n parameters from PSCTR are:\n"
             f"   VRHFIN ={element}: fake\n   LEXCH  = PE\n   TITEL  = PAW_PBE {symbol} 01Jan2000\n"
-            f"   POMASS = {atomic_masses[atomic_numbers[element]]:8.3f}; ZVAL   =    1.000    mass and valenz\n"
+            f"   POMASS = {atomic_masses[atomic_numbers[element]]:8.3f}; "
+            "ZVAL   =    1.000    mass and valenz\n"
             "   ENMAX  =  400.000; ENMIN  =  300.000 eV\n"
             " END of PSCTR-controll parameters\n local part\n 0.0\n End of Dataset\n"
         )
@@ -273,12 +275,14 @@ class Outputs:
         volume = atoms.get_volume()
         nelm = int(self.tags.get("NELM", 60))
         self.oszicar.write(
-            "       N       E                     dE             d eps       ncg     rms          rms(c)\n"
+            "       N       E                     dE             d eps       ncg     rms"
+            "          rms(c)\n"
         )
         for k in range(1, self.scf_steps + 1):
             error = 10.0 ** (-k) if self.scf_steps < nelm else 1e-2
             self.oszicar.write(
-                f"DAV: {k:3d}    {energy + error: .12E}   {error: .5E}   {-error: .5E}   96   0.1E+00\n"
+                f"DAV: {k:3d}    {energy + error: .12E}   {error: .5E}   {-error: .5E}"
+                "   96   0.1E+00\n"
             )
         voigt = [
             stress_kbar[0, 0],
@@ -298,7 +302,8 @@ class Outputs:
             f"  external pressure = {pressure:11.2f} kB  Pullay stress = {0.0:11.2f} kB\n\n"
         )
         energies = (
-            f'   <i name="e_fr_energy"> {energy:16.8f} </i>\n   <i name="e_wo_entrp"> {energy:16.8f} </i>\n'
+            f'   <i name="e_fr_energy"> {energy:16.8f} </i>\n'
+            f'   <i name="e_wo_entrp"> {energy:16.8f} </i>\n'
             f'   <i name="e_0_energy"> {energy:16.8f} </i>\n'
         )
         extra = ""
@@ -328,11 +333,13 @@ class Outputs:
                 + "\n"
             )
             self.oszicar.write(
-                f"{step:6d} T= {temperature:6.0f}. E= {energy + kinetic_energy:.8E} F= {energy:.8E} "
+                f"{step:6d} T= {temperature:6.0f}. E= {energy + kinetic_energy:.8E} "
+                f"F= {energy:.8E} "
                 f"E0= {energy:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
             )
             extra = (
-                f'   <i name="kinetic"> {kinetic_energy:16.8f} </i>\n   <i name="lattice kinetic"> 0.0 </i>\n'
+                f'   <i name="kinetic"> {kinetic_energy:16.8f} </i>\n'
+                '   <i name="lattice kinetic"> 0.0 </i>\n'
                 f'   <i name="nosepot"> 0.0 </i>\n   <i name="nosekinetic"> 0.0 </i>\n'
                 f'   <i name="total"> {energy + kinetic_energy:16.8f} </i>\n'
             )
@@ -340,7 +347,8 @@ class Outputs:
                 self._xdatcar_frame(step // self.nblock, atoms)
         else:
             self.oszicar.write(
-                f"{step:4d} F= {energy:.8E} E0= {energy:.8E}  d E ={energy - self.previous_energy:.6E}\n"
+                f"{step:4d} F= {energy:.8E} E0= {energy:.8E}  "
+                f"d E ={energy - self.previous_energy:.6E}\n"
             )
             self._xdatcar_frame(step, atoms)
         self.previous_energy = energy
@@ -352,7 +360,8 @@ class Outputs:
                 f" {p[0]:12.5f}{p[1]:12.5f}{p[2]:12.5f}    {f[0]:14.6f}{f[1]:14.6f}{f[2]:14.6f}\n"
                 for p, f in zip(atoms.positions, forces, strict=True)
             )
-            + "  FREE ENERGIE OF THE ION-ELECTRON SYSTEM (eV)\n  ---------------------------------------------------\n"
+            + "  FREE ENERGIE OF THE ION-ELECTRON SYSTEM (eV)\n"
+            "  ---------------------------------------------------\n"
             f"  free  energy   TOTEN  = {energy:18.8f} eV\n\n"
             f"  energy  without entropy= {energy:18.8f}  energy(sigma->0) = {energy:18.8f}\n\n"
         )
@@ -408,7 +417,7 @@ class Outputs:
 
 
 def _fail_now() -> str:
-    """The failure mode for this run: FAKE_VASP_FAIL, unless FAKE_VASP_FAIL_ON_RUN names another run."""
+    """This run's failure mode: FAKE_VASP_FAIL, unless FAKE_VASP_FAIL_ON_RUN names another run."""
     mode = os.environ.get("FAKE_VASP_FAIL", "")
     log = os.environ.get("FAKE_VASP_LOG")
     only_run = os.environ.get("FAKE_VASP_FAIL_ON_RUN")
@@ -434,7 +443,8 @@ def main() -> int:
     potcars = read_potcar_titles(Path("POTCAR"))
     if [element for element, _ in potcars] != species:
         print(
-            f" ERROR: the POTCAR elements {[e for e, _ in potcars]} do not match the POSCAR species {species}"
+            f" ERROR: the POTCAR elements {[e for e, _ in potcars]} do not match "
+            f"the POSCAR species {species}"
         )
         return 1
     kpoints = Path("KPOINTS").read_text()
@@ -445,7 +455,8 @@ def main() -> int:
     md = ibrion == 0 and nsw > 0
     kill_after = int(failure.split(":")[1]) if failure.startswith("killed:") else None
     print(
-        f" running on    1 total cores\n POSCAR found :  {len(species)} types and {len(symbols)} ions",
+        " running on    1 total cores\n"
+        f" POSCAR found :  {len(species)} types and {len(symbols)} ions",
         flush=True,
     )
     outputs = Outputs(tags, species, counts, symbols, potcars, kpoints, atoms, md)

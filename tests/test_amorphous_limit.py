@@ -1,5 +1,6 @@
-"""The amorphous-limit flow: snapshot sampling, offline elemental references, formation energies, with
-an ML-style engine (Lennard-Jones argon through ASE) and with VASP (the fake VASP of ``fake_vasp.py``)."""
+"""The amorphous-limit flow: snapshot sampling, offline elemental references, formation energies,
+with an ML-style engine (Lennard-Jones argon through ASE) and with VASP (the fake VASP of
+``fake_vasp.py``)."""
 
 import json
 

@@ -1,7 +1,8 @@
-"""The pipeline on a batched engine: the quench temperatures, and a campaign's compositions, share engine calls.
+"""The pipeline on a batched engine: quench temperatures and a campaign's compositions share calls.
 
-Lennard-Jones argon runs once through the ASE engine (one stage per temperature) and once through the
-batched engine with the same potential in torch (``lj_calculators.TorchArgon``); the two must agree.
+Lennard-Jones argon runs once through the ASE engine (one stage per temperature) and once through
+the batched engine with the same potential in torch (``lj_calculators.TorchArgon``); the two must
+agree.
 """
 
 import json
@@ -25,7 +26,7 @@ TORCH_ARGON = EngineSpec("batched", "lj_calculators:TorchArgon")
 
 @pytest.fixture
 def engine_calls(monkeypatch):
-    """Per call of the batched engine: the (composition, temperature) of each task, from its folder."""
+    """Per batched-engine call: the (composition, temperature) of each task, from its folder."""
     calls = []
     run = BatchedEngine.run
 

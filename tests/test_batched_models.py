@@ -1,4 +1,4 @@
-"""Lean CHGNet and M3GNet evaluation on tensors, against the stock ASE calculators, and the batched engines."""
+"""Lean CHGNet and M3GNet on tensors, against the stock ASE calculators; the batched engines."""
 
 import contextlib
 import io
@@ -27,7 +27,7 @@ def li2o(a=4.61, rattle=0.1, seed=0, shear=0.0):
 
 
 def random_packing(species, volume_per_atom=14.0, seed=0, min_distance=2.0):
-    """Atoms placed at random (no two closer than ``min_distance``) in a skewed cell: an amorphous stand-in."""
+    """Atoms at random (none closer than ``min_distance``) in a skewed cell: amorphous stand-in."""
     rng = np.random.default_rng(seed)
     a = (volume_per_atom * len(species)) ** (1 / 3)
     lattice = Lattice(np.array([[a, 0, 0], [0.15 * a, 0.95 * a, 0], [-0.1 * a, 0.2 * a, 1.05 * a]]))
@@ -125,7 +125,7 @@ def test_lean_chgnet_matches_the_stock_calculator(chgnet_model):
 
 @pytest.fixture(scope="module")
 def small_m3gnet():
-    """An untrained Li–O M3GNet with a large output scale (so forces are of order eV/Å) and element references."""
+    """An untrained Li–O M3GNet with element references and a large output scale (forces ~ eV/Å)."""
     from matgl.apps.pes import Potential
     from matgl.models import M3GNet
 
@@ -226,6 +226,7 @@ def test_lean_chgnet_conserves_energy_without_a_thermostat(tmp_path):
     total = (traj.energies + 1.5 * traj.n_atoms * kB * traj.temperatures) / traj.n_atoms
     drift = total[-50:].mean() - total[:50].mean()
     print(
-        f"NVE drift of CHGNet Li2O (12 atoms, 1 fs, 0.5 ps): {drift:.2e} eV/atom, std {total.std():.2e}"
+        f"NVE drift of CHGNet Li2O (12 atoms, 1 fs, 0.5 ps): {drift:.2e} eV/atom, "
+        f"std {total.std():.2e}"
     )
     assert abs(drift) < 2e-4

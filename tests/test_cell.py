@@ -5,9 +5,9 @@ from pymatgen.core import Composition
 from amorph.errors import PackingError
 from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
 
-# Crystal volumes per atom (Å³) from room-temperature lattice constants: antifluorite Li2O (a = 4.61 Å)
-# and Li2S (5.71 Å), rock-salt LiCl (5.13), NaCl (5.64), MgO (4.21), LiF (4.03), alpha-quartz SiO2
-# (2.65 g/cm³), fcc Cu (3.61), diamond Si (5.43).
+# Crystal volumes per atom (Å³) from room-temperature lattice constants: antifluorite Li2O
+# (a = 4.61 Å) and Li2S (5.71 Å), rock-salt LiCl (5.13), NaCl (5.64), MgO (4.21), LiF (4.03),
+# alpha-quartz SiO2 (2.65 g/cm³), fcc Cu (3.61), diamond Si (5.43).
 CRYSTAL_VOLUMES = {
     "Li2O": 8.2,
     "Li2S": 15.5,

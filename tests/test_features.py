@@ -250,7 +250,7 @@ def test_features_command_reports_bad_input_in_one_line(tmp_path, capsys):
     assert all(line.startswith("amorph: error: ") for line in lines)
     assert "missing.cif: no such file" in lines[0]
     assert "garbage.cif: not a readable structure file" in lines[1]
-    assert "holds no results yet" in lines[2]
+    assert "no results in" in lines[2]
     assert not (tmp_path / "nothing").exists()
 
 

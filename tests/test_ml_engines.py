@@ -1,4 +1,4 @@
-"""CHGNet (weights in its wheel) and M3GNet (a small model saved here) behind the engine interface."""
+"""CHGNet (weights in its wheel) and M3GNet (a small model saved here) behind the engine API."""
 
 import numpy as np
 import pytest

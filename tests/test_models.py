@@ -156,14 +156,30 @@ GOOD_ROW = ["Li2O", 1000, 1e-5, 12.0]
     ("header", "rows", "message"),
     [
         (["temperature", "D_cm2_s", "LNC"], [GOOD_ROW[1:]] * 12, "missing column 'formula'"),
-        (["formula", "D_cm2_s", "LNC"], [[*GOOD_ROW[:1], *GOOD_ROW[2:]]] * 12, "missing column 'temperature'"),
-        (["formula", "temperature", "LNC"], [[*GOOD_ROW[:2], 12.0]] * 12, "missing column 'D_cm2_s'"),
-        (["formula", "temperature", "D_cm2_s", "LNC", "phase"], [[*GOOD_ROW, "glass"]] * 12, "column 'phase' is not numeric"),
+        (
+            ["formula", "D_cm2_s", "LNC"],
+            [[*GOOD_ROW[:1], *GOOD_ROW[2:]]] * 12,
+            "missing column 'temperature'",
+        ),
+        (
+            ["formula", "temperature", "LNC"],
+            [[*GOOD_ROW[:2], 12.0]] * 12,
+            "missing column 'D_cm2_s'",
+        ),
+        (
+            ["formula", "temperature", "D_cm2_s", "LNC", "phase"],
+            [[*GOOD_ROW, "glass"]] * 12,
+            "column 'phase' is not numeric",
+        ),
         (["formula", "temperature", "D_cm2_s", "LNC"], [GOOD_ROW] * 4, "too few rows"),
-        (["formula", "temperature", "D_cm2_s", "LNC"], [["Li2O", "", 1e-5, 12.0]] * 12, "column 'temperature' needs"),
+        (
+            ["formula", "temperature", "D_cm2_s", "LNC"],
+            [["Li2O", "", 1e-5, 12.0]] * 12,
+            "column 'temperature' needs",
+        ),
         (["formula", "temperature", "D_cm2_s"], [GOOD_ROW[:3]] * 12, "no feature columns"),
     ],
-)  # fmt: skip
+)
 def test_train_rejects_bad_tables_in_one_line(tmp_path, capsys, header, rows, message):
     path = _table(tmp_path / "bad.csv", header, rows)
     assert main(["train", path, "--models", "rf"]) == 1
@@ -183,7 +199,10 @@ def test_rows_without_target_are_left_out(tmp_path):
 
 
 def test_features_and_models_import_without_torch_or_jobflow():
-    modules = "amorph.descriptors.table, amorph.regression.plots, amorph.commands.features, amorph.commands.train"
+    modules = (
+        "amorph.descriptors.table, amorph.regression.plots, amorph.commands.features, "
+        "amorph.commands.train"
+    )
     check = f"import sys, {modules}; print(sorted({{'torch', 'jobflow'}} & set(sys.modules)))"
     assert (
         subprocess.run(

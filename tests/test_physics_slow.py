@@ -14,9 +14,9 @@ from amorph.structure.packing import random_packed_structure
 def test_li2o_virial_pressure_crosses_zero_at_a_liquid_volume_at_3000K(tmp_path):
     """Li2O, 30 atoms, CHGNet, 3000 K, 600-step runs averaged over their second half: the virial
     pressure crosses zero at a liquid volume (the crystal has 8.2 Å³/atom), while the total pressure
-    (with N k T / V) is still about zero at 16 Å³/atom. Issue 2 quoted a crossing near 13.8 Å³/atom on
-    its own cell; on this cell CHGNet's ASE calculator gives 12.20 and the batched engine 12.35 and 12.20
-    (seeds 1 and 2): the run-to-run scatter of 600-step runs."""
+    (with N k T / V) is still about zero at 16 Å³/atom. Issue 2 quoted a crossing near 13.8 Å³/atom
+    on its own cell; on this cell CHGNet's ASE calculator gives 12.20 and the batched engine 12.35
+    and 12.20 (seeds 1 and 2): the run-to-run scatter of 600-step runs."""
     engine = EngineSpec("chgnet").load()
     melt = random_packed_structure(Composition("Li2O"), 10, 12.0, seed=5)
     results = {}

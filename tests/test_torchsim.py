@@ -1,4 +1,4 @@
-"""amorph's batched CHGNet and M3GNet as torch-sim models (the ``torchsim`` extra; Python ≥ 3.12)."""
+"""amorph's batched CHGNet and M3GNet as torch-sim models (``torchsim`` extra; Python ≥ 3.12)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from ase.build import bulk
 ts = pytest.importorskip(
     "torch_sim", reason="torch-sim-atomistic (amorph[torchsim]) is not installed"
 )
-from torch_sim.models.interface import validate_model_outputs
-from torch_sim.units import MetalUnits
+# The imports below need torch_sim, so they follow the importorskip above.
+from torch_sim.models.interface import validate_model_outputs  # noqa: E402
+from torch_sim.units import MetalUnits  # noqa: E402
 
-from amorph.errors import InputError
-from amorph.potentials.graph import Systems
-from amorph.potentials.torchsim import chgnet_model, m3gnet_model
+from amorph.errors import InputError  # noqa: E402
+from amorph.potentials.graph import Systems  # noqa: E402
+from amorph.potentials.torchsim import chgnet_model, m3gnet_model  # noqa: E402
 
 GPA = 160.21766208  # eV/Å³ in GPa
 CPU = torch.device("cpu")
@@ -44,8 +45,8 @@ def rattled_silicon() -> Atoms:
 
 
 def assert_matches(model, calculator, atoms_list: list[Atoms]) -> None:
-    """One batched torch-sim call equals amorph's potential (to float32 round-off, which depends on the
-    thread count) and the stock calculator closely."""
+    """One batched torch-sim call equals amorph's potential (to float32 round-off, which depends on
+    the thread count) and the stock calculator closely."""
     output = model(ts.io.atoms_to_state(atoms_list, CPU, torch.float64))
     evaluation = model.potential(Systems.from_atoms(atoms_list))
     for key, value in (

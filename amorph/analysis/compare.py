@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from amorph.analysis.rdf import pooled_r2, resample
+from amorph.analysis.report import format_or_dash
 from amorph.constants import AMU_A3_TO_G_CM3
 from amorph.errors import InputError
 
@@ -184,11 +185,12 @@ class Comparison:
         ]
         for t in self.temperatures:
             lines.append(
-                f"  {t.temperature_K:>7g}  {_fmt(t.volume_per_atom_A3, '.3f'):>11}  "
-                f"{_fmt(t.reference_volume_per_atom_A3, '.3f'):>8}  "
-                f"{_fmt(t.volume_error_pct, '+.1f'):>6}  {_fmt(t.density_g_cm3, '.3f'):>11}  "
-                f"{_fmt(t.reference_density_g_cm3, '.3f'):>7}  "
-                f"{_fmt(t.density_error_pct, '+.1f'):>6}"
+                f"  {t.temperature_K:>7g}  {format_or_dash(t.volume_per_atom_A3, '.3f'):>11}  "
+                f"{format_or_dash(t.reference_volume_per_atom_A3, '.3f'):>8}  "
+                f"{format_or_dash(t.volume_error_pct, '+.1f'):>6}  "
+                f"{format_or_dash(t.density_g_cm3, '.3f'):>11}  "
+                f"{format_or_dash(t.reference_density_g_cm3, '.3f'):>7}  "
+                f"{format_or_dash(t.density_error_pct, '+.1f'):>6}"
             )
         rows = [(t, d) for t in self.temperatures for d in t.diffusivity]
         if rows:
@@ -606,14 +608,6 @@ def _read_rdfs(table: _Table, default_temperature_K: float) -> list[ReferenceRDF
         }
         tables.append(ReferenceRDF(label, formula, float(temperature), r, g, str(path)))
     return tables
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else f"{value:{spec}}"
-    )
 
 
 def _pm(value: float | None, sigma: float | None, spec: str, sigma_spec: str) -> str:

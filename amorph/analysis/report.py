@@ -8,6 +8,7 @@ analysis does not guess (see ``amorph.structure.composition.guess_charges``).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -166,3 +167,12 @@ def summarize(
         "trajectories": [r.as_dict() for r in reports],
         "arrhenius": [{"species": s} | fit.as_dict() for s, fit in fits.items()],
     }
+
+
+def format_or_dash(value: float | None, spec: str) -> str:
+    """``value`` formatted with the format ``spec``, or "-" when it is None or NaN."""
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )

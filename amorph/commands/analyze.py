@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -168,6 +167,8 @@ def _plots(directory: Path, reports, fits) -> list[Path]:
 
 def format_summary(summary: dict) -> str:
     """Human-readable tables of a ``summarize`` result."""
+    from amorph.analysis.report import format_or_dash
+
     lines = []
     for traj in summary["trajectories"]:
         temperature = (
@@ -190,7 +191,8 @@ def format_summary(summary: dict) -> str:
             lines.append(
                 f"  {row['species']:<8}{row['n_atoms']:>5}  {d:>22}  {window:>15}  "
                 f"{row['msd_exponent']:>7.2f}  {row['msd_reached_A2']:>8.3g}  "
-                f"{'yes' if row['diffusive'] else 'NO':>9}  {_num(row.get('charge'), '+g'):>5}  "
+                f"{'yes' if row['diffusive'] else 'NO':>9}  "
+                f"{format_or_dash(row.get('charge'), '+g'):>5}  "
                 f"{sigma_text:>16}"
             )
             if not row["diffusive"]:
@@ -200,13 +202,13 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  {'pair':<8}{'1st peak (A)':>14}{'1st min (A)':>13}  coordination")
             for shell in traj["rdf"]:
                 cn = ", ".join(
-                    f"{k.removeprefix('cn_').replace('_', ' ')} {_num(v, '.2f')}"
+                    f"{k.removeprefix('cn_').replace('_', ' ')} {format_or_dash(v, '.2f')}"
                     for k, v in shell.items()
                     if k.startswith("cn_")
                 )
                 lines.append(
-                    f"  {shell['pair']:<8}{_num(shell['first_peak_A'], '.2f'):>14}"
-                    f"{_num(shell['first_min_A'], '.2f'):>13}  {cn}"
+                    f"  {shell['pair']:<8}{format_or_dash(shell['first_peak_A'], '.2f'):>14}"
+                    f"{format_or_dash(shell['first_min_A'], '.2f'):>13}  {cn}"
                 )
     for fit in summary["arrhenius"]:
         left_out = fit["non_diffusive_temperatures_K"]
@@ -224,11 +226,3 @@ def format_summary(summary: dict) -> str:
     for path in summary.get("plots", []):
         lines.append(f"plot: {path}")
     return "\n".join(lines)
-
-
-def _num(value: float | None, spec: str) -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else format(value, spec)
-    )

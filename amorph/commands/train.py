@@ -1,4 +1,4 @@
-"""``amorph train``: random forest, XGBoost and SISSO models of Li diffusivity from a feature table."""
+"""``amorph train``: random forest, XGBoost and SISSO models of Li diffusivity from a table."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fit RF, XGBoost and SISSO models of D(T) to a feature table",
         description=(
             "Fit random forest and XGBoost regressors of the diffusivity (cm²/s) and a SISSO-style "
-            "symbolic regression of ln D on a CSV table with 'formula', 'temperature' (K), a target "
-            "column and numeric feature columns (e.g. the output of 'amorph features'). Protocol of "
-            "Zheng et al. (2024): 85/15 split with random state 62, 5-fold CV on the training part."
+            "symbolic regression of ln D on a CSV table with 'formula', 'temperature' (K), a "
+            "target column and numeric feature columns (e.g. the output of 'amorph features'). "
+            "Protocol of Zheng et al. (2024): 85/15 split with random state 62, 5-fold CV on the "
+            "training part."
         ),
     )
     parser.add_argument("table", help="CSV feature table")
@@ -66,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _report(metrics: dict) -> str:
     table = metrics["table"]
     lines = [
-        f"{table['rows']} rows (train {table['train_rows']}, test {table['test_rows']}), target {table['target']}"
+        f"{table['rows']} rows (train {table['train_rows']}, test {table['test_rows']}), "
+        f"target {table['target']}"
     ]
     for kind, label in (("rf", "random forest"), ("xgb", "XGBoost")):
         if kind in metrics:
@@ -79,7 +81,8 @@ def _report(metrics: dict) -> str:
     for n_terms, model in metrics.get("sisso", {}).items():
         test = "n/a" if model["rmse_test"] is None else f"{model['rmse_test']:.3g}"
         lines.append(
-            f"SISSO {n_terms}: RMSE ln D train {model['rmse_train']:.3g}, test {test}: {model['equation']}"
+            f"SISSO {n_terms}: RMSE ln D train {model['rmse_train']:.3g}, test {test}: "
+            f"{model['equation']}"
         )
     return "\n".join(lines)
 

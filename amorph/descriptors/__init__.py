@@ -39,7 +39,7 @@ def frame_indices(n_frames: int, wanted: int) -> np.ndarray:
 
 
 def trajectory_features(trajectory: Trajectory, frames: int = 10) -> dict[str, float]:
-    """Descriptors averaged over ``frames`` evenly spaced frames of ``trajectory`` (NaNs ignored)."""
+    """Descriptors averaged over ``frames`` evenly spaced frames of ``trajectory``, NaNs ignored."""
     rows = [
         compute_features(trajectory.structure(i))
         for i in frame_indices(trajectory.n_frames, frames)

@@ -1,9 +1,9 @@
 """Compositional descriptors: Li fraction and composition-weighted elemental averages.
 
-For each property of :data:`amorph.descriptors.elements.ELEMENT_PROPERTIES` two columns are produced,
-``<property>_avg`` over all elements and ``<property>_avg_noLi`` over the non-Li elements, both
-weighted by atomic (mole) fraction. Elements for which the data source has no value are left out
-and the remaining weights renormalised (pymatgen has no bulk or shear modulus for O, N, F, ...);
+For each property of :data:`amorph.descriptors.elements.ELEMENT_PROPERTIES` two columns are
+produced, ``<property>_avg`` over all elements and ``<property>_avg_noLi`` over the non-Li elements,
+both weighted by atomic (mole) fraction. Elements for which the data source has no value are left
+out and the remaining weights renormalised (pymatgen has no bulk or shear modulus for O, N, F, ...);
 the average is NaN when no element has a value.
 
 Synthetic features (our stand-ins; the definitions of the synthetic features of Zheng et al.,

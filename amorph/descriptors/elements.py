@@ -6,8 +6,8 @@ Sources
   (shear) moduli: pymatgen's periodic table (``pymatgen.core.Element``; the moduli are its
   WebElements/CRC room-temperature values and are missing for many non-metals).
 * Covalent radii: Cordero et al., Dalton Trans. 2832 (2008), as tabulated in ``ase.data``.
-* Cohesive energies: Kittel, *Introduction to Solid State Physics*, 8th ed., ch. 3 Table 1, stored in
-  ``amorph/data/cohesive_energies.json``.
+* Cohesive energies: Kittel, *Introduction to Solid State Physics*, 8th ed., ch. 3 Table 1, stored
+  in ``amorph/data/cohesive_energies.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ LITHIUM = "Li"
 
 
 def _quiet(getter, symbol: str):
-    """``getter(Element(symbol))`` without pymatgen's "no data" warnings; None where it has no value."""
+    """``getter(Element(symbol))`` without pymatgen's "no data" warnings; None where it has none."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = getter(Element(symbol))
@@ -53,7 +53,10 @@ ELEMENT_PROPERTIES = {
     "mass": lambda s: _quiet(lambda e: e.atomic_mass, s),
     "electronegativity_diff_Li": lambda s: abs(electronegativity(s) - electronegativity(LITHIUM)),
 }
-"""Per-element properties averaged over a composition (GPa, GPa, eV/atom, Pauling, Å, amu, Pauling)."""
+"""Per-element properties averaged over a composition.
+
+Units, in order: GPa, GPa, eV/atom, Pauling, Å, amu, Pauling.
+"""
 
 
 @cache
@@ -70,7 +73,7 @@ def _covalent_radius(symbol: str) -> float:
 
 
 def _shannon_radius(symbol: str, state: float | None, *, anion: bool) -> float | None:
-    """Shannon crystal radius (six-fold) for ``state``, else for the element's usual state of that sign."""
+    """Shannon crystal radius (six-fold) for ``state``, else for the usual state of that sign."""
     radii = Element(symbol).ionic_radii
     if state is not None and (state < 0) == anion and round(state) in radii:
         return float(radii[round(state)])
@@ -90,9 +93,9 @@ def _oxidation_guess(reduced_formula: str) -> dict[str, float]:
 def ionic_model(reduced_formula: str) -> dict[str, tuple[bool, float]]:
     """``{symbol: (is_anion, sphere_radius_Å)}`` for the elements of a composition.
 
-    Anions: the most electronegative non-Li element, plus every element that pymatgen's most probable
-    charge-balanced oxidation-state guess makes negative *and* that is more electronegative than
-    every element it makes positive (so sulfates count O only, Li6PS5Cl counts S and Cl, and a
+    Anions: the most electronegative non-Li element, plus every element that pymatgen's most
+    probable charge-balanced oxidation-state guess makes negative *and* that is more electronegative
+    than every element it makes positive (so sulfates count O only, Li6PS5Cl counts S and Cl, and a
     doubtful guess such as B(-3) in LiBH4 is ignored). Li is never an anion. A composition with no
     element besides Li has no anion.
 

@@ -5,18 +5,19 @@ Sources: Sendek et al., Energy Environ. Sci. 10, 306 (2017), Table 1 and SI sect
 
 Conventions (shared by all features below)
 -------------------------------------------
-* Two atoms are *neighbours* ("bonded") when they are within ``NEIGHBOUR_CUTOFF`` = 4 Å of each other,
-  periodic images included (Sendek SI S1). Bond counts are counted from each centre atom, so a Li-Li
-  bond appears once from each end.
+* Two atoms are *neighbours* ("bonded") when they are within ``NEIGHBOUR_CUTOFF`` = 4 Å of each
+  other, periodic images included (Sendek SI S1). Bond counts are counted from each centre atom, so
+  a Li-Li bond appears once from each end.
 * *Bond ionicity* is the Pauling electronegativity difference ``|chi_i - chi_j|`` (Sendek SI S1).
-* *Anions* and the *sphere radii* (Shannon crystal radii of the guessed oxidation states) are defined
-  in :func:`amorph.descriptors.elements.ionic_model`. The *sublattice* is the structure with Li removed.
+* *Anions* and the *sphere radii* (Shannon crystal radii of the guessed oxidation states) are
+  defined in :func:`amorph.descriptors.elements.ionic_model`. The *sublattice* is the structure with
+  Li removed.
 * "Minimum separation" features are per-atom minima averaged over the centre atoms (Sendek's
   "average shortest separation"), more robust in a disordered cell than one global minimum.
 * A feature whose defining set of atoms is empty is NaN rather than an error: everything about Li
   (LNC, SDLC, LLB, LBI, SDLI, LASD, LLSD, SLPW, SLPE, RNC, RBI) when the structure has no Li;
-  AFC, AASD, LASD and VPA when it has no anion; SNC, SBI, ENS and SLPW_pp when it has nothing but Li.
-  RBI is NaN when SBI is 0 (e.g. a binary Li compound, whose sublattice holds anions only).
+  AFC, AASD, LASD and VPA when it has no anion; SNC, SBI, ENS and SLPW_pp when it has nothing but
+  Li. RBI is NaN when SBI is 0 (e.g. a binary Li compound, whose sublattice holds anions only).
 
 Features
 --------
@@ -24,27 +25,30 @@ AAV      volume per atom, Å³.
 LNC      mean number of neighbours of a Li; SDLC its standard deviation over Li atoms.
 LLB      mean number of Li neighbours of a Li ("Li-Li bonds per Li").
 LBI      mean ionicity over all bonds of Li atoms; SDLI its standard deviation over those bonds.
-SNC      mean number of sublattice neighbours of a sublattice atom; SBI mean ionicity of those bonds.
+SNC      mean number of sublattice neighbours of a sublattice atom; SBI mean ionicity of those
+         bonds.
 RNC, RBI LNC/SNC and LBI/SBI.
 AFC      anion framework coordination: for each anion, the number of anions at distances in
-         [r0, r0 + 1 Å] where r0 is its nearest anion-anion distance (Sendek SI S1.9); mean over anions.
+         [r0, r0 + 1 Å] where r0 is its nearest anion-anion distance (Sendek SI S1.9); mean over
+         anions.
 AASD     mean nearest anion-anion distance (Å); LASD mean nearest Li-anion distance of a Li;
 LLSD     mean nearest Li-Li distance of a Li.
 VPA      volume per anion, Å³.
 ENS      mean electronegativity of the sublattice atoms.
-PF, SPF  packing fraction of all atoms / of the sublattice: volume of the union of the atomic spheres
-         over the cell volume, on a grid of spacing ``GRID_SPACING`` (overlaps counted once).
-SLPW     straight-line path width (Sendek SI S1.17): for each Li, the straight segment to its nearest
-         Li; its width is the smallest gap (distance to the segment minus sphere radius) over the atoms
-         whose projection falls strictly between the two Li, clipped at 0; mean over the Li that have
-         such atoms, in Å.
-SLPE     straight-line path electronegativity: mean over Li of the electronegativity of the atom that
-         sets that width (Sendek SI S1.18).
+PF, SPF  packing fraction of all atoms / of the sublattice: volume of the union of the atomic
+         spheres over the cell volume, on a grid of spacing ``GRID_SPACING`` (overlaps counted
+         once).
+SLPW     straight-line path width (Sendek SI S1.17): for each Li, the straight segment to its
+         nearest Li; its width is the smallest gap (distance to the segment minus sphere radius)
+         over the atoms whose projection falls strictly between the two Li, clipped at 0; mean over
+         the Li that have such atoms, in Å.
+SLPE     straight-line path electronegativity: mean over Li of the electronegativity of the atom
+         that sets that width (Sendek SI S1.18).
 SLPW_pp  periodic-path width: the free radius (Å) of the widest infinite straight line parallel to a
-         lattice vector that passes all sublattice spheres, i.e. an open straight channel through the
-         periodic framework. Not clipped: a negative value says how deeply even the best line cuts
-         into a sphere. Zheng et al. do not spell out "pp" in the material available to us; this
-         percolating-path reading is ours.
+         lattice vector that passes all sublattice spheres, i.e. an open straight channel through
+         the periodic framework. Not clipped: a negative value says how deeply even the best line
+         cuts into a sphere. Zheng et al. do not spell out "pp" in the material available to us;
+         this percolating-path reading is ours.
 density  g/cm³.
 """
 
@@ -133,7 +137,7 @@ class _Geometry:
         self._cutoff = 0.0
 
     def pairs(self, cutoff: float) -> _Pairs:
-        """All neighbour pairs closer than ``cutoff`` Å (computed once for the largest cutoff asked)."""
+        """All neighbour pairs closer than ``cutoff`` Å (computed once, for the largest cutoff)."""
         if cutoff > self._cutoff:
             centres, points, images, distances = self.structure.get_neighbor_list(cutoff)
             coords, matrix = self.structure.cart_coords, self.structure.lattice.matrix
@@ -142,7 +146,10 @@ class _Geometry:
         return self._pairs.select(self._pairs.distances <= cutoff)
 
     def nearest(self, centres: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distance and vector from each ``centres`` atom to its nearest ``targets`` atom (NaN elsewhere)."""
+        """Distance and vector from each ``centres`` atom to its nearest ``targets`` atom.
+
+        NaN for the atoms that are not centres.
+        """
         n_atoms = len(self.structure)
         distance, vector = np.full(n_atoms, np.nan), np.full((n_atoms, 3), np.nan)
         if not centres.any() or not targets.any():
@@ -245,7 +252,7 @@ def _grid_counts(lengths: np.ndarray) -> np.ndarray:
 
 
 def _packing_fractions(geo: _Geometry) -> tuple[float, float]:
-    """PF and SPF: fractions of the cell inside the union of all spheres / of the sublattice spheres."""
+    """PF and SPF: fractions of the cell inside the union of all spheres / of sublattice spheres."""
     lattice = geo.structure.lattice
     grid = _fractional_grid(_grid_counts(np.array(lattice.abc))) @ lattice.matrix
     point, atom, _, distance = find_points_in_spheres(
@@ -283,12 +290,14 @@ def _clearance(points: np.ndarray, tree: cKDTree, radius: np.ndarray) -> np.ndar
 
 
 def _periodic_path_width(geo: _Geometry, members: np.ndarray) -> float:
-    """SLPW_pp: free radius of the widest straight line along a lattice vector missing all member spheres.
+    """SLPW_pp: free radius of the widest straight line along a lattice vector missing all spheres
+    of ``members``.
 
     A line parallel to lattice vector a is a point of the plane perpendicular to a; an atom with
-    fractional coordinates (f_a, f_b, f_c) projects to f_b·b⊥ + f_c·c⊥ there, so the search is 2-D with
-    the projected lattice (b⊥, c⊥). Images within one projected cell are included, which is exact
-    unless the projected cell is strongly skewed (never for the near-cubic cells of melt-quench MD).
+    fractional coordinates (f_a, f_b, f_c) projects to f_b·b⊥ + f_c·c⊥ there, so the search is 2-D
+    with the projected lattice (b⊥, c⊥). Images within one projected cell are included, which is
+    exact unless the projected cell is strongly skewed (never for the near-cubic cells of
+    melt-quench MD).
     """
     if not members.any():
         return float("nan")

@@ -1,4 +1,4 @@
-"""Feature tables: from the store's results, structure files and trajectories to ``amorph train``'s CSV.
+"""Feature tables: from store results, structure files and trajectories to ``amorph train``'s CSV.
 
 Inputs
 ------
@@ -68,7 +68,9 @@ def _features(
 def stage_row(stage: StageEntry, frames: int = 0) -> Row:
     """One table row from a stage in the store (see the module docstring)."""
     doc = stage.doc
-    if frames > 0:
+    if frames > 0 and not stage.has_trajectory:
+        logger.warning("%s: no trajectory, features of the last frame", stage.source)
+    if frames > 0 and stage.has_trajectory:
         features = trajectory_features(stage.trajectory(), frames)
     else:
         features = compute_features(doc.structure)

@@ -1,18 +1,19 @@
 """The amorphous limit (Aykol et al., Sci. Adv. 2018), as in Zheng et al. (2024), with any engine.
 
 Snapshots are taken from a production run, one every ``interval_ps`` back from its last frame (the
-paper: 10 snapshots, one every 2 ps of a 20 ps run); each is relaxed (cell too) and computed statically,
-and so is each element's reference state, with the same engine and settings (VASP: ``MPRelaxSet`` then
-``MPStaticSet``; ML potentials: FIRE then a single point). Reported per snapshot: the energy per atom
-and the formation energy per atom against the elemental references; the amorphous limit is the lowest
-formation energy. Energies are raw (no MP anion or +U corrections), so they compare with crystal
-energies computed by the same engine and settings.
+paper: 10 snapshots, one every 2 ps of a 20 ps run); each is relaxed (cell too) and computed
+statically, and so is each element's reference state, with the same engine and settings (VASP:
+``MPRelaxSet`` then ``MPStaticSet``; ML potentials: FIRE then a single point). Reported per
+snapshot: the energy per atom and the formation energy per atom against the elemental references;
+the amorphous limit is the lowest formation energy. Energies are raw (no MP anion or +U
+corrections), so they compare with crystal energies computed by the same engine and settings.
 
 Elemental references are built offline, as no database is reached (see :func:`reference_structure`):
-ASE's reference crystal (``ase.data.reference_states``) where ``ase.build.bulk`` can build it; black P,
-α-Ga, trigonal Se and Te from their space groups; the molecules H2, N2, O2, F2, Cl2, Br2, I2 and the S8
-ring in a box (fixed cell; for S, Cl, Br and I this leaves out the weak cohesion of the molecular
-crystal). ``references`` overrides any of them with a given crystal structure (e.g. MP's ground state).
+ASE's reference crystal (``ase.data.reference_states``) where ``ase.build.bulk`` can build it; black
+P, α-Ga, trigonal Se and Te from their space groups; the molecules H2, N2, O2, F2, Cl2, Br2, I2 and
+the S8 ring in a box (fixed cell; for S, Cl, Br and I this leaves out the weak cohesion of the
+molecular crystal). ``references`` overrides any of them with a given crystal structure (e.g. MP's
+ground state).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def _s8_ring(bond: float = 2.05, angle_deg: float = 108.0) -> np.ndarray:
 
 
 def sample_snapshots(trajectory: Trajectory, count: int, interval_ps: float) -> list[int]:
-    """Frame indices one every ``interval_ps`` back from the last frame, at most ``count``, oldest first."""
+    """Frame indices, one every ``interval_ps`` back from the last frame, at most ``count``, oldest
+    first."""
     times = trajectory.time_fs
     wanted = times[-1] - 1000 * interval_ps * np.arange(count)
     wanted = wanted[wanted >= times[0] - 1e-6]
@@ -131,7 +133,7 @@ class SnapshotEnergy(MSONable):
 
 @dataclass
 class ElementReference(MSONable):
-    """An element's relaxed reference state and its energy per atom (eV), the chemical potential used."""
+    """An element's relaxed reference state and its energy per atom (eV): the chemical potential."""
 
     element: str
     description: str
@@ -142,7 +144,7 @@ class ElementReference(MSONable):
 
 @dataclass
 class AmorphousLimitResult(MSONable):
-    """Per snapshot energies and formation energies; the amorphous limit is the lowest formation energy."""
+    """Per snapshot energies and formation energies; the amorphous limit is the lowest of those."""
 
     formula: str
     engine: str
@@ -154,10 +156,23 @@ class AmorphousLimitResult(MSONable):
 
 @dataclass
 class AmorphousLimitMaker(Maker):
-    """Relax and compute ``snapshots`` structures of a production run, one every ``interval_ps``, and the
-    elemental references; relaxations stop when forces fall below ``fmax`` eV/Å or after ``max_steps``.
+    """Relax and compute snapshots of a production run and the elemental references.
 
-    ``references`` maps elements to reference crystal structures that replace the offline ones.
+    Parameters
+    ----------
+    name
+        Flow name.
+    snapshots
+        Number of snapshots, taken back from the last frame.
+    interval_ps
+        Time between snapshots.
+    fmax
+        Force tolerance (eV/Å) that ends a relaxation.
+    max_steps
+        Most ionic steps of a relaxation.
+    references
+        Reference structures by element, replacing the offline ones of
+        :func:`reference_structure`.
     """
 
     name: str = "amorphous limit"
@@ -168,7 +183,7 @@ class AmorphousLimitMaker(Maker):
     references: dict[str, Structure] = field(default_factory=dict)
 
     def validate(self, elements: list[str], engine: EngineSpec) -> None:
-        """Raise before any job runs if a setting, an element's reference or the engine cannot work."""
+        """Raise before any job runs if a setting, an element reference or the engine can't work."""
         if self.snapshots < 1 or self.interval_ps <= 0:
             raise InputError(
                 "the amorphous limit needs at least one snapshot and a positive interval"
@@ -185,7 +200,7 @@ class AmorphousLimitMaker(Maker):
         return reference_structure(element)
 
     def make(self, production: MDResult | str, engine: EngineSpec) -> Flow:
-        """The flow for the production run ``production`` (its result, or the path of its trajectory)."""
+        """The flow for the production run ``production`` (its result, or its trajectory's path)."""
         if isinstance(production, MDResult | str):
             trajectory = Trajectory.load(_trajectory_path(production))
             self.validate(sorted(set(trajectory.symbols)), engine)
@@ -202,7 +217,7 @@ def _trajectory_path(production: MDResult | str) -> str:
 def plan_amorphous_limit(
     maker: AmorphousLimitMaker, production: MDResult | str, engine: EngineSpec
 ) -> Response:
-    """Sample the snapshots and replace this job by their relaxations, the references' and the summary."""
+    """Sample snapshots; replace this job by their relaxations, the references' and the summary."""
     trajectory = Trajectory.load(_trajectory_path(production))
     elements = sorted(set(trajectory.symbols))
     maker.validate(elements, engine)
@@ -259,7 +274,19 @@ def summarize_amorphous_limit(
     references: dict[str, RelaxedEnergy],
     descriptions: dict[str, str],
 ) -> AmorphousLimitResult:
-    """Formation energies of the snapshots against the elemental references, and their minimum."""
+    """Formation energies of the snapshots against the elemental references, and their minimum.
+
+    Parameters
+    ----------
+    formula, engine
+        The composition and the engine's label, for the result.
+    times_ps
+        Time of each snapshot in the production run, in the order of ``snapshots``.
+    snapshots
+        The relaxed snapshots.
+    references, descriptions
+        Relaxed reference state of each element, and how it was built.
+    """
     potentials = {element: ref.energy_eV_per_atom for element, ref in references.items()}
     results = [
         SnapshotEnergy(

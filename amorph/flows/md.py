@@ -23,8 +23,8 @@ from amorph.md.engine import EngineSpec, MDResult, MDSettings, MDState, MDTask
 class Target(MSONable):
     """One system of a stage: its start structure, temperature, and the folder of its MD files.
 
-    ``run_dir`` is a fixed folder per composition and temperature, so that a rerun finds finished runs
-    and checkpoints; without it the files go to ``<job folder>/<formula>/<T>K``.
+    ``run_dir`` is a fixed folder per composition and temperature, so that a rerun finds finished
+    runs and checkpoints; without it the files go to ``<job folder>/<formula>/<T>K``.
     """
 
     structure: Structure
@@ -44,7 +44,7 @@ class Target(MSONable):
 
 @dataclass
 class MDStageMaker(Maker):
-    """The fields every MD stage (volume search, check run, production) has, as in atomate2's MD Makers.
+    """The fields of every MD stage (volume search, check run, production), as in atomate2's Makers.
 
     Parameters
     ----------
@@ -125,7 +125,10 @@ def derive_seed(seed: int, *keys: float) -> int:
 
 
 def scaled_state(state: MDState, volume: float, keep_velocities: bool = True) -> MDState:
-    """``state`` with its cell scaled isotropically to ``volume`` (Å³); the thermostat restarts."""
+    """``state`` with its cell scaled isotropically to ``volume`` (Å³); the thermostat restarts.
+
+    Velocities are kept, or dropped with ``keep_velocities=False`` (the engine then draws new ones).
+    """
     structure = state.structure.copy()
     structure.scale_lattice(volume)
     return MDState(structure=structure, velocities=state.velocities if keep_velocities else None)

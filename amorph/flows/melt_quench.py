@@ -112,8 +112,20 @@ def stage_results(
     index: int,
     opinion: Opinion,
 ) -> StageDoc:
-    """Analyse the production run (from the data store if it went there, else its file) into the
-    stage's document, with the second opinion on it."""
+    """Analyse the production run into the stage's document, with the second opinion on it.
+
+    The trajectory is read from the data store if it went there, else from its file.
+
+    Parameters
+    ----------
+    formula, temperature, engine, search, check, production
+        As for :func:`~amorph.results.documents.stage_document`.
+    production_uuid, index
+        The production job and the position of this target in its output, which locate the
+        trajectory in the store.
+    opinion
+        Whether and how to ask a second engine (see :class:`Opinion`).
+    """
     from amorph.structure.composition import guess_charges
 
     in_store = production.trajectory is not None
@@ -158,7 +170,10 @@ class Opinion(MSONable):
 def collect(
     formula: str, engine: EngineSpec, stages: list[StageDoc], stage_uuids: list[str]
 ) -> CompositionDoc:
-    """The composition's document: its stages, hottest first, and Arrhenius fits below the melt."""
+    """The composition's document: its stages, hottest first, and Arrhenius fits below the melt.
+
+    ``stage_uuids`` are the uuids of the jobs that made ``stages``, in the same order.
+    """
     return composition_document(formula, engine, stages, stage_uuids)
 
 

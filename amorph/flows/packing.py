@@ -16,7 +16,21 @@ from amorph.structure.packing import estimate_volume_per_atom, random_packed_str
 class RandomCellMaker(Maker):
     """Pack about ``atoms`` atoms (whole formula units) at random into a cubic cell.
 
-    ``volume_per_atom`` (Å³) overrides the offline estimate of :func:`amorph.structure.packing.estimate_volume_per_atom`.
+    Parameters
+    ----------
+    name
+        Job name.
+    atoms
+        Target number of atoms, rounded to whole formula units.
+    volume_per_atom
+        Volume per atom (Å³); None takes the offline estimate of
+        :func:`amorph.structure.packing.estimate_volume_per_atom`.
+    min_distance
+        Smallest distance (Å) between atoms, across periodic images (packmol's tolerance).
+    seed
+        packmol's random seed.
+    timeout_s
+        How long packmol may run before the job fails.
     """
 
     name: str = "random cell"
@@ -36,6 +50,7 @@ class RandomCellMaker(Maker):
 
     @job(name="random cell")
     def make(self, composition: str | Composition) -> Structure:
+        """The random cell of ``composition`` (a formula or a ``Composition``)."""
         composition = parse_composition(composition)
         volume = self.volume_per_atom or estimate_volume_per_atom(composition)
         return random_packed_structure(

@@ -66,9 +66,22 @@ def second_opinion(
     frames: int = 12,
     equilibration_fraction: float = 0.5,
 ) -> SecondOpinionDoc | None:
-    """Both engines' single points on frames of ``trajectory``; None when the second engine cannot
-    model these elements (it says why in the log). The volume shift is NaN without a positive
-    ``bulk_modulus_GPa``."""
+    """Both engines' single points on frames of ``trajectory``, compared.
+
+    None when the second engine cannot model these elements (the log says why).
+
+    Parameters
+    ----------
+    trajectory
+        The production run of ``first``.
+    first, second
+        The engine that ran it and the engine asked for a second opinion.
+    bulk_modulus_GPa
+        Converts the mean pressure difference into a relative volume shift; NaN without a
+        positive value.
+    frames, equilibration_fraction
+        Number of frames, evenly spread over the part of the run after this fraction.
+    """
     indices = sample_frames(trajectory, frames, equilibration_fraction)
     structures = [trajectory.structure(i) for i in indices]
     try:

@@ -1,4 +1,4 @@
-"""Volume search (MPMorph) and check run: jobs that chain NVT runs until the volume is at zero pressure."""
+"""Volume search (MPMorph) and check run: jobs that chain NVT runs to the zero-pressure volume."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from amorph.md.engine import MDResult, MDState, RunStats
 
 @dataclass
 class VolumeSearchResult(MSONable):
-    """The sampled P(V) points, their fit, and the zero-pressure volume with a state to start from there."""
+    """The sampled P(V) points, their fit, and the zero-pressure volume with a state to start at."""
 
     points: list[EOSPoint]
     fit: EOSFit
@@ -89,7 +89,17 @@ def eos_runs(
     factors: list[list[float]],
     first_indices: list[int],
 ) -> list[list[MDResult]]:
-    """For each target, NVT runs of its structure scaled to each of its volume factors (fresh velocities)."""
+    """For each target, NVT runs of its structure scaled by each volume factor (new velocities).
+
+    Parameters
+    ----------
+    maker, targets
+        The volume search and the systems it runs, all in one engine call.
+    factors
+        Per target, the factors of its start volume to run at (may be empty).
+    first_indices
+        Per target, the index of its first new run (names the runs and derives their seeds).
+    """
     plan = [
         (i, factor, first + k)
         for i, (fs, first) in enumerate(zip(factors, first_indices, strict=True))
@@ -117,8 +127,18 @@ def fit_or_extend(
     new_runs: list[list[MDResult]],
     previous_runs: list[list[MDResult]],
 ) -> list[VolumeSearchResult] | Response:
-    """Fit P(V) of each target; when all are bracketed return their zero-pressure volumes, else replace
-    itself by one more volume for each target that is not (all in one engine call) and a new fit."""
+    """Fit P(V) of each target; once all are bracketed, return their zero-pressure volumes.
+
+    Otherwise replace this job by one more volume for each target that is not bracketed (all in
+    one engine call) and a new fit.
+
+    Parameters
+    ----------
+    maker, targets
+        The volume search and its systems.
+    new_runs, previous_runs
+        Per target, the runs of the last :func:`eos_runs` job and those of earlier ones.
+    """
     runs = [[*old, *new] for old, new in zip(previous_runs, new_runs, strict=True)]
     outcomes = [
         _fit_one(maker, target, target_runs)
@@ -149,7 +169,9 @@ def _fit_one(
         nearest = runs[int(np.argmin(np.abs(volumes - v0)))]
         return VolumeSearchResult(points, fit, v0, scaled_state(nearest.final_state, v0), extra)
     if extra >= maker.max_extra_volumes:
-        sampled = ", ".join(f"{v:.1f} Å³: {p:+.2f} GPa" for v, p in zip(volumes, pressures))
+        sampled = ", ".join(
+            f"{v:.1f} Å³: {p:+.2f} GPa" for v, p in zip(volumes, pressures, strict=True)
+        )
         raise VolumeSearchError(
             f"zero pressure not bracketed for {target.name} after {extra} extra volumes ({sampled})"
         )
@@ -223,8 +245,20 @@ def check_volume(
     searches: list[VolumeSearchResult],
     checks: list[CheckResult] | None = None,
 ) -> list[CheckResult] | Response:
-    """One check run for each target still unconverged with attempts left (the first at its fitted
-    volume, later ones rescaled by its last pressure); replace itself while any such target remains."""
+    """One check run for each target still unconverged and with attempts left.
+
+    The first run is at the fitted volume, later ones at a volume rescaled by the last pressure;
+    the job replaces itself while any such target remains.
+
+    Parameters
+    ----------
+    maker, targets
+        The check-run stage and its systems.
+    searches
+        Per target, the volume search result (fitted volume, bulk modulus, start state).
+    checks
+        Per target, its latest check result (None: not checked yet); None before the first round.
+    """
     checks = list(checks or [None] * len(targets))
     retry = [i for i, check in enumerate(checks) if not maker.is_settled(check)]
     starts, attempts = [], []

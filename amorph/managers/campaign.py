@@ -62,6 +62,15 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
     Never raises for a failure of the science. A failed group of several is rerun one composition
     at a time, so that one bad composition does not fail the others (with the maker's ``run_dir``,
     their finished MD runs are reused).
+
+    Parameters
+    ----------
+    maker
+        The protocol; it is copied, not changed.
+    formulas
+        Compositions run together as one flow.
+    jobs_dir
+        Absolute folder under which jobflow makes the job folders.
     """
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     try:
@@ -140,7 +149,19 @@ def _cluster(executor: str, workers: int, slurm: dict[str, Any]):
 
 @dataclass
 class Campaign:
-    """A set of compositions run with one maker into one store, with a status file for resuming."""
+    """A set of compositions run with one maker into one store, with a status file for resuming.
+
+    Parameters
+    ----------
+    maker
+        The protocol run for every composition.
+    store
+        Where the documents of finished compositions go.
+    outputs
+        Folder of the job folders (``jobs``) and the status file (``campaign.json``).
+    status
+        Outcome per composition; read from the status file when there is one.
+    """
 
     maker: MeltQuenchMaker
     store: JobStore

@@ -22,8 +22,17 @@ def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> Non
 
 
 def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False) -> None:
-    """Run ``flow`` here, its job folders under ``<outputs>/jobs``, its documents into ``store``;
-    the first failing job stops it with its error."""
+    """Run ``flow`` here; the first failing job stops it with its error.
+
+    Parameters
+    ----------
+    flow, store
+        What to run, and the store its documents go to.
+    outputs
+        Folder under which the job folders go (``<outputs>/jobs``).
+    log
+        Whether jobflow logs each job.
+    """
     root = Path(outputs).resolve() / "jobs"
     root.mkdir(parents=True, exist_ok=True)
     run_locally(

@@ -57,7 +57,18 @@ class Destination:
 
 
 def submit(flows: list, destination: Destination, exec_config: str | None = None) -> list[str]:
-    """Add ``flows`` to the project's queue; return the db ids of their jobs."""
+    """Add ``flows`` to the project's queue; return the db ids of their jobs.
+
+    Parameters
+    ----------
+    flows
+        jobflow flows to submit.
+    destination
+        The project and worker they run on.
+    exec_config
+        Name of a jobflow-remote execution configuration (modules, environment) of the worker;
+        None uses the worker's default.
+    """
     from jobflow_remote import submit_flow
 
     ids = []

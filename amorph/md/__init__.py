@@ -1,1 +1,1 @@
-"""Molecular dynamics: the engine contract (:mod:`.engine`), and the ASE, batched and VASP engines."""
+"""Molecular dynamics: the engine contract (:mod:`.engine`); the ASE, batched and VASP engines."""

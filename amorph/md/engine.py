@@ -1,9 +1,10 @@
 """The engine interface: what every MD engine (ML potentials, VASP) provides to the flows.
 
-A flow never talks to a potential directly. It describes MD runs as :class:`MDTask` objects and hands
-them to the :class:`Engine` named by an :class:`EngineSpec`; the engine returns one :class:`MDResult`
-per task, whose numbers (:class:`RunStats`) are computed here from the trajectory the engine wrote, so
-that every engine reports pressures, temperatures and energies by the same rules.
+A flow never talks to a potential directly. It describes MD runs as :class:`MDTask` objects and
+hands them to the :class:`Engine` named by an :class:`EngineSpec`; the engine returns one
+:class:`MDResult` per task, whose numbers (:class:`RunStats`) are computed here from the trajectory
+the engine wrote, so that every engine reports pressures, temperatures and energies by the same
+rules.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class MDSettings(MSONable):
 
 @dataclass
 class MDState(MSONable):
-    """Where a run ends and the next may continue: positions, velocities (Å/fs), thermostat state."""
+    """Where a run ends and the next may go on: positions, velocities (Å/fs), thermostat state."""
 
     structure: Structure
     velocities: list[list[float]] | None = None
@@ -98,7 +99,7 @@ class MDState(MSONable):
 
 @dataclass
 class MDTask:
-    """One NVT run: start from ``state`` at ``temperature`` for ``steps`` steps, write into ``work_dir``.
+    """One NVT run: from ``state`` at ``temperature`` for ``steps`` steps, writes into ``work_dir``.
 
     Without velocities in ``state`` the engine draws Maxwell–Boltzmann velocities at ``temperature``
     from ``seed`` (an instantaneous quench when the structure comes from a hotter run). Runs with
@@ -147,7 +148,8 @@ class MDTask:
         return self.path(f".chunk{index:04d}.npz")
 
     def fingerprint(self, engine: str) -> dict[str, Any]:
-        """What identifies the run; a finished or checkpointed run is reused only when all of it matches."""
+        """What identifies the run: a finished or checkpointed run is reused only when all of it
+        matches."""
         return {
             "label": self.label,
             "steps": self.steps,
@@ -164,7 +166,7 @@ class MDTask:
 
 @dataclass
 class RunStats(MSONable):
-    """Averages of one run over its equilibrated part (the frames after ``equilibration_fraction``)."""
+    """Averages of a run over its equilibrated part (frames after ``equilibration_fraction``)."""
 
     volume_A3: float
     n_atoms: int
@@ -244,7 +246,11 @@ class Engine(ABC):
         """Run one task."""
 
     def check_elements(self, symbols: list[str]) -> None:
-        """Raise ``InputError`` if the engine cannot model one of ``symbols``."""
+        """Raise ``InputError`` if the engine cannot model one of ``symbols``.
+
+        The base engine accepts every element; engines with a limited element set override this.
+        """
+        return None
 
     def relax(
         self,
@@ -254,8 +260,9 @@ class Engine(ABC):
         fmax: float = 0.05,
         max_steps: int = 200,
     ) -> RelaxResult:
-        """Relax positions (and the cell with ``relax_cell``) until every force is below ``fmax`` eV/Å,
-        in at most ``max_steps`` ionic steps; engines that write files write them under ``work_dir``."""
+        """Relax positions (and the cell with ``relax_cell``) until every force is below ``fmax``
+        eV/Å, in at most ``max_steps`` ionic steps; engines that write files write them under
+        ``work_dir``."""
         raise NotImplementedError(f"engine {self.name} cannot relax structures")
 
     def static(self, structure: Structure, work_dir: Path) -> float:
@@ -283,7 +290,7 @@ class SinglePoint:
 
 @dataclass
 class RelaxResult(MSONable):
-    """A relaxed structure, its energy (eV) and whether the forces met the tolerance in the allowed steps."""
+    """A relaxed structure, its energy (eV), and whether forces met the tolerance in time."""
 
     structure: Structure
     energy_eV: float
@@ -295,10 +302,10 @@ class RelaxResult(MSONable):
 class EngineSpec(MSONable):
     """A serialisable description of an engine, resolved to a live engine once per process.
 
-    ``kind`` is a key of :data:`ENGINE_FACTORIES` ("chgnet", "m3gnet", "chgnet-ase", "ase", "vasp" ...). ``model`` is
-    engine specific: a pretrained model name or a local model directory for the ML potentials,
-    ``"package.module:function"`` returning an ASE calculator for ``kind="ase"``, or returning a
-    :class:`~amorph.potentials.base.BatchedPotential` for ``kind="batched"``.
+    ``kind`` is a key of :data:`ENGINE_FACTORIES` ("chgnet", "m3gnet", "chgnet-ase", "ase", "vasp"
+    ...). ``model`` is engine specific: a pretrained model name or a local model directory for the
+    ML potentials, ``"package.module:function"`` returning an ASE calculator for ``kind="ase"``, or
+    returning a :class:`~amorph.potentials.base.BatchedPotential` for ``kind="batched"``.
     """
 
     kind: str = "chgnet"
@@ -308,7 +315,7 @@ class EngineSpec(MSONable):
 
     @property
     def label(self) -> str:
-        """The engine's name in results: its kind, or the factory path of a ``module:function`` one."""
+        """The engine's name in results: its kind, or the factory path of a ``module:function``."""
         return self.model if self.kind in ("ase", "batched") and self.model else self.kind
 
     @property
@@ -318,7 +325,8 @@ class EngineSpec(MSONable):
 
     @classmethod
     def parse(cls, text: str, model: str | None = None, device: str = "cpu") -> EngineSpec:
-        """Build a spec from the command line: an engine kind, or a ``module:function`` calculator factory."""
+        """A spec from the command line: an engine kind, or a ``module:function`` ASE calculator
+        factory."""
         if ":" in text:
             return cls(kind="ase", model=text, device=device)
         if text not in ENGINE_FACTORIES:
@@ -346,7 +354,7 @@ _LOADED_ENGINES: dict[str, Engine] = {}
 
 
 def import_factory(path: str | None, what: str):
-    """The callable at ``package.module:function``; ``EngineError`` naming ``what`` if it cannot be imported."""
+    """The callable at ``package.module:function``; else ``EngineError`` naming ``what``."""
     module_name, _, function_name = (path or "").partition(":")
     try:
         return getattr(importlib.import_module(module_name), function_name)

@@ -1,4 +1,5 @@
-"""The batched potential interface: energies, forces and stresses of many replicas from one backward pass."""
+"""The batched potential interface: energies, forces, stresses of many replicas from one backward
+pass."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from amorph.potentials.graph import Systems
 
 @dataclass
 class Evaluation:
-    """Energies (B,) in eV, forces (N, 3) in eV/Å, stresses (B, 3, 3) in eV/Å³ (ASE sign: (1/V) dE/dε)."""
+    """Energies (B,) in eV, forces (N, 3) in eV/Å, stresses (B, 3, 3) in eV/Å³.
+
+    Stresses have ASE's sign: (1/V) dE/dε.
+    """
 
     energies: Tensor
     forces: Tensor
@@ -43,7 +47,7 @@ class BatchedPotential(ABC):
 
     @abstractmethod
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
-        """Total energy (B,) in eV of each replica at ``positions`` (N, 3) and ``cells`` (B, 3, 3)."""
+        """Energy (B,) in eV of each replica at ``positions`` (N, 3) and ``cells`` (B, 3, 3)."""
 
     def __call__(self, systems: Systems) -> Evaluation:
         positions = systems.positions.detach().to(self.device, self.dtype).requires_grad_(True)
@@ -58,7 +62,7 @@ class BatchedPotential(ABC):
 
 
 class PotentialCalculator(Calculator):
-    """A batched potential as an ASE calculator of one structure, for relaxations and static energies."""
+    """A batched potential as an ASE calculator of one structure, for relaxations and statics."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 

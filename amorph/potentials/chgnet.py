@@ -1,5 +1,6 @@
 """CHGNet: the pretrained model (its weights ship in the ``chgnet`` wheel: no network), as a batched
-potential on tensors (engine kind ``chgnet``) and through CHGNet's own ASE calculator (``chgnet-ase``).
+potential on tensors (engine kind ``chgnet``) and through CHGNet's own ASE calculator
+(``chgnet-ase``).
 
 The batched evaluation uses CHGNet's parameters and layers as in ``CHGNet._compute`` with two exact
 rewrites:
@@ -7,8 +8,8 @@ the graphs come from :mod:`amorph.potentials.graph` instead of the Python/Cython
 the first linear layer of each gated MLP, which CHGNet applies to the concatenated features of every
 bond (or angle), is applied to the features of each atom and bond once and the results gathered
 (``W [a_i, b_ij, a_j] = W_1 a_i + W_2 b_ij + W_3 a_j``), which saves most of the matrix products.
-Forces and stresses come from one gradient without ``create_graph``, where the stock calculator takes
-two with it.
+Forces and stresses come from one gradient without ``create_graph``, where the stock calculator
+takes two with it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ CHGNET_MAX_Z = 94  # CHGNet's atom embedding covers H to Pu
 
 
 def chgnet_ase_engine(spec: EngineSpec) -> ASEEngine:
-    """CHGNet through its ASE calculator; ``spec.model`` is a CHGNet version ("0.3.0") or a checkpoint file."""
+    """CHGNet through its ASE calculator.
+
+    ``spec.model`` is a CHGNet version ("0.3.0") or a checkpoint file.
+    """
     from chgnet.model.dynamics import CHGNetCalculator
 
     model = load_chgnet_model(spec)
@@ -134,9 +138,12 @@ def _sum_rows(values: Tensor, index: Tensor, n: int) -> Tensor:
 
 
 def _gated(gated: nn.Module, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
-    """CHGNet's ``GatedMLP`` of ``cat([x.index_select(0, i) for x, i in parts], 1)`` (``i`` None: all rows).
+    """CHGNet's ``GatedMLP`` of ``cat([x.index_select(0, i) for x, i in parts], 1)``.
 
-    The first linear layers of the core and gate branches are applied to each ``x`` before the gather.
+    ``i`` None takes all rows of ``x``.
+
+    The first linear layers of the core and gate branches are applied to each ``x`` before the
+    gather.
     """
     branches = []
     for mlp in (gated.mlp_core, gated.mlp_gate):

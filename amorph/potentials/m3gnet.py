@@ -1,10 +1,11 @@
-"""M3GNet through matgl: a pretrained model by name (from the matgl hub) or a local model directory, as a
-batched potential on tensors (engine kind ``m3gnet``) or through matgl's ASE calculator (``m3gnet-ase``).
+"""M3GNet through matgl: a pretrained model by name (from the matgl hub) or a local model directory,
+as a batched potential on tensors (engine kind ``m3gnet``) or through matgl's ASE calculator
+(``m3gnet-ase``).
 
 M3GNet (matgl, PyG backend) on tensors: a torch neighbour list and matgl's tensor-only line graph.
 
-matgl's ``PESCalculator`` builds the neighbour list with pymatgen and the three-body indices with numpy
-on every call; here both stay on the model's device and many replicas share one forward pass.
+matgl's ``PESCalculator`` builds the neighbour list with pymatgen and the three-body indices with
+numpy on every call; here both stay on the model's device and many replicas share one forward pass.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ DEFAULT_M3GNET_MODEL = "M3GNet-MP-2021.2.8-DIRECT-PES"
 
 
 def m3gnet_ase_engine(spec: EngineSpec) -> ASEEngine:
-    """M3GNet through matgl's ``PESCalculator``; ``spec.model`` is a pretrained name or a saved directory."""
+    """M3GNet through matgl's ``PESCalculator``.
+
+    ``spec.model`` is a pretrained model name or a saved model directory.
+    """
     potential = load_m3gnet_potential(spec.model or DEFAULT_M3GNET_MODEL)
     potential.calc_stresses = True
     if spec.device != "cpu":
@@ -42,7 +46,7 @@ def m3gnet_ase_engine(spec: EngineSpec) -> ASEEngine:
 
 
 def load_m3gnet_potential(model: str):
-    """Load a matgl potential from a local directory (model.json, model.pt, state.pt) or by hub name."""
+    """Load a matgl potential from a local directory (model.json, model.pt, state.pt) or by name."""
     import matgl
 
     path = Path(model).expanduser()
@@ -58,9 +62,9 @@ def load_m3gnet_potential(model: str):
     except Exception as exc:  # noqa: BLE001 - hub, network and format errors are all reported alike
         cause = exc.__cause__ or exc
         raise EngineError(
-            f"cannot load M3GNet model {model!r} ({type(cause).__name__}: {cause}); give a pretrained "
-            "model name on a machine with access to the matgl model hub, or a local model directory "
-            "written by Potential.save()"
+            f"cannot load M3GNet model {model!r} ({type(cause).__name__}: {cause}); "
+            "give a pretrained model name on a machine with access to the matgl model hub, "
+            "or a local model directory written by Potential.save()"
         ) from None
 
 
@@ -72,7 +76,8 @@ class M3GNetPotential(BatchedPotential):
     def __init__(self, potential, device: str | torch.device = "cpu"):
         if potential.calc_repuls or potential.calc_charge:
             raise EngineError(
-                "the batched M3GNet engine supports neither ZBL repulsion nor charges: use the m3gnet-ase engine"
+                "the batched M3GNet engine supports neither ZBL repulsion nor charges: "
+                "use the m3gnet-ase engine"
             )
         super().__init__(potential, device)
         network = potential.model
@@ -108,7 +113,7 @@ class M3GNetPotential(BatchedPotential):
         if network.include_state:  # matgl's converters give every structure the state (0, 0)
             state = positions.new_zeros(systems.n_replicas, 2)
         energies = network(g=graph, state_attr=state, l_g=line_graph).reshape(-1)
-        network.feature_dict = {}  # matgl keeps every layer's output there; not past this evaluation
+        network.feature_dict = {}  # matgl keeps every layer's output there; drop it after the call
         energies = potential.data_std * energies + potential.data_mean
         if potential.element_refs is not None:
             energies = energies + potential.element_refs(graph).reshape(-1)

@@ -1,9 +1,9 @@
 """amorph's batched potentials as torch-sim models (the ``torchsim`` extra, Python ≥ 3.12).
 
 :class:`TorchSimModel` wraps any :class:`~amorph.potentials.base.BatchedPotential` in
-torch-sim's ``ModelInterface``, so that torch-sim's integrators, optimizers and autobatching drive CHGNet
-and M3GNet as amorph evaluates them; :func:`chgnet_model` and :func:`m3gnet_model` load them as amorph's
-batched engines do. No other amorph module imports this one or ``torch_sim``.
+torch-sim's ``ModelInterface``, so that torch-sim's integrators, optimizers and autobatching drive
+CHGNet and M3GNet as amorph evaluates them; :func:`chgnet_model` and :func:`m3gnet_model` load them
+as amorph's batched engines do. No other amorph module imports this one or ``torch_sim``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ class TorchSimModel(ModelInterface):
 
     ``forward`` returns ``energy`` (B,) in eV, ``forces`` (N, 3) in eV/Å and ``stress`` (B, 3, 3) in
     eV/Å³ with ASE's sign ((1/V) dE/dε), which is torch-sim's convention, in the state's dtype; the
-    potential itself computes in the dtype of its parameters. States must be periodic along all three
-    axes or none: a non-periodic system is evaluated in a box ``vacuum`` Å wider than the system along
-    each axis (keep it above the model's cutoff), and its stress is zero.
+    potential itself computes in the dtype of its parameters. States must be periodic along all
+    three axes or none: a non-periodic system is evaluated in a box ``vacuum`` Å wider than the
+    system along each axis (keep it above the model's cutoff), and its stress is zero.
     """
 
     def __init__(
@@ -89,7 +89,7 @@ class TorchSimModel(ModelInterface):
 def chgnet_model(
     model: str | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64
 ) -> TorchSimModel:
-    """CHGNet as a torch-sim model; ``model`` is a CHGNet version (default "0.3.0") or a checkpoint file."""
+    """CHGNet as a torch-sim model; ``model``: a CHGNet version (default "0.3.0") or checkpoint."""
     spec = EngineSpec("chgnet", model=model, device=str(device))
     return TorchSimModel(CHGNetPotential(load_chgnet_model(spec), device=device), dtype=dtype)
 
@@ -99,7 +99,10 @@ def m3gnet_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
 ) -> TorchSimModel:
-    """M3GNet (matgl) as a torch-sim model; ``model`` is a pretrained name or a directory from ``Potential.save``."""
+    """M3GNet (matgl) as a torch-sim model.
+
+    ``model`` is a pretrained model name or a directory written by ``Potential.save``.
+    """
     from amorph.potentials.m3gnet import M3GNetPotential  # imports matgl, the m3gnet extra
 
     return TorchSimModel(M3GNetPotential(load_m3gnet_potential(model), device=device), dtype=dtype)

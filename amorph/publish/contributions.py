@@ -66,7 +66,7 @@ TABLE_MAX_ROWS = 200
 PROBE_FRAMES = 64
 MAX_STRIDE_TRIES = 8
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -172,7 +172,7 @@ def _published_point(entry: StageEntry) -> list[tuple[float, dict]]:
     try:
         return [(float(entry.summary["temperature_K"]), entry_diffusion(entry))]
     except (AmorphError, KeyError, OSError, ValueError) as exc:
-        log.warning("%s: left out of the Arrhenius fit (%s)", entry.source, exc)
+        logger.warning("%s: left out of the Arrhenius fit (%s)", entry.source, exc)
         return []
 
 

@@ -48,7 +48,7 @@ DEFAULT_DESCRIPTION = (
     "their ions, generated with amorph."
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -193,7 +193,7 @@ class Server:
         description = new.description or DEFAULT_DESCRIPTION
         with self._errors(f"creating project {name}"):
             self.client.create_project(name, title, new.authors, description, new.url)
-        log.warning(
+        logger.warning(
             "created project %s (%s); it stays private until MPContribs approves it", name, title
         )
 
@@ -241,7 +241,7 @@ class Server:
                     f"batch: {', '.join(missing)}{reason}"
                 )
             )
-        log.info("uploaded %d contributions to %s", len(batch), project)
+        logger.info("uploaded %d contributions to %s", len(batch), project)
         return sorted(wanted)
 
     def _columns(self, project: str, batch: list[Contribution]) -> dict[str, str | None]:

@@ -2,8 +2,9 @@
 
 :func:`train_models` runs the protocol of Zheng et al., npj Comput. Mater. (2024) on a
 :class:`~amorph.regression.table.Table` (see :mod:`amorph.regression.ensembles` for RF/XGBoost and
-:mod:`amorph.regression.sisso` for the symbolic regression of ln D against the features and 1/(k_B T)).
-All models share one 85/15 split (random state 62). Needs scikit-learn and xgboost, not torch.
+:mod:`amorph.regression.sisso` for the symbolic regression of ln D against the features and
+1/(k_B T)). All models share one 85/15 split (random state 62). Needs scikit-learn and xgboost, not
+torch.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class TrainingResult:
         return _json_safe(summary)
 
     def write_predictions(self, handle: IO[str]) -> None:
-        """CSV of every row: split, truth and each model's prediction (with uncertainty where known)."""
+        """CSV of every row: split, truth and each model's prediction (and uncertainty if known)."""
         columns = ["formula", TEMPERATURE_COLUMN, self.table.target_name, "split"]
         for kind in self.ensembles:
             columns += [f"{kind}_prediction", f"{kind}_uncertainty"]
@@ -122,7 +123,7 @@ def _json_safe(value):
 
 
 def _sisso_data(table: Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Rows usable for ln D (positive target) and the primary columns complete on them (plus 1/kT)."""
+    """Rows usable for ln D (positive target); the primary columns complete on them, plus 1/kT."""
     rows = np.flatnonzero(table.target > 0)
     columns = {INVERSE_KT: 1.0 / (K_B_EV * table.temperature[rows])}
     for index, name in enumerate(table.feature_names):

@@ -47,7 +47,7 @@ def make_regressor(kind: str, jobs: int = 1, seed: int = RANDOM_STATE) -> Regres
 def _uncertainty(
     kind: str, model, x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, jobs: int
 ):
-    """Standard deviation of the predictions for ``x`` over trees (rf) or a bootstrap ensemble (xgb)."""
+    """Standard deviation of predictions for ``x`` over trees (rf) or a bootstrap ensemble (xgb)."""
     if kind == "rf":
         return np.std([tree.predict(x) for tree in model.estimators_], axis=0)
     rng = np.random.default_rng(RANDOM_STATE)

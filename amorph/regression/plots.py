@@ -42,7 +42,7 @@ def _parity(ax, truth, prediction, sigma, train, test, label: str, log_axes: boo
 
 
 def plot_results(result: TrainingResult, directory: str | Path) -> list[Path]:
-    """Write parity_<model>.png and importance_<model>.png for each fitted model; return the paths."""
+    """Write parity_<model>.png and importance_<model>.png for each fitted model; return paths."""
     plt = _pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,8 @@ def plot_results(result: TrainingResult, directory: str | Path) -> list[Path]:
     if result.sisso_models:
         n_models = len(result.sisso_models)
         columns = min(3, n_models)
-        fig, axes = plt.subplots(math.ceil(n_models / columns), columns, figsize=(4 * columns, 4 * math.ceil(n_models / columns)), squeeze=False)  # fmt: skip
+        rows = math.ceil(n_models / columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False)
         truth = np.log(target[result.sisso_rows])
         train = np.isin(result.sisso_rows, result.train)
         for ax, model, predicted in zip(

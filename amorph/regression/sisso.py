@@ -1,11 +1,11 @@
 """SISSO-style sparse symbolic regression (Ouyang et al., Phys. Rev. Mater. 2, 083802 (2018)).
 
 1. Feature space. Rung 0 holds the primary features (for ``amorph train``: the table's features and
-   ``1/kT`` in eV⁻¹). Rung 1 adds every unary operator (exp, log, sqrt, ^-1, ^2, ^3) of a primary and
-   every binary operator (+, -, *, /) of two primaries. Rung 2 applies the operators once more, to
-   the ``RUNG2_BASE`` rung-0/1 features most correlated with the target (a bound on the work; full
-   SISSO composes everything). Features that are not finite on every training row, are constant, or
-   are an affine copy of a simpler feature (e.g. b-a of a-b) are dropped.
+   ``1/kT`` in eV⁻¹). Rung 1 adds every unary operator (exp, log, sqrt, ^-1, ^2, ^3) of a primary
+   and every binary operator (+, -, *, /) of two primaries. Rung 2 applies the operators once more,
+   to the ``RUNG2_BASE`` rung-0/1 features most correlated with the target (a bound on the work;
+   full SISSO composes everything). Features that are not finite on every training row, are
+   constant, or are an affine copy of a simpler feature (e.g. b-a of a-b) are dropped.
 2. Search. For n = 1, 2, ...: sure-independence screening (SIS) adds the ``sis_size`` features most
    correlated with the residual of the best (n-1)-term model to the screened set S; then the best
    n-term least-squares model is sought over all n-subsets of S (ℓ0) when there are at most
@@ -66,7 +66,7 @@ def _wrap(name: str) -> str:
 
 @dataclass(frozen=True)
 class Descriptor:
-    """A feature expression: a primary feature (``op`` empty) or an operator applied to descriptors."""
+    """A feature expression: a primary feature (``op`` empty) or an operator applied to others."""
 
     name: str
     op: str = ""
@@ -92,7 +92,7 @@ def _binary(op: str, left: Descriptor, right: Descriptor) -> Descriptor:
 
 
 class _Space:
-    """The growing feature space: descriptors and their values on the training rows, deduplicated."""
+    """The growing feature space: unique descriptors and their values on the training rows."""
 
     def __init__(self, n_rows: int):
         self.descriptors: list[Descriptor] = []
@@ -193,7 +193,7 @@ class SissoModel:
 
 
 def _subset_rss(gram: np.ndarray, cov: np.ndarray, total: float, combos: np.ndarray) -> np.ndarray:
-    """Residual sums of squares of the least-squares fits on each row of ``combos`` (standardised data)."""
+    """Residual sums of squares of least-squares fits on each row of ``combos`` (standardised)."""
     n = combos.shape[1]
     sub_gram = gram[combos[:, :, None], combos[:, None, :]] + 1e-10 * gram[0, 0] * np.eye(n)
     sub_cov = cov[combos]
@@ -204,7 +204,7 @@ def _subset_rss(gram: np.ndarray, cov: np.ndarray, total: float, combos: np.ndar
 def _candidates(
     n_screened: int, n_terms: int, beam: np.ndarray, max_combinations: int
 ) -> Iterator[np.ndarray]:
-    """Chunks of n-subsets of the screened set: all of them when few enough, else the beam extended."""
+    """Chunks of n-subsets of the screened set: all if few enough, else the beam extended."""
     chunk = 50_000
     if math.comb(n_screened, n_terms) <= max_combinations:
         combos = itertools.combinations(range(n_screened), n_terms)
@@ -237,8 +237,8 @@ def fit_sisso(
     beam: int = 500,
     target_label: str = "ln D",
 ) -> list[SissoModel]:
-    """The best 1-, 2-, ..., ``max_terms``-term linear models of ``target`` over the feature space of
-    the primary ``columns`` up to rung ``complexity`` (see the module docstring)."""
+    """The best 1-, 2-, ..., ``max_terms``-term linear models of ``target`` over the feature space
+    of the primary ``columns`` up to rung ``complexity`` (see the module docstring)."""
     target = np.asarray(target, dtype=float)
     descriptors, matrix = build_feature_space(columns, target, complexity)
     n_rows, n_features = matrix.shape

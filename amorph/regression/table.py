@@ -18,13 +18,13 @@ import numpy as np
 
 from amorph.errors import InputError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FORMULA_COLUMN = "formula"
 TEMPERATURE_COLUMN = "temperature"
 DEFAULT_TARGET = "D_cm2_s"
 MIN_ROWS = 10
-"""Fewest rows with a target: an 85/15 split with 5-fold cross-validation needs at least this many."""
+"""Fewest rows with a target: an 85/15 split with 5-fold cross-validation needs this many."""
 
 
 @dataclass(frozen=True)
@@ -93,22 +93,25 @@ def read_table(
     target_values = _numeric_column(target, cells[target], str(path))
     known = ~np.isnan(target_values)
     if not known.all():
-        log.info("%s: %d rows without %s left out", path, int((~known).sum()), target)
+        logger.info("%s: %d rows without %s left out", path, int((~known).sum()), target)
     if known.sum() < min_rows:
         raise InputError(
-            f"{path}: too few rows with a {target!r} value ({int(known.sum())}; need at least {min_rows})"
+            f"{path}: too few rows with a {target!r} value "
+            f"({int(known.sum())}; need at least {min_rows})"
         )
     temperature = _numeric_column(TEMPERATURE_COLUMN, cells[TEMPERATURE_COLUMN], str(path))[known]
     if np.isnan(temperature).any() or (temperature <= 0).any():
         raise InputError(
-            f"{path}: column {TEMPERATURE_COLUMN!r} needs a positive value in every row with a target"
+            f"{path}: column {TEMPERATURE_COLUMN!r} needs a positive value "
+            "in every row with a target"
         )
     names = tuple(
         n for n in header if n not in (FORMULA_COLUMN, TEMPERATURE_COLUMN, target, *exclude)
     )
     if not names:
         raise InputError(
-            f"{path}: no feature columns besides {FORMULA_COLUMN!r}, {TEMPERATURE_COLUMN!r} and {target!r}"
+            f"{path}: no feature columns besides {FORMULA_COLUMN!r}, {TEMPERATURE_COLUMN!r} "
+            f"and {target!r}"
         )
     features = np.column_stack([_numeric_column(n, cells[n], str(path))[known] for n in names])
     if not np.isfinite(target_values[known]).all() or np.isinf(features).any():

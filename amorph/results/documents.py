@@ -77,7 +77,19 @@ def stage_document(
     trajectory: TrajectoryRef,
     report: TrajectoryReport | None,
 ) -> StageDoc:
-    """The :class:`StageDoc` of one composition at one temperature."""
+    """The :class:`StageDoc` of one composition at one temperature.
+
+    Parameters
+    ----------
+    formula, temperature, engine
+        The composition, the stage temperature (K) and the engine that ran it.
+    search, check, production
+        Results of the stage's volume search, check run and production run.
+    trajectory
+        Where the production trajectory is stored.
+    report
+        Analysis of the production run; None leaves out diffusivities, MSDs and RDFs.
+    """
     stats = production.stats
     structure = production.final_state.structure
     diffusivity, msd = {}, {}
@@ -127,7 +139,7 @@ def composition_document(
     formula: str, engine: EngineSpec, stages: list[StageDoc], stage_uuids: list[str]
 ) -> CompositionDoc:
     """A composition's :class:`CompositionDoc`, stages hottest first, with the Arrhenius fits of
-    :func:`arrhenius_fits`."""
+    :func:`arrhenius_fits`; ``stage_uuids`` are the uuids of the jobs that made ``stages``."""
     order = sorted(range(len(stages)), key=lambda i: -stages[i].temperature_K)
     fits, _ = arrhenius_fits(stages)
     return CompositionDoc(

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from amorph.errors import EmptyStoreError, InputError, StoreError
 from amorph.results.schemas import SCHEMA_VERSION, CompositionDoc, StageDoc
-from amorph.results.store import open_store
+from amorph.results.store import no_results, open_store
 
 if TYPE_CHECKING:
     from jobflow import JobStore
@@ -53,6 +53,12 @@ class StageEntry:
     def trajectory(self) -> Trajectory:
         """The production trajectory, from the store's data store or from its file."""
         return self.database.trajectory(self.doc)
+
+    @property
+    def has_trajectory(self) -> bool:
+        """Whether :meth:`trajectory` can find the production trajectory."""
+        ref = self.doc.trajectory
+        return ref.in_data_store or (ref.path is not None and Path(ref.path).is_file())
 
 
 @dataclass
@@ -111,10 +117,7 @@ class Database:
                     "completed_at": str(raw.get("completed_at")),
                 }
         if not newest:
-            raise EmptyStoreError(
-                f"{self.description} holds no results yet: run `amorph run FORMULA` "
-                "(or `amorph campaign FILE`, or `amorph submit FORMULA` on a cluster) to fill it"
-            )
+            raise EmptyStoreError(no_results(self.description))
         wanted = None if formula is None else _reduced(formula)
         chosen = [
             newest[key]

@@ -70,10 +70,11 @@ _BATCH = 64  # documents read per SELECT while a query streams
 _MAX_PARAMS = 500  # values bound in one SQL ``IN (...)``
 
 
-def _no_results(directory: Path) -> str:
+def no_results(where: str | Path) -> str:
+    """What an empty store says: that it is empty, and how to fill it."""
     return (
-        f"no results in {directory} yet: run `amorph run FORMULA` "
-        "(or `amorph campaign FILE`) to fill it"
+        f"no results in {where} yet: run `amorph run FORMULA` (or `amorph campaign FILE`, or "
+        "`amorph submit FORMULA` on a cluster) to fill it"
     )
 
 
@@ -282,7 +283,7 @@ class SQLiteStore(Store):
         self.close()
         path = Path(self.path)
         if self.read_only and not path.exists():
-            raise EmptyStoreError(_no_results(path.parent))
+            raise EmptyStoreError(no_results(path.parent))
         try:
             if not self.read_only:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +315,7 @@ class SQLiteStore(Store):
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}  # locks
         if path.stat().st_size == 0:
             if self.read_only:
-                raise EmptyStoreError(_no_results(path.parent))
+                raise EmptyStoreError(no_results(path.parent))
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.executemany(

@@ -16,9 +16,9 @@ from amorph.errors import InputError, PackingError
 
 logger = logging.getLogger(__name__)
 
-# Fraction of the cell filled by spheres of Shannon crystal radii (pymatgen's ``Species.ionic_radius``).
-# 0.58 reproduces crystal volumes per atom within ~10 % for Li2O, Li2S, LiCl, NaCl and MgO and within
-# 20 % for quartz (an open network); see tests/test_cell.py.
+# Fraction of the cell filled by spheres of Shannon crystal radii (pymatgen's
+# ``Species.ionic_radius``). 0.58 reproduces crystal volumes per atom within ~10 % for Li2O, Li2S,
+# LiCl, NaCl and MgO and within 20 % for quartz (an open network); see tests/test_cell.py.
 IONIC_PACKING_FRACTION = 0.58
 VOLUME_PER_ATOM_BOUNDS = (4.0, 80.0)  # Å³/atom: a guess outside means the estimate itself is wrong
 AVOGADRO_A3_PER_CM3 = 0.602214076  # N_A × 1e-24: converts cm³/mol to Å³/atom
@@ -27,8 +27,8 @@ AVOGADRO_A3_PER_CM3 = 0.602214076  # N_A × 1e-24: converts cm³/mol to Å³/ato
 def estimate_volume_per_atom(composition: Composition) -> float:
     """Offline estimate of the volume per atom (Å³) of a dense phase of ``composition``.
 
-    Compounds with a charge-balanced oxidation-state assignment (pymatgen's guess) take the volume of
-    their ions' Shannon crystal-radius spheres divided by :data:`IONIC_PACKING_FRACTION`; others
+    Compounds with a charge-balanced oxidation-state assignment (pymatgen's guess) take the volume
+    of their ions' Shannon crystal-radius spheres divided by :data:`IONIC_PACKING_FRACTION`; others
     (intermetallics, elements) take the fraction-weighted volume per atom of the elemental solids.
     The result is clipped to :data:`VOLUME_PER_ATOM_BOUNDS`.
     """
@@ -84,7 +84,7 @@ def random_packed_structure(
     seed: int = 1,
     timeout: float = 120.0,
 ) -> Structure:
-    """Pack ``n_formula_units`` of ``composition`` at random into a cubic periodic cell with packmol.
+    """Pack ``n_formula_units`` of ``composition`` at random into a cubic periodic cell (packmol).
 
     ``min_distance`` (Å) is packmol's tolerance, respected across periodic images.
     """
@@ -115,17 +115,19 @@ def random_packed_structure(
                 )
         except subprocess.TimeoutExpired:
             raise PackingError(
-                f"packmol did not finish within {timeout:g} s for {n_atoms} atoms in {length:.2f} Å cell"
+                f"packmol did not finish within {timeout:g} s for {n_atoms} atoms in "
+                f"{length:.2f} Å cell"
             ) from None
         output = work / "packed.xyz"
         if proc.returncode != 0 or not output.exists():
             reason = (
                 "could not place atoms without overlap"
                 if "PERFECT PACKING" in proc.stdout
-                else (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]
+                else (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode:d}"])[-1]
             )
             raise PackingError(
-                f"packmol failed for {composition.reduced_formula} ({n_atoms} atoms, {length:.2f} Å cell, "
+                f"packmol failed for {composition.reduced_formula} ({n_atoms} atoms, "
+                f"{length:.2f} Å cell, "
                 f"min distance {min_distance} Å): {reason}"
             )
         lines = output.read_text().splitlines()[2 : 2 + n_atoms]

@@ -4,19 +4,19 @@ Only numpy is needed here, so trajectories can be analysed with a light install.
 
 On disk a trajectory is one ``.npz`` file (written atomically) holding:
 
-=======================  ========================  =============================================
-key                      shape                     meaning
-=======================  ========================  =============================================
-``numbers``              (n_atoms,)                atomic numbers
-``positions``            (n_frames, n_atoms, 3)    Cartesian positions in Å, *unwrapped*
-``cells``                (n_frames, 3, 3)          lattice vectors (rows) in Å
-``time_fs``              (n_frames,)               simulation time of each frame in fs
-``energies``             (n_frames,)               potential energy in eV (optional)
-``temperatures``         (n_frames,)               instantaneous kinetic temperature in K (optional)
-``virial_pressures``     (n_frames,)               virial pressure in GPa, no kinetic term (optional)
-``kinetic_pressures``    (n_frames,)               ideal-gas term N k_B T / V in GPa (optional)
-``metadata``             ()                        JSON string: engine, time step, target T, ...
-=======================  ========================  =============================================
+=====================  ======================  ==================================================
+key                    shape                   meaning
+=====================  ======================  ==================================================
+``numbers``            (n_atoms,)              atomic numbers
+``positions``          (n_frames, n_atoms, 3)  Cartesian positions in Å, *unwrapped*
+``cells``              (n_frames, 3, 3)        lattice vectors (rows) in Å
+``time_fs``            (n_frames,)             simulation time of each frame in fs
+``energies``           (n_frames,)             potential energy in eV (optional)
+``temperatures``       (n_frames,)             instantaneous kinetic temperature in K (optional)
+``virial_pressures``   (n_frames,)             virial pressure in GPa, no kinetic term (optional)
+``kinetic_pressures``  (n_frames,)             ideal-gas term N k_B T / V in GPa (optional)
+``metadata``           ()                      JSON string: engine, time step, target T, ...
+=====================  ======================  ==================================================
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class Trajectory:
         n_frames = len(self.positions)
         if self.positions.ndim != 3 or self.positions.shape[1:] != (len(self.numbers), 3):
             raise TrajectoryError(
-                f"positions have shape {self.positions.shape}, expected (n_frames, {len(self.numbers)}, 3)"
+                f"positions have shape {self.positions.shape}, "
+                f"expected (n_frames, {len(self.numbers)}, 3)"
             )
         if self.cells.shape != (n_frames, 3, 3) or self.time_fs.shape != (n_frames,):
             raise TrajectoryError("cells and time_fs must have one entry per frame")
@@ -154,7 +155,7 @@ class Trajectory:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """MSON form (compressed ``.npz`` bytes, base64), so a store can hold the trajectory as one blob."""
+        """MSON form: the compressed ``.npz`` bytes in base64, so a store holds it as one blob."""
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **self._arrays())
         return {

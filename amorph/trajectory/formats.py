@@ -30,7 +30,7 @@ from amorph.constants import K_B_EV
 from amorph.errors import InputError, TrajectoryError
 from amorph.trajectory import Trajectory
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FORMATS = ("npz", "xdatcar", "vasprun", "ase")
 _BLOCK_FRAMES = 256  # frames parsed per numpy call, and per vectorised unwrap step
@@ -101,7 +101,7 @@ def with_run_conditions(
             and np.all(np.isfinite(recorded))
             and not np.allclose(recorded, time_step_fs, rtol=1e-6)
         ):
-            log.warning(
+            logger.warning(
                 "%s: using %g fs between frames instead of the recorded %g fs",
                 source,
                 time_step_fs,
@@ -118,7 +118,7 @@ def with_run_conditions(
         if recorded_T is not None and not math.isclose(
             float(recorded_T), temperature_K, rel_tol=1e-6
         ):
-            log.warning(
+            logger.warning(
                 "%s: using %g K instead of the recorded %g K", source, temperature_K, recorded_T
             )
         traj.metadata["temperature_K"] = float(temperature_K)

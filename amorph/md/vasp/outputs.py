@@ -1,10 +1,11 @@
-"""Running VASP, telling in one line why a run failed, and reading its outputs into amorph's objects.
+"""Running VASP, saying in one line why a run failed, and reading its outputs into amorph's objects.
 
-Per MD step: positions, cells, energies (``e_0_energy``) and temperatures (VASP's kinetic energy over
-3N - 3 degrees of freedom) come from vasprun.xml through :func:`amorph.trajectory.formats.read_vasprun`, the
-reader the analysis uses; pressures from OUTCAR: VASP's stress ("in kB") and "external pressure" leave
-out the kinetic term, which its "Total+kin." tensor adds. Both are returned, so that ``RunStats``
-applies the pipeline's pressure convention to VASP runs as to the ML engines.
+Per MD step: positions, cells, energies (``e_0_energy``) and temperatures (VASP's kinetic energy
+over 3N - 3 degrees of freedom) come from vasprun.xml through
+:func:`amorph.trajectory.formats.read_vasprun`, the reader the analysis uses; pressures from OUTCAR:
+VASP's stress ("in kB") and "external pressure" leave out the kinetic term, which its "Total+kin."
+tensor adds. Both are returned, so that ``RunStats`` applies the pipeline's pressure convention to
+VASP runs as to the ML engines.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _VASP_DEFAULT_NELM = 60
 
 
 def run_vasp(command: str, directory: Path) -> int:
-    """Run ``command`` in ``directory`` (stdout and stderr to ``vasp.out``); return its exit status."""
+    """Run ``command`` in ``directory`` (stdout and stderr to ``vasp.out``); return its status."""
     args = shlex.split(command)
     try:
         with open(directory / "vasp.out", "wb") as out:
@@ -46,7 +47,7 @@ def run_vasp(command: str, directory: Path) -> int:
 
 
 def ionic_steps_done(directory: Path) -> int:
-    """Ionic steps VASP finished, counted in OSZICAR (written step by step, so also after a kill)."""
+    """Ionic steps VASP finished, from OSZICAR (written step by step, so even after a kill)."""
     path = directory / "OSZICAR"
     if not path.exists():
         return 0
@@ -54,10 +55,11 @@ def ionic_steps_done(directory: Path) -> int:
 
 
 def check_finished(directory: Path, returncode: int, expected_steps: int | None = None) -> None:
-    """Raise ``EngineError`` unless VASP exited cleanly after ``expected_steps`` steps with complete output."""
+    """Raise ``EngineError`` unless VASP ran ``expected_steps`` steps cleanly, output complete."""
     if not any((directory / name).exists() for name in OUTPUT_FILES):
         raise EngineError(
-            f"VASP wrote no output in {directory} ({_exit_text(returncode)}{_last_words(directory)})"
+            f"VASP wrote no output in {directory} "
+            f"({_exit_text(returncode)}{_last_words(directory)})"
         )
     steps = ionic_steps_done(directory)
     complete = (
@@ -74,7 +76,8 @@ def check_finished(directory: Path, returncode: int, expected_steps: int | None 
 
 
 def check_electronic_convergence(directory: Path, every_step: bool) -> None:
-    """Raise ``EngineError`` if an ionic step (with ``every_step``, else the last) used all NELM SCF steps."""
+    """Raise ``EngineError`` if an ionic step (any with ``every_step``, else the last) used all NELM
+    SCF steps."""
     nelm = int(Incar.from_file(directory / "INCAR").get("NELM", _VASP_DEFAULT_NELM))
     counts = [len(steps) for steps in Oszicar(directory / "OSZICAR").electronic_steps]
     checked = range(1, len(counts) + 1) if every_step else range(len(counts), len(counts) + 1)

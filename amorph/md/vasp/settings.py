@@ -1,17 +1,19 @@
 """The paper's VASP settings in one place, and the pymatgen input sets built from them.
 
-MD follows Zheng et al. (npj Comput. Mater. 2024), i.e. MPMorph and the amorphous-limit work of Aykol
-et al. (Sci. Adv. 2018), through pymatgen's ``MPMDSet``: PAW-PBE with the Materials Project POTCAR
-choices (``Li_sv``, ``O``, ...), Γ point only, ``ISYM = 0``, ``PREC = Normal``, ``IBRION = 0``, no spin
-polarisation; ``TEBEG = TEEND`` = the stage temperature, ``NSW`` = the steps of the run (of the chunk),
-``POTIM`` = ``MDSettings.time_step_for`` (2 fs, 0.5 fs with H), ``NBLOCK`` = the sample interval,
-``EDIFF`` = ``ediff_per_atom`` × atoms. :data:`MD_INCAR` holds what amorph changes on top of
-``MPMDSet``. (atomate2's ``MDSetGenerator`` is not used: it takes atomate2's PBE_54 POTCAR choices.)
+MD follows Zheng et al. (npj Comput. Mater. 2024), i.e. MPMorph and the amorphous-limit work of
+Aykol et al. (Sci. Adv. 2018), through pymatgen's ``MPMDSet``: PAW-PBE with the Materials Project
+POTCAR choices (``Li_sv``, ``O``, ...), Γ point only, ``ISYM = 0``, ``PREC = Normal``,
+``IBRION = 0``, no spin polarisation; ``TEBEG = TEEND`` = the stage temperature, ``NSW`` = the
+steps of the run (of the chunk), ``POTIM`` = ``MDSettings.time_step_for`` (2 fs, 0.5 fs with H),
+``NBLOCK`` = the sample interval, ``EDIFF`` = ``ediff_per_atom`` × atoms. :data:`MD_INCAR` holds
+what amorph changes on top of ``MPMDSet``. (atomate2's ``MDSetGenerator`` is not used: it takes
+atomate2's PBE_54 POTCAR choices.)
 
 Relaxations and statics (the amorphous limit) use ``MPRelaxSet`` and ``MPStaticSet`` with
 :data:`LIMIT_INCAR`, the same for compounds and elemental references.
 
-Every dict here is a default: ``EngineSpec("vasp", options={"md_incar": {"ENCUT": 600}})`` updates it.
+Every dict here is a default: ``EngineSpec("vasp", options={"md_incar": {"ENCUT": 600}})`` updates
+it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ COMMAND_VARIABLE = "AMORPH_VASP_CMD"
 
 MD_INCAR: dict[str, Any] = {
     "MDALGO": 2,  # Nosé–Hoover NVT
-    "SMASS": 0,  # Nosé mass: a period of about 40 steps (80 fs at 2 fs); MDSettings.thermostat_time_fs is unused
+    # Nosé mass: a period of about 40 steps (80 fs at 2 fs); MDSettings.thermostat_time_fs is unused
+    "SMASS": 0,
     "ISIF": 2,  # the stress is computed at every step (MPMDSet's ISIF = 0 skips it); fixed cell
     "ENCUT": 520,  # MP's cutoff; MPMDSet's default (the POTCARs' ENMAX) leaves a large Pulay stress
     "LREAL": "Auto",
@@ -41,14 +44,16 @@ MD_INCAR: dict[str, Any] = {
     "EDIFF_PER_ATOM": None,  # MPMDSet writes this as a literal tag; EDIFF comes from ediff_per_atom
 }
 
-# One Hamiltonian for compounds and elements: MP's +U applies to oxides and fluorides only, which would
-# make formation energies against elemental references inconsistent without MP's fitted corrections.
+# One Hamiltonian for compounds and elements: MP's +U applies to oxides and fluorides only, which
+# would make formation energies against elemental references inconsistent without MP's fitted
+# corrections.
 LIMIT_INCAR: dict[str, Any] = {"LDAU": False}
 
 
 @dataclass
 class VaspSettings(MSONable):
-    """Everything the VASP engine writes or runs; built from ``EngineSpec.options`` by :meth:`from_options`."""
+    """Everything the VASP engine writes or runs; :meth:`from_options` builds it from
+    ``EngineSpec.options``."""
 
     command: str = DEFAULT_COMMAND
     md_incar: dict[str, Any] = field(default_factory=lambda: dict(MD_INCAR))
@@ -63,13 +68,14 @@ class VaspSettings(MSONable):
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> VaspSettings:
-        """Defaults updated by ``options``: INCAR dicts are merged key by key; the command falls back
-        to ``$AMORPH_VASP_CMD``, then ``vasp_std``."""
+        """Defaults updated by ``options``: INCAR dicts are merged key by key; the command falls
+        back to ``$AMORPH_VASP_CMD``, then ``vasp_std``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise EngineError(
-                f"unknown VASP engine option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown VASP engine option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
         settings = cls(command=os.environ.get(COMMAND_VARIABLE, DEFAULT_COMMAND))
         for key, value in options.items():
@@ -125,7 +131,7 @@ class VaspSettings(MSONable):
         time_step_fs: float,
         sample_interval: int,
     ) -> MPMDSet:
-        """NVT MD of ``structure`` (site property ``velocities`` in Å/fs becomes the POSCAR's velocities)."""
+        """NVT MD of ``structure``; its site property ``velocities`` (Å/fs) goes into the POSCAR."""
         ediff = float(f"{self.ediff_per_atom * len(structure):.3g}")
         incar = {**self.md_incar, "EDIFF": ediff, "NBLOCK": sample_interval}
         return MPMDSet(
