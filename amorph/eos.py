@@ -176,13 +176,10 @@ def rescaled_volume(
 
 def plot_eos(points: list[EOSPoint], fit: EOSFit, v0: float, path, title: str = "") -> None:
     """Save the sampled P(V) points with error bars, the fit and the chosen volume as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from amorph.analysis.plots import figure, save
 
     volumes = np.array([p.volume_A3 for p in points])
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = figure(5, 3.6)
     ax.errorbar(
         volumes,
         [p.pressure_GPa for p in points],
@@ -198,6 +195,4 @@ def plot_eos(points: list[EOSPoint], fit: EOSFit, v0: float, path, title: str = 
     ax.set_ylabel("pressure (GPa)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)

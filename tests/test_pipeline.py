@@ -17,6 +17,7 @@ import pytest
 from amorph.trajectory import Trajectory
 
 TESTS = Path(__file__).resolve().parent
+AIMD = TESTS.parent / ".." / "shared" / "data" / "aimd_reference" / "multi_temperature.csv"
 
 
 def amorph(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -266,3 +267,23 @@ def test_runs_and_readers_at_the_same_time_lose_nothing(tmp_path):
     listing = amorph(tmp_path, "db", "list").stdout
     assert readers >= 1
     assert {line.split()[0] for line in listing.splitlines()[1:]} == {"Ar", "Kr"}
+
+
+def test_analyze_and_compare_read_the_store(day, tmp_path):
+    home, summaries = day
+    analysis = json.loads(amorph(home, "analyze", "--formula", "Li2O", "--json").stdout)
+    measured = analysis["trajectories"]
+    assert len(measured) == 2
+    li = next(s for s in measured[1]["species"] if s["species"] == "Li")
+    assert li["D_cm2_s"] == pytest.approx(summaries[1]["diffusivity"]["Li"]["D_cm2_s"], rel=1e-9)
+
+    if not AIMD.is_file():
+        pytest.skip(f"shared AIMD reference data not found at {AIMD}")
+    plot = tmp_path / "li2o.png"
+    args = ["compare", "Li2O", "--reference", str(AIMD), "--plot", str(plot), "--json"]
+    (comparison,) = json.loads(amorph(home, *args).stdout).values()
+    at_1500 = next(t for t in comparison["temperatures"] if t["temperature_K"] == 1500.0)
+    assert at_1500["reference_volume_per_atom_A3"] == pytest.approx(9.0536)
+    ours = summaries[1]["volume_per_atom_A3"]
+    assert at_1500["volume_error_pct"] == pytest.approx(100 * (ours / 9.0536 - 1))
+    assert plot.stat().st_size > 10_000

@@ -18,7 +18,8 @@ from amorph.analysis.diffusion import A2_PER_FS_TO_CM2_PER_S, Diffusivity
 from amorph.analysis.rdf import RDF
 
 
-def _canvas(width: float, height: float):
+def canvas(width: float, height: float):
+    """A matplotlib ``Figure`` of ``width`` × ``height`` inches on the Agg canvas (no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -27,12 +28,14 @@ def _canvas(width: float, height: float):
     return fig
 
 
-def _figure(width: float = 6.0, height: float = 4.5):
-    fig = _canvas(width, height)
+def figure(width: float = 6.0, height: float = 4.5):
+    """A figure with one set of axes: ``(fig, ax)``."""
+    fig = canvas(width, height)
     return fig, fig.add_subplot()
 
 
-def _save(fig, path: str | Path) -> Path:
+def save(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder created if needed); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150)
@@ -41,7 +44,7 @@ def _save(fig, path: str | Path) -> Path:
 
 def plot_rdf(rdf: RDF, path: str | Path, title: str = "") -> Path:
     """Partial g(r) of every pair and the total g(r)."""
-    fig, ax = _figure()
+    fig, ax = figure()
     for (a, b), g in rdf.partials.items():
         ax.plot(rdf.r, g, lw=1.2, label=f"{a}–{b}")
     if len(rdf.partials) > 1:
@@ -49,7 +52,7 @@ def plot_rdf(rdf: RDF, path: str | Path, title: str = "") -> Path:
     ax.axhline(1.0, color="0.6", lw=0.8, ls=":")
     ax.set(xlabel="r (Å)", ylabel="g(r)", title=title, xlim=(0, rdf.edges[-1]))
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_msd(
@@ -63,7 +66,7 @@ def plot_msd(
     ``curves[species] = (lag_fs, msd_A2)``; ``fits[species]`` has ``D_cm2_s``, ``intercept_A2``,
     ``fit_start_ps`` and ``fit_end_ps`` (a :class:`Diffusivity` or its stored document).
     """
-    fig, ax = _figure()
+    fig, ax = figure()
     for symbol, (lag_fs, msd_A2) in curves.items():
         d = fits[symbol]
         lag_ps, msd_A2 = np.asarray(lag_fs) / 1000, np.asarray(msd_A2)
@@ -77,7 +80,7 @@ def plot_msd(
         ax.axvspan(d.fit_start_ps, d.fit_end_ps, color=line.get_color(), alpha=0.08)
     ax.set(xlabel="lag time (ps)", ylabel="MSD (Å²)", title=title)
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_arrhenius(
@@ -87,7 +90,7 @@ def plot_arrhenius(
 
     Non-diffusive points (left out of the fits) are drawn as open markers.
     """
-    fig, ax = _figure()
+    fig, ax = figure()
     for symbol, (T, D, s, diffusive) in points.items():
         T, D, s = (np.asarray(v, dtype=float) for v in (T, D, s))
         ok = np.asarray(diffusive, dtype=bool)
@@ -116,7 +119,7 @@ def plot_arrhenius(
     ax.set_yscale("log")
     ax.set(xlabel="1000 / T (1/K)", ylabel="D (cm²/s)")
     ax.legend(frameon=False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
@@ -132,7 +135,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     ]
     n_cols = 3
     n_rows = 1 + math.ceil(len(panels) / n_cols)
-    fig = _canvas(4.0 * n_cols, 3.4 * n_rows)
+    fig = canvas(4.0 * n_cols, 3.4 * n_rows)
     grid = fig.add_gridspec(n_rows, n_cols)
     temps = comparison.temperatures
     for col, (name, ours, ref) in enumerate(
@@ -173,7 +176,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         ax.set(xlabel="r (Å)", ylabel="g(r)", title=f"{pair}, {t.temperature_K:g} K")
         ax.legend(frameon=False, fontsize="small")
     fig.suptitle(f"{comparison.formula}: ours vs reference")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _parity(ax, x: list[float], y: list[float], quantity: str, log: bool = True) -> None:

@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from amorph.commands import add_store_options
 from amorph.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -19,11 +20,18 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("analyze", help=HELP, description=HELP)
     parser.add_argument(
         "trajectories",
-        nargs="+",
+        nargs="*",
         metavar="TRAJ",
         type=Path,
         help="XDATCAR, vasprun.xml (both may be .gz), ASE .traj/.extxyz or amorph .npz",
     )
+    parser.add_argument(
+        "--formula",
+        help="also the production trajectories of this composition in the store (every "
+        "temperature; with --engine, of that engine only)",
+    )
+    parser.add_argument("--engine", help="with --formula: results of this engine only")
+    add_store_options(parser)
     parser.add_argument(
         "--species", nargs="+", metavar="EL", help="species to compute D for (default: all)"
     )
@@ -83,11 +91,21 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from amorph.analysis import analyze_trajectory, arrhenius_by_species, read_trajectory, summarize
 
+    if not args.trajectories and not args.formula:
+        raise InputError("give trajectory files, or --formula to analyse results in the store")
     temperatures = _per_trajectory(args.temperature, len(args.trajectories))
     charges = _charges(args.charge)
+    trajectories = [
+        read_trajectory(path, time_step_fs=args.time_step, temperature_K=temperature)
+        for path, temperature in zip(args.trajectories, temperatures, strict=True)
+    ]
+    if args.formula:
+        from amorph.results.reader import Database
+
+        database = Database.open(args.store, args.outputs)
+        trajectories += [stage.trajectory() for stage in database.stages(args.formula, args.engine)]
     reports = []
-    for path, temperature in zip(args.trajectories, temperatures, strict=True):
-        traj = read_trajectory(path, time_step_fs=args.time_step, temperature_K=temperature)
+    for traj in trajectories:
         reports.append(
             analyze_trajectory(
                 traj,

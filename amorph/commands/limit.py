@@ -58,30 +58,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store, args.outputs)
     run_flow(flow, store, args.outputs, log=bool(args.verbose))
     result = flow.output.resolve(store)
-    summary = {
-        "formula": result.formula,
-        "engine": result.engine,
-        "amorphous_limit_eV_per_atom": result.amorphous_limit_eV_per_atom,
-        "lowest_energy_eV_per_atom": result.lowest_energy_eV_per_atom,
-        "snapshots": [
-            {
-                "time_ps": s.time_ps,
-                "energy_eV_per_atom": s.energy_eV_per_atom,
-                "formation_energy_eV_per_atom": s.formation_energy_eV_per_atom,
-                "relax_converged": s.relax_converged,
-            }
-            for s in result.snapshots
-        ],
-        "references": [
-            {
-                "element": r.element,
-                "description": r.description,
-                "energy_eV_per_atom": r.energy_eV_per_atom,
-                "relax_converged": r.relax_converged,
-            }
-            for r in result.references
-        ],
-    }
+    summary = result.summary()
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0

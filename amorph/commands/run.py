@@ -67,7 +67,8 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trajectory-in-store",
         action="store_true",
-        help="also put production trajectories into the store's data store (e.g. GridFS)",
+        help="also put production trajectories into the store's data store (always with "
+        "--store: e.g. GridFS on MongoDB, so that any machine reading the store finds them)",
     )
 
 
@@ -89,7 +90,7 @@ def protocol(args: argparse.Namespace, run_dir: str | None):
         production_ps=args.production_ps,
         chunk_ps=args.chunk_ps,
         run_dir=run_dir,
-        store_trajectory=args.trajectory_in_store or None,
+        store_trajectory=args.trajectory_in_store or bool(args.store) or None,
         second_opinion=args.second_opinion,
     )
 

@@ -153,6 +153,14 @@ class AmorphousLimitResult(MSONable):
     amorphous_limit_eV_per_atom: float
     lowest_energy_eV_per_atom: float
 
+    def summary(self) -> dict:
+        """The numbers as JSON-ready data (no structures)."""
+        data = self.as_dict()
+        for entry in (*data["snapshots"], *data["references"]):
+            for key in ("structure", "@module", "@class", "@version"):
+                entry.pop(key, None)
+        return {k: v for k, v in data.items() if not k.startswith("@")}
+
 
 @dataclass
 class AmorphousLimitMaker(Maker):

@@ -25,7 +25,7 @@ from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, V
 from amorph.md.engine import EngineSpec, MDResult
 from amorph.results.documents import analyze_production, composition_document, stage_document
 from amorph.results.schemas import CompositionDoc, StageDoc, TrajectoryRef
-from amorph.structure.composition import parse_composition
+from amorph.structure.composition import guess_charges, parse_composition
 from amorph.trajectory import Trajectory
 
 
@@ -65,7 +65,8 @@ class TemperatureStageMaker(Maker):
             raise InputError("the second opinion needs at least two frames")
 
     def make(self, targets: list[Target]) -> Flow:
-        """The stage's flow; its output lists ``{"document", "production"}`` per target."""
+        """The stage's flow; its output lists ``{"document", "uuid", "production"}`` per target:
+        the stage document, the uuid of the job that writes it, and the production run."""
         search = self.volume_search.make(targets)
         check = self.check.make(targets, search.output)
         production = self.production.make(
@@ -100,7 +101,7 @@ class TemperatureStageMaker(Maker):
         return Flow([search, check, production, *results], output=output, name=stage_name(targets))
 
 
-@job
+@job(output_schema=StageDoc)
 def stage_results(
     formula: str,
     temperature: float,
@@ -126,8 +127,6 @@ def stage_results(
     opinion
         Whether and how to ask a second engine (see :class:`Opinion`).
     """
-    from amorph.structure.composition import guess_charges
-
     in_store = production.trajectory is not None
     trajectory = production.trajectory if in_store else Trajectory.load(production.trajectory_path)
     reference = TrajectoryRef(
@@ -166,7 +165,7 @@ class Opinion(MSONable):
     equilibration_fraction: float
 
 
-@job
+@job(output_schema=CompositionDoc)
 def collect(
     formula: str, engine: EngineSpec, stages: list[StageDoc], stage_uuids: list[str]
 ) -> CompositionDoc:

@@ -16,15 +16,6 @@ if TYPE_CHECKING:
 TOP_IMPORTANCES = 20
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _parity(ax, truth, prediction, sigma, train, test, label: str, log_axes: bool) -> None:
     for rows, name, marker in ((train, "train", "o"), (test, "test", "s")):
         ax.errorbar(truth[rows], prediction[rows], yerr=None if sigma is None else sigma[rows],
@@ -43,29 +34,31 @@ def _parity(ax, truth, prediction, sigma, train, test, label: str, log_axes: boo
 
 def plot_results(result: TrainingResult, directory: str | Path) -> list[Path]:
     """Write parity_<model>.png and importance_<model>.png for each fitted model; return paths."""
-    plt = _pyplot()
+    from amorph.analysis.plots import canvas, figure, save
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     target = result.table.target
     unit = f"{result.table.target_name} (cm²/s)"
     for kind, fit in result.ensembles.items():
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig, ax = figure(5, 5)
         _parity(ax, target, fit.predictions, fit.uncertainties, result.train, result.test, unit,
                 log_axes=bool((target > 0).all() and (fit.predictions > 0).all()))  # fmt: skip
         ax.set_title(f"{MODEL_NAMES[kind]}: test RMSE {fit.test_rmse:.3g} cm²/s")
-        written.append(_save(fig, directory / f"parity_{kind}.png", plt))
+        written.append(save(fig, directory / f"parity_{kind}.png"))
         top = list(fit.importances.items())[:TOP_IMPORTANCES][::-1]
-        fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1.2))
+        fig, ax = figure(6, 0.3 * len(top) + 1.2)
         ax.barh([name for name, _ in top], [value for _, value in top])
         ax.set_xlabel("importance")
         ax.set_title(f"{MODEL_NAMES[kind]} feature importances")
-        written.append(_save(fig, directory / f"importance_{kind}.png", plt))
+        written.append(save(fig, directory / f"importance_{kind}.png"))
     if result.sisso_models:
         n_models = len(result.sisso_models)
         columns = min(3, n_models)
         rows = math.ceil(n_models / columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 4 * rows), squeeze=False)
+        fig = canvas(4 * columns, 4 * rows)
+        axes = fig.subplots(rows, columns, squeeze=False)
         truth = np.log(target[result.sisso_rows])
         train = np.isin(result.sisso_rows, result.train)
         for ax, model, predicted in zip(
@@ -78,12 +71,5 @@ def plot_results(result: TrainingResult, directory: str | Path) -> list[Path]:
             )
         for ax in list(axes.flat)[n_models:]:
             ax.set_visible(False)
-        written.append(_save(fig, directory / "parity_sisso.png", plt))
+        written.append(save(fig, directory / "parity_sisso.png"))
     return written
-
-
-def _save(fig, path: Path, plt) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
