@@ -15,13 +15,19 @@ Only numpy, pymatgen and ase are needed (no torch, no jobflow).
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 from amorph.descriptors.compositional import COMPOSITION_UNITS, composition_features
-from amorph.descriptors.structural import EXTENDED_UNITS, STRUCTURAL_UNITS, structural_features
+from amorph.descriptors.structural import (
+    EXTENDED_UNITS,
+    STRUCTURAL_UNITS,
+    cell_features,
+    structural_features,
+)
 from amorph.trajectory import Trajectory
 
 FEATURE_NAMES = (*STRUCTURAL_UNITS, *COMPOSITION_UNITS)
@@ -39,13 +45,15 @@ def feature_names(extended: bool = False) -> tuple[str, ...]:
     return (*FEATURE_NAMES, *EXTENDED_FEATURE_NAMES) if extended else FEATURE_NAMES
 
 
+def _ordered(structural: dict[str, float], compositional: dict[str, float], extended: bool):
+    features = {**structural, **compositional}
+    return {name: features[name] for name in feature_names(extended)}
+
+
 def compute_features(structure: Structure, extended: bool = False) -> dict[str, float]:
     """All descriptors of one structure, keyed (and ordered) as :func:`feature_names`."""
-    features = {
-        **structural_features(structure, extended),
-        **composition_features(structure.composition),
-    }
-    return {name: features[name] for name in feature_names(extended)}
+    structural = structural_features(structure, extended)
+    return _ordered(structural, composition_features(structure.composition), extended)
 
 
 def frame_indices(n_frames: int, wanted: int) -> np.ndarray:
@@ -56,10 +64,14 @@ def frame_indices(n_frames: int, wanted: int) -> np.ndarray:
 
 
 def _frames_features(trajectory: Trajectory, extended: bool) -> list[list[float]]:
-    return [
-        list(compute_features(trajectory.structure(i), extended).values())
-        for i in range(trajectory.n_frames)
-    ]
+    """Descriptors of every frame (without building pymatgen structures)."""
+    symbols = trajectory.symbols
+    compositional = composition_features(Composition(dict(Counter(symbols))))
+    rows = []
+    for cell, positions in zip(trajectory.cells, trajectory.positions, strict=True):
+        structural = cell_features(symbols, cell, positions, extended)
+        rows.append(list(_ordered(structural, compositional, extended).values()))
+    return rows
 
 
 def trajectory_features(

@@ -57,12 +57,14 @@ density  g/cm³.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 from pymatgen.optimization.neighbors import find_points_in_spheres
 
+from amorph.constants import AMU_A3_TO_G_CM3
 from amorph.descriptors.elements import (
     LITHIUM,
     covalent_radius,
@@ -137,17 +139,16 @@ def _first_per_centre(pairs: _Pairs, key: np.ndarray) -> np.ndarray:
 
 
 class _Geometry:
-    """Species, radii and a reusable periodic neighbour list of one structure."""
+    """Species, radii and a reusable periodic neighbour list of one periodic cell."""
 
-    def __init__(self, structure: Structure):
-        if not structure.is_ordered:
-            raise InputError(
-                f"{structure.formula}: disordered (partially occupied) structures are not supported"
-            )
-        if len(structure) == 0:
+    def __init__(self, symbols: Sequence[str], cell: np.ndarray, positions: np.ndarray):
+        if len(symbols) == 0:
             raise InputError("the structure has no atoms")
-        self.structure = structure
-        self.symbols = np.array([site.specie.symbol for site in structure])
+        self.cell = np.ascontiguousarray(cell, dtype=float)
+        self.volume = abs(float(np.linalg.det(self.cell)))
+        fractional = np.asarray(positions, dtype=float) @ np.linalg.inv(self.cell) % 1.0
+        self.coords = np.ascontiguousarray(fractional @ self.cell)
+        self.symbols = np.asarray(symbols)
         elements, self._kind = np.unique(self.symbols, return_inverse=True)
         self.elements = elements.tolist()
         self.is_li = self.symbols == LITHIUM
@@ -161,13 +162,26 @@ class _Geometry:
         """``value(symbol)`` for every atom, evaluated once per element."""
         return np.array([value(symbol) for symbol in self.elements])[self._kind]
 
+    def neighbours(self, centres: np.ndarray, cutoff: float) -> tuple[np.ndarray, ...]:
+        """Centre index, atom index, periodic image and distance of every atom within ``cutoff``
+        Å of each point of ``centres`` (Cartesian, Å), including an atom at the point itself."""
+        return find_points_in_spheres(
+            self.coords,
+            np.ascontiguousarray(centres, dtype=float),
+            r=float(cutoff),
+            pbc=np.ones(3, dtype=np.int64),
+            lattice=self.cell,
+            tol=1e-8,
+        )
+
     def pairs(self, cutoff: float) -> _Pairs:
         """All neighbour pairs closer than ``cutoff`` Å (computed once, for the largest cutoff)."""
         if cutoff > self._cutoff:
-            centres, points, images, distances = self.structure.get_neighbor_list(cutoff)
-            coords, matrix = self.structure.cart_coords, self.structure.lattice.matrix
-            vectors = coords[points] + images @ matrix - coords[centres]
-            self._pairs, self._cutoff = _Pairs(centres, points, vectors, distances), cutoff
+            centres, points, images, distances = self.neighbours(self.coords, cutoff)
+            vectors = self.coords[points] + images @ self.cell - self.coords[centres]
+            keep = (centres != points) | (distances > 1e-8)  # not an atom and itself
+            self._pairs = _Pairs(centres, points, vectors, distances).select(keep)
+            self._cutoff = cutoff
         return self._pairs.select(self._pairs.distances <= cutoff)
 
     def nearest(self, centres: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +189,7 @@ class _Geometry:
 
         NaN for the atoms that are not centres.
         """
-        n_atoms = len(self.structure)
+        n_atoms = len(self.symbols)
         distance, vector = np.full(n_atoms, np.nan), np.full((n_atoms, 3), np.nan)
         if not centres.any() or not targets.any():
             return distance, vector
@@ -231,7 +245,7 @@ def _anion_features(geo: _Geometry, anion: np.ndarray) -> dict[str, float]:
     return {
         "AFC": afc,
         "AASD": _mean(anion_gap[anion]),
-        "VPA": geo.structure.volume / n_anions if n_anions else float("nan"),
+        "VPA": geo.volume / n_anions if n_anions else float("nan"),
         "LASD": _mean(li_anion_gap[geo.is_li]),
     }
 
@@ -275,16 +289,8 @@ def _grid_counts(lengths: np.ndarray) -> np.ndarray:
 
 def _union_packing(geo: _Geometry, radius: np.ndarray) -> tuple[float, float]:
     """Fractions of the cell inside the union of all spheres / of the sublattice spheres."""
-    lattice = geo.structure.lattice
-    grid = _fractional_grid(_grid_counts(np.array(lattice.abc))) @ lattice.matrix
-    point, atom, _, distance = find_points_in_spheres(
-        np.ascontiguousarray(geo.structure.cart_coords),
-        np.ascontiguousarray(grid),
-        r=float(radius.max()),
-        pbc=np.ones(3, dtype=np.int64),
-        lattice=np.ascontiguousarray(lattice.matrix),
-        tol=1e-8,
-    )
+    grid = _fractional_grid(_grid_counts(np.linalg.norm(geo.cell, axis=1))) @ geo.cell
+    point, atom, _, distance = geo.neighbours(grid, radius.max())
     inside = distance < radius[atom]
     fractions = []
     for members in (np.ones_like(geo.is_li), ~geo.is_li):
@@ -296,36 +302,49 @@ def _union_packing(geo: _Geometry, radius: np.ndarray) -> tuple[float, float]:
 
 def _extended_features(geo: _Geometry) -> dict[str, float]:
     """The extended set of the module docstring."""
-    model = ionic_model(geo.structure.composition.reduced_formula)
+    composition = Composition(dict(zip(*np.unique(geo.symbols, return_counts=True), strict=True)))
+    model = ionic_model(composition.reduced_formula)
     anion = geo.per_atom(lambda symbol: model[symbol][0])
     pf_union, spf_union = _union_packing(geo, geo.per_atom(lambda symbol: model[symbol][1]))
     return {
         **{f"{name}_ionic": value for name, value in _anion_features(geo, anion).items()},
         "PF_union": pf_union,
         "SPF_union": spf_union,
-        "density": float(geo.structure.density),
+        "density": composition.weight / geo.volume * AMU_A3_TO_G_CM3,
     }
 
 
-def structural_features(structure: Structure, extended: bool = False) -> dict[str, float]:
-    """The structural descriptors of the module docstring, keyed (and ordered) as
+def cell_features(
+    symbols: Sequence[str], cell: np.ndarray, positions: np.ndarray, extended: bool = False
+) -> dict[str, float]:
+    """The structural descriptors of the module docstring of the atoms ``symbols`` at Cartesian
+    ``positions`` (Å) in the periodic ``cell`` (rows are lattice vectors), keyed (and ordered) as
     :data:`STRUCTURAL_FEATURES`, then :data:`EXTENDED_FEATURES` if ``extended``."""
-    geo = _Geometry(structure)
-    volume = structure.volume
+    geo = _Geometry(symbols, cell, positions)
     host = ~geo.is_li
     sphere_volume = 4 / 3 * np.pi * geo.radius**3
     li_gap, li_hop = geo.nearest(geo.is_li, geo.is_li)
     features = {
-        "AAV": volume / len(structure),
+        **_path_features(geo, li_gap, li_hop),  # first: the widest neighbour list, built once
+        "AAV": geo.volume / len(symbols),
         "ENS": _mean(geo.chi[host]),
         "LLSD": _mean(li_gap[geo.is_li]),
-        "PF": float(sphere_volume.sum() / volume),
-        "SPF": float(sphere_volume[host].sum() / volume),
+        "PF": float(sphere_volume.sum() / geo.volume),
+        "SPF": float(sphere_volume[host].sum() / geo.volume),
         **_bond_features(geo),
         **_anion_features(geo, geo.is_anion),
-        **_path_features(geo, li_gap, li_hop),
     }
     names = (*STRUCTURAL_FEATURES, *EXTENDED_FEATURES) if extended else STRUCTURAL_FEATURES
     if extended:
         features |= _extended_features(geo)
     return {name: features[name] for name in names}
+
+
+def structural_features(structure: Structure, extended: bool = False) -> dict[str, float]:
+    """:func:`cell_features` of a pymatgen ``Structure`` (ordered: one species per site)."""
+    if not structure.is_ordered:
+        raise InputError(
+            f"{structure.formula}: disordered (partially occupied) structures are not supported"
+        )
+    symbols = [site.specie.symbol for site in structure]
+    return cell_features(symbols, structure.lattice.matrix, structure.cart_coords, extended)
