@@ -45,9 +45,8 @@ def add_featurise_options(parser: argparse.ArgumentParser, frames: int = 0) -> N
         "--frames",
         type=int_at_least(0),
         default=frames,
-        help="average the features over this many evenly spaced trajectory frames (default "
-        f"{frames}{': the last frame of a result' if frames == 0 else ''}; a bare .npz input uses "
-        "at least 1, the last frame)",
+        help=f"average the features over this many evenly spaced trajectory frames (default "
+        f"{frames}; 0: a stored result's last frame; a bare .npz input uses at least 1, the last)",
     )
     parser.add_argument(
         "--jobs",

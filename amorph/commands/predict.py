@@ -68,10 +68,8 @@ def _report(label: str, output: str, predictions: list[dict]) -> str:
             row += [_number(truth), _number(ratio)]
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [f"# {label} ({output})"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in
-              [header, *rows]]  # fmt: skip
-    return "\n".join(lines)
+    table = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    return "\n".join([f"# D(Li) from {label}, which models {output}", *map(str.rstrip, table)])
 
 
 def run(args: argparse.Namespace) -> int:

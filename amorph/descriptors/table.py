@@ -192,7 +192,11 @@ def read_table_rows(path: str | Path) -> list[Row]:
         raise InputError(f"{path}: not a feature table (no 'formula' column or no rows)")
     return [
         {
-            **{name: _value(cell or "") for name, cell in record.items() if name != "formula"},
+            **{
+                name: _value(cell or "")
+                for name, cell in record.items()
+                if name not in (None, "formula")  # None: cells beyond the header
+            },
             "formula": record["formula"].strip(),
             "source": f"{path} row {number}",
         }
