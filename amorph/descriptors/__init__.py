@@ -66,7 +66,7 @@ def frame_indices(n_frames: int, wanted: int) -> np.ndarray:
 def _frames_features(trajectory: Trajectory, extended: bool) -> list[list[float]]:
     """Descriptors of every frame (without building pymatgen structures)."""
     symbols = trajectory.symbols
-    compositional = composition_features(Composition(dict(Counter(symbols))))
+    compositional = composition_features(Composition(Counter(symbols)))
     rows = []
     for cell, positions in zip(trajectory.cells, trajectory.positions, strict=True):
         structural = cell_features(symbols, cell, positions, extended)

@@ -57,6 +57,7 @@ density  g/cm³.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -302,7 +303,7 @@ def _union_packing(geo: _Geometry, radius: np.ndarray) -> tuple[float, float]:
 
 def _extended_features(geo: _Geometry) -> dict[str, float]:
     """The extended set of the module docstring."""
-    composition = Composition(dict(zip(*np.unique(geo.symbols, return_counts=True), strict=True)))
+    composition = Composition(Counter(geo.symbols.tolist()))
     model = ionic_model(composition.reduced_formula)
     anion = geo.per_atom(lambda symbol: model[symbol][0])
     pf_union, spf_union = _union_packing(geo, geo.per_atom(lambda symbol: model[symbol][1]))
@@ -310,7 +311,7 @@ def _extended_features(geo: _Geometry) -> dict[str, float]:
         **{f"{name}_ionic": value for name, value in _anion_features(geo, anion).items()},
         "PF_union": pf_union,
         "SPF_union": spf_union,
-        "density": composition.weight / geo.volume * AMU_A3_TO_G_CM3,
+        "density": float(composition.weight) / geo.volume * AMU_A3_TO_G_CM3,
     }
 
 
