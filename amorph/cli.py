@@ -26,6 +26,7 @@ COMMANDS = (
     "analyze",
     "features",
     "train",
+    "predict",
     "publish",
     "compare",
 )

@@ -13,14 +13,20 @@ from pymatgen.core import Lattice, Structure
 
 from amorph.cli import main
 from amorph.constants import K_B_EV as K_B
-from amorph.descriptors import FEATURE_NAMES, compute_features, frame_indices, trajectory_features
-from amorph.descriptors.compositional import composition_features
-from amorph.descriptors.elements import cohesive_energies, element_property, ionic_model
+from amorph.descriptors import (
+    EXTENDED_FEATURE_NAMES,
+    FEATURE_NAMES,
+    compute_features,
+    frame_indices,
+    trajectory_features,
+)
+from amorph.descriptors.elements import ionic_model, lattice_anion
 from amorph.errors import InputError
 from amorph.trajectory import Trajectory
 
 CHI_LI, CHI_CL = 0.98, 3.16  # Pauling electronegativities
 R_LI, R_CL = 0.90, 1.67  # Shannon crystal radii (CN 6) of Li+ and Cl-
+COV_LI, COV_CL = 1.28, 1.02  # Cordero covalent radii
 
 
 FCC_SITES = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
@@ -38,78 +44,90 @@ def test_ionic_model_of_rock_salt_licl():
 
 def test_rock_salt_licl_matches_hand_counts():
     # a = 5.4 Å: around a Li, 6 Cl at a/2 = 2.70 Å and 12 Li at a/√2 = 3.82 Å lie within 4 Å, the
-    # next shell (8 Cl at 4.68 Å) does not; each Cl sees 12 Cl at 3.82 Å and the next Cl at 5.4 Å.
+    # next shell (8 Cl at 4.68 Å) does not; each Cl sees 6 Li, 12 Cl at 3.82 Å and the next Cl at
+    # 5.4 Å.
     a = 5.4
     f = compute_features(rock_salt(a))
     assert f["AAV"] == pytest.approx(a**3 / 8)
     assert f["VPA"] == pytest.approx(a**3 / 4)
-    assert (f["LNC"], f["SDLC"], f["LLB"], f["SNC"], f["AFC"]) == (18, 0, 12, 12, 12)
-    assert f["RNC"] == pytest.approx(18 / 12)
+    assert (f["LNC"], f["SDLC"], f["LLB"], f["SNC"], f["AFC"]) == (18, 0, 12, 18, 12)
+    assert f["RNC"] == 1
     gap = CHI_CL - CHI_LI
     assert f["LBI"] == pytest.approx(6 * gap / 18)
     assert f["SDLI"] == pytest.approx(gap * math.sqrt(1 / 3 * 2 / 3))
-    assert f["SBI"] == 0 and math.isnan(f["RBI"])  # Cl-Cl bonds only: ionicity 0
+    # a Cl's bonds: 6 to Li (ionicity gap), 12 to Cl (0); Li neighbours count, so SBI is not 0
+    assert f["SBI"] == pytest.approx(6 * gap / 18) and f["RBI"] == pytest.approx(1)
     assert f["ENS"] == pytest.approx(CHI_CL)
     assert f["AASD"] == pytest.approx(a / math.sqrt(2))
     assert f["LLSD"] == pytest.approx(a / math.sqrt(2))
     assert f["LASD"] == pytest.approx(a / 2)
-    assert f["density"] == pytest.approx(4 * (6.941 + 35.453) * 1.66054 / a**3, rel=1e-4)
-    assert f["Li_fraction"] == 0.5
-    # spheres do not touch at this a, so the union volume is the plain sum
+    assert f["Li_percentage"] == 0.5
     sphere = 4 / 3 * math.pi
-    assert f["PF"] == pytest.approx(4 * sphere * (R_LI**3 + R_CL**3) / a**3, rel=0.02)
-    assert f["SPF"] == pytest.approx(4 * sphere * R_CL**3 / a**3, rel=0.02)
-    # the Li-Li hop along a face diagonal passes two Cl at a/(2√2) from its axis; a straight line
-    # along a cube edge through the centre of a square of Cl rows is just as wide
-    width = a / (2 * math.sqrt(2)) - R_CL
-    assert f["SLPW"] == pytest.approx(width)
+    assert f["PF"] == pytest.approx(4 * sphere * (COV_LI**3 + COV_CL**3) / a**3)
+    assert f["SPF"] == pytest.approx(4 * sphere * COV_CL**3 / a**3)
+    # the Li-Li hop along a face diagonal passes two Cl at a/(2√2) from its axis (the Li beside
+    # it are 3.31 Å away, their sphere 1.28 Å): narrowest gap a/(2√2) - r(Cl), to centres a/(2√2)
+    assert f["SLPW"] == pytest.approx(a / (2 * math.sqrt(2)) - COV_CL)
+    assert f["SLPW_pp"] == pytest.approx(a / (2 * math.sqrt(2)))
     assert f["SLPE"] == pytest.approx(CHI_CL)
-    assert f["SLPW_pp"] == pytest.approx(width, abs=0.01)
 
 
 def test_neighbour_cutoff_is_four_angstrom():
-    # a = 6 Å puts the Li-Li shell at 4.24 Å, outside the cutoff: each Li keeps its 6 Cl only
+    # a = 6 Å puts the Li-Li and Cl-Cl shells at 4.24 Å, outside the cutoff: each atom keeps the 6
+    # of the other kind at 3 Å
     f = compute_features(rock_salt(6.0))
-    assert (f["LNC"], f["LLB"], f["SNC"]) == (6, 0, 0)
+    assert (f["LNC"], f["LLB"], f["SNC"]) == (6, 0, 6)
     assert f["LBI"] == pytest.approx(CHI_CL - CHI_LI)
+    assert f["SBI"] == pytest.approx(CHI_CL - CHI_LI)
     assert f["SDLI"] == pytest.approx(0)
-    assert math.isnan(f["SBI"])  # no sublattice bonds at all
 
 
-def test_overlapping_spheres_are_counted_once():
-    # a = 4 Å: Li and Cl spheres (0.90 + 1.67 Å) overlap across the 2 Å bond
-    a = 4.0
-    f = compute_features(rock_salt(a))
-    plain_sum = 4 * 4 / 3 * math.pi * (R_LI**3 + R_CL**3) / a**3
-    assert f["PF"] < plain_sum - 0.05
-    assert 0 < f["SPF"] < f["PF"] <= 1
-    assert f["SLPW"] == 0  # clipped: Cl spheres block the hop
-    assert f["SLPW_pp"] < 0  # not clipped: how far the best straight line cuts into a sphere
+def test_slpw_is_not_clipped():
+    # a = 2.8 Å: the Cl beside the hop are a/(2√2) = 0.99 Å from its axis, less than their
+    # covalent radius (the Li beside it are 1.71 Å away, 0.43 Å beyond their sphere)
+    f = compute_features(rock_salt(2.8))
+    assert f["SLPW"] == pytest.approx(2.8 / (2 * math.sqrt(2)) - COV_CL) and f["SLPW"] < 0
+    assert f["SLPW_pp"] - f["SLPW"] == pytest.approx(COV_CL)
 
 
 def test_missing_li_or_anion_gives_nan_not_an_error():
     no_li = compute_features(rock_salt(5.64, "Na", "Cl"))
     for name in ("LNC", "SDLC", "LLB", "LBI", "SDLI", "LASD", "LLSD", "SLPW", "SLPE", "RNC", "RBI"):
         assert math.isnan(no_li[name]), name
-    assert no_li["AFC"] == 12 and no_li["Li_fraction"] == 0
+    assert no_li["AFC"] == 12 and no_li["Li_percentage"] == 0
     lithium = compute_features(
         Structure(Lattice.cubic(3.51), ["Li", "Li"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     )
-    for name in (
-        "AFC",
-        "AASD",
-        "LASD",
-        "VPA",
-        "SNC",
-        "SBI",
-        "ENS",
-        "SLPW_pp",
-        "electronegativity_avg_noLi",
-    ):
+    for name in ("AFC", "AASD", "LASD", "VPA", "SNC", "SBI", "ENS", "avg_X_wiout_Li"):
         assert math.isnan(lithium[name]), name
     assert lithium["SPF"] == 0
     assert lithium["LLSD"] == pytest.approx(3.51 * math.sqrt(3) / 2)
     assert set(lithium) == set(FEATURE_NAMES)
+
+
+def test_extended_set_keeps_amorphs_variants_under_other_names():
+    # a = 4 Å: Li and Cl Shannon spheres (0.90 + 1.67 Å) overlap across the 2 Å bond; the union
+    # counts the overlap once, the published PF (covalent radii) counts spheres whatever they touch
+    a = 4.0
+    f = compute_features(rock_salt(a), extended=True)
+    assert tuple(f) == (*FEATURE_NAMES, *EXTENDED_FEATURE_NAMES)
+    plain_sum = 4 * 4 / 3 * math.pi * (R_LI**3 + R_CL**3) / a**3
+    assert f["PF_union"] < plain_sum - 0.05
+    assert 0 < f["SPF_union"] < f["PF_union"] <= 1
+    assert f["density"] == pytest.approx(4 * (6.941 + 35.453) * 1.66054 / a**3, rel=1e-4)
+    assert f["AFC_ionic"] == f["AFC"] and f["VPA_ionic"] == f["VPA"]  # one anion either way
+    assert not set(EXTENDED_FEATURE_NAMES) & set(compute_features(rock_salt(a)))
+
+
+def test_anion_of_the_published_features_is_the_most_electronegative_element():
+    # Li6PS5Cl: the published rule takes Cl only, the ionic model S and Cl
+    rng = np.random.default_rng(2)
+    species = ["Li"] * 6 + ["P"] + ["S"] * 5 + ["Cl"]
+    structure = Structure(Lattice.cubic(7.0), species, rng.random((len(species), 3)))
+    f = compute_features(structure, extended=True)
+    assert lattice_anion(["Li", "P", "S", "Cl"]) == "Cl"
+    assert f["VPA"] == pytest.approx(7.0**3)
+    assert f["VPA_ionic"] == pytest.approx(7.0**3 / 6)
 
 
 def test_disordered_structure_is_rejected():
@@ -131,29 +149,6 @@ def test_anion_rule_follows_oxidation_states():
     )  # S6+ is far smaller than S2-
 
 
-def test_composition_averages_with_and_without_li():
-    f = composition_features("Li3PO4")
-    fractions = {"Li": 3 / 8, "P": 1 / 8, "O": 4 / 8}
-    for name in ("electronegativity", "mass", "atomic_radius", "cohesive_energy"):
-        values = {s: element_property(name, s) for s in fractions}
-        expected = sum(fractions[s] * values[s] for s in fractions)
-        expected_no_li = (fractions["P"] * values["P"] + fractions["O"] * values["O"]) / (5 / 8)
-        assert f[f"{name}_avg"] == pytest.approx(expected), name
-        assert f[f"{name}_avg_noLi"] == pytest.approx(expected_no_li), name
-    assert f["electronegativity_diff_Li_avg_noLi"] == pytest.approx(
-        (1 * (2.19 - 0.98) + 4 * (3.44 - 0.98)) / 5
-    )
-    assert cohesive_energies()["Li"] == 1.63  # Kittel, Table 1 of ch. 3
-    assert f["Li_fraction"] == pytest.approx(3 / 8)
-
-
-def test_averages_skip_elements_without_data():
-    f = composition_features("LiCl")
-    assert element_property("shear_modulus", "Cl") is None  # the premise: pymatgen has no value
-    assert f["shear_modulus_avg"] == pytest.approx(element_property("shear_modulus", "Li"))
-    assert math.isnan(f["shear_modulus_avg_noLi"]) and math.isnan(f["pugh_ratio_avg_noLi"])
-
-
 def _licl_trajectory(scales: list[float]) -> Trajectory:
     base = rock_salt(5.4)
     return Trajectory(
@@ -173,6 +168,14 @@ def test_trajectory_features_average_the_frames():
     )  # at 1.2 a the Li-Li shell leaves the cutoff
     assert frame_indices(10, 3).tolist() == [0, 4, 9]
     assert frame_indices(2, 5).tolist() == [0, 1]
+
+
+def test_frames_shared_by_processes_give_the_same_average():
+    trajectory = _licl_trajectory(list(np.linspace(0.95, 1.25, 120)))
+    serial = trajectory_features(trajectory, frames=120)
+    parallel = trajectory_features(trajectory, frames=120, workers=2)
+    assert parallel == pytest.approx(serial, nan_ok=True)
+    assert 6 < serial["LNC"] < 18  # the frames differ, so the average mixes both shells
 
 
 def test_hundred_atom_cell_featurises_quickly():
@@ -218,12 +221,13 @@ def test_features_command_reads_the_store_and_structure_files(tmp_path):
         stage_doc(licl, 1500.0, trajectory=trajectory),
         stage_doc(licl, 1000.0, diffusivity={"Li": (2.5e-5, 1e-6)}),
     ])  # fmt: skip
-    cif = tmp_path / "licl.cif"
+    cif, nacl = tmp_path / "licl.cif", tmp_path / "nacl.cif"
     licl.to(filename=str(cif))
+    rock_salt(5.64, "Na", "Cl").to(filename=str(nacl))
     out = tmp_path / "features.csv"
 
     argv = ["--outputs", str(outputs), "--temperature", "800", "--frames", "2", "-o", str(out)]
-    assert main(["features", "--all", str(cif), str(trajectory), *argv]) == 0
+    assert main(["features", "--all", str(cif), str(trajectory), str(nacl), *argv]) == 0
 
     rows = _read_csv(out)
     assert list(rows[0])[:4] == ["formula", "temperature", "D_cm2_s", "AAV"]
@@ -233,11 +237,23 @@ def test_features_command_reads_the_store_and_structure_files(tmp_path):
         ("LiCl", "1000", "2.5e-05"),
         ("LiCl", "800", ""),
         ("LiCl", "800", ""),  # the bare trajectory
+        ("NaCl", "800", ""),
     ]
     assert float(rows[0]["LNC"]) == pytest.approx(12)  # mean of 18 and 6 over the two frames
     assert float(rows[1]["LNC"]) == 18  # no trajectory: the stored structure
-    assert rows[2]["RBI"] == ""  # NaN is an empty cell
     assert float(rows[3]["LNC"]) == pytest.approx(12)
+    assert rows[4]["LNC"] == ""  # NaN (no Li) is an empty cell
+
+
+def test_features_command_names_elements_outside_the_published_data(tmp_path, caplog):
+    cif = tmp_path / "lila.cif"
+    rock_salt(5.4, "Li", "La").to(filename=str(cif))
+    out = tmp_path / "features.csv"
+    assert main(["features", str(cif), "--extended", "-o", str(out)]) == 0
+    assert "elemental data for La are not in the published table" in caplog.text
+    (row,) = _read_csv(out)
+    assert list(row)[-len(EXTENDED_FEATURE_NAMES) :] == list(EXTENDED_FEATURE_NAMES)
+    assert float(row["avg_B_with_Li"]) == pytest.approx((14 + 28) / 2)  # La: pymatgen's 28 GPa
 
 
 def test_features_command_reports_bad_input_in_one_line(tmp_path, capsys):

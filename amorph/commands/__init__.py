@@ -39,6 +39,23 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_featurise_options(parser: argparse.ArgumentParser, frames: int = 0) -> None:
+    """``--frames`` and ``--jobs``: how trajectories are featurised."""
+    parser.add_argument(
+        "--frames",
+        type=int_at_least(0),
+        default=frames,
+        help=f"average the features over this many evenly spaced trajectory frames (default "
+        f"{frames}; 0: a stored result's last frame; a bare .npz input uses at least 1, the last)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int_at_least(1),
+        default=1,
+        help="processes sharing a trajectory's frames (default 1)",
+    )
+
+
 def add_engine_options(parser: argparse.ArgumentParser, role: str = "the MD") -> None:
     """``--engine``, ``--model`` and ``--device``."""
     parser.add_argument(

@@ -2,7 +2,8 @@
 
 Without paths, one row per composition and temperature in the store (``--outputs``/``--store``),
 with its Li diffusivity; with paths, one row per structure file (CIF, POSCAR, pymatgen JSON) or
-amorph trajectory (.npz). ``--all`` adds the store's results to the paths' rows.
+amorph trajectory (.npz). ``--all`` adds the store's results to the paths' rows. The columns are
+those of the published table of Zheng et al. (2024); ``--extended`` appends amorph's own variants.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from amorph.commands import add_store_options, int_at_least
+from amorph.commands import add_featurise_options, add_store_options
 from amorph.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -33,15 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", default="-", help="CSV file to write (default: standard output)"
     )
-    parser.add_argument(
-        "--frames",
-        type=int_at_least(0),
-        default=0,
-        help="average the features over this many evenly spaced trajectory frames (default 0: "
-        "the last frame of a result; a bare .npz input uses at least 1, the last frame)",
-    )
+    add_featurise_options(parser)
     parser.add_argument(
         "--temperature", type=float, help="temperature (K) of the structure files' rows"
+    )
+    parser.add_argument(
+        "--extended",
+        action="store_true",
+        help="append amorph's own variants (ionic-model anions, union packing fractions, density)",
     )
     parser.add_argument(
         "--include-unconverged",
@@ -68,11 +68,13 @@ def run(args: argparse.Namespace) -> int:
         frames=args.frames,
         temperature=args.temperature,
         include_unconverged=args.include_unconverged,
+        extended=args.extended,
+        jobs=args.jobs,
     )
     if args.output == "-":
-        count = write_table(rows, sys.stdout)
+        count = write_table(rows, sys.stdout, args.extended)
     else:
         with atomic_path(Path(args.output)) as tmp, open(tmp, "w", newline="") as handle:
-            count = write_table(rows, handle)
+            count = write_table(rows, handle, args.extended)
     logger.info("wrote %d rows", count)
     return 0

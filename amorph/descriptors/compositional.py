@@ -1,54 +1,83 @@
-"""Compositional descriptors: Li fraction and composition-weighted elemental averages.
+"""Compositional descriptors of the published feature table (Zheng et al. 2024, Table 1).
 
-For each property of :data:`amorph.descriptors.elements.ELEMENT_PROPERTIES` two columns are
-produced, ``<property>_avg`` over all elements and ``<property>_avg_noLi`` over the non-Li elements,
-both weighted by atomic (mole) fraction. Elements for which the data source has no value are left
-out and the remaining weights renormalised (pymatgen has no bulk or shear modulus for O, N, F, ...);
-the average is NaN when no element has a value.
+Every average is a plain atomic-fraction average of an element property
+(:func:`amorph.descriptors.elements.element_property`): over all atoms ("with Li") or over the
+non-Li atoms, weighted by their fractions among the non-Li atoms ("without Li"). An element without
+a value makes the average NaN; nothing is renormalised away. Column names are the published ones,
+spelling included (``wiout``, ``Echo``); ``Li_percentage`` is the Li atomic fraction (0 to 1), as
+published.
 
-Synthetic features (our stand-ins; the definitions of the synthetic features of Zheng et al.,
-Table 1, were not available to us):
-
-* ``pugh_ratio_avg`` / ``pugh_ratio_avg_noLi``: averaged bulk over averaged shear modulus (Pugh's
-  B/G ratio, a ductility indicator).
-* ``cohesive_energy_density`` (added by :func:`amorph.descriptors.compute_features`, as it needs the
-  structure): averaged cohesive energy over the volume per atom, eV/Å³.
+Synthetic features (Table 1 of the paper), each with and without Li, from the averages of the same
+atoms: ``BR5_M`` = sqrt(B·R⁵/m), ``GR5_M`` = sqrt(G·R⁵/m), ``ER2_m`` = sqrt(Ecoh·R²/m), with the
+bulk and shear moduli B, G in GPa, the cohesive energy Ecoh in eV/atom, the atomic radius R in Å and
+the mass m in amu. ``ratio_r_without_Li_with`` = R(without Li)/R(with Li) and
+``avg_diff_of_X_Li_rest`` = X(without Li) - X(with Li) for the electronegativity X.
 """
 
 from __future__ import annotations
 
+import math
+
 from pymatgen.core import Composition
 
-from amorph.descriptors.elements import ELEMENT_PROPERTIES, LITHIUM, element_property
+from amorph.descriptors.elements import ELEMENT_UNITS, LITHIUM, element_property
 
-COMPOSITION_FEATURES = (
-    "Li_fraction",
-    *(f"{name}_avg{suffix}" for name in ELEMENT_PROPERTIES for suffix in ("", "_noLi")),
-    "pugh_ratio_avg",
-    "pugh_ratio_avg_noLi",
-)
+AVERAGES = {
+    "B": ("avg_B_with_Li", "avg_B_wiout_Li"),
+    "G": ("avg_G_with_Li", "avg_G_wiout_Li"),
+    "Ecoh": ("avg_Ecoh_with_Li", "avg_Echo_wiout_Li"),
+    "R": ("atomic_radius_avg", "atomic_radius_avg_exclude_Li"),
+    "m": ("avg_m_with_Li", "avg_m_wiout_Li"),
+    "X": ("avg_X_with_Li", "avg_X_wiout_Li"),
+}
+"""Element property → its (with Li, without Li) average columns."""
+SYNTHETIC = {"BR5_M": ("B", 5), "GR5_M": ("G", 5), "ER2_m": ("Ecoh", 2)}
+"""Synthetic feature → (property P, power k of R) in sqrt(P·R^k/m)."""
+SUFFIXES = ("_with_Li", "_without_Li")
+
+COMPOSITION_UNITS = {
+    "Li_percentage": "",
+    **{column: ELEMENT_UNITS[p] for p in ("B", "G", "Ecoh") for column in AVERAGES[p]},
+    **{
+        name + suffix: f"sqrt({ELEMENT_UNITS[p]}·Å^{k}/amu)"
+        for name, (p, k) in SYNTHETIC.items()
+        for suffix in SUFFIXES
+    },
+    **dict.fromkeys(AVERAGES["R"], "Å"),
+    "ratio_r_without_Li_with": "",
+    **dict.fromkeys(AVERAGES["m"], "amu"),
+    **dict.fromkeys(AVERAGES["X"], "Pauling"),
+    "avg_diff_of_X_Li_rest": "Pauling",
+}
+"""Column → unit, in the published column order."""
+COMPOSITION_FEATURES = tuple(COMPOSITION_UNITS)
 
 
-def _weighted_average(name: str, fractions: dict[str, float]) -> float:
-    known = {s: element_property(name, s) for s in fractions}
-    weights = {s: fractions[s] for s, value in known.items() if value is not None}
-    total = sum(weights.values())
-    if not total:
-        return float("nan")
-    return sum(w * known[s] for s, w in weights.items()) / total
+def _average(name: str, fractions: dict[str, float]) -> float:
+    """``Σ x·value / Σ x`` over ``fractions``; NaN if empty or an element has no value."""
+    values = [element_property(name, symbol) for symbol in fractions]
+    if not fractions or None in values:
+        return math.nan
+    return sum(x * v for x, v in zip(fractions.values(), values, strict=True)) / sum(
+        fractions.values()
+    )
 
 
 def composition_features(composition: Composition | str) -> dict[str, float]:
-    """Li fraction, the elemental averages with and without Li, and the Pugh ratios."""
+    """The compositional columns of the module docstring, keyed by :data:`COMPOSITION_FEATURES`."""
     composition = Composition(composition)
     fractions = {el.symbol: composition.get_atomic_fraction(el) for el in composition.elements}
     without_li = {s: x for s, x in fractions.items() if s != LITHIUM}
-    features = {"Li_fraction": fractions.get(LITHIUM, 0.0)}
-    for suffix, subset in (("", fractions), ("_noLi", without_li)):
-        for name in ELEMENT_PROPERTIES:
-            features[f"{name}_avg{suffix}"] = _weighted_average(name, subset)
-        shear = features[f"shear_modulus_avg{suffix}"]
-        features[f"pugh_ratio_avg{suffix}"] = (
-            features[f"bulk_modulus_avg{suffix}"] / shear if shear else float("nan")
-        )
+    features = {"Li_percentage": fractions.get(LITHIUM, 0.0)}
+    for index, subset in enumerate((fractions, without_li)):
+        mean = {name: _average(name, subset) for name in AVERAGES}
+        for name, columns in AVERAGES.items():
+            features[columns[index]] = mean[name]
+        for name, (prop, power) in SYNTHETIC.items():
+            features[name + SUFFIXES[index]] = math.sqrt(
+                mean[prop] * mean["R"] ** power / mean["m"]
+            )
+    radius, chi = AVERAGES["R"], AVERAGES["X"]
+    features["ratio_r_without_Li_with"] = features[radius[1]] / features[radius[0]]
+    features["avg_diff_of_X_Li_rest"] = features[chi[1]] - features[chi[0]]
     return {name: features[name] for name in COMPOSITION_FEATURES}

@@ -1,23 +1,22 @@
-"""Structural descriptors of one periodic structure: the Sendek set, extended as in Zheng et al.
+"""Structural descriptors of one periodic structure, as in the published table of Zheng et al.
 
-Sources: Sendek et al., Energy Environ. Sci. 10, 306 (2017), Table 1 and SI section S1 (features
-1-20); Zheng et al., npj Comput. Mater. (2024), Table 1 (SLPW_pp, density, Li fraction).
+Sources: Sendek et al., Energy Environ. Sci. 10, 306 (2017), Table 1 and SI section S1; Zheng et
+al., npj Comput. Mater. (2024), Table 1 (SLPW_pp) and its published feature table, whose values fix
+the conventions below.
 
-Conventions (shared by all features below)
--------------------------------------------
+Conventions
+-----------
 * Two atoms are *neighbours* ("bonded") when they are within ``NEIGHBOUR_CUTOFF`` = 4 Å of each
-  other, periodic images included (Sendek SI S1). Bond counts are counted from each centre atom, so
-  a Li-Li bond appears once from each end.
-* *Bond ionicity* is the Pauling electronegativity difference ``|chi_i - chi_j|`` (Sendek SI S1).
-* *Anions* and the *sphere radii* (Shannon crystal radii of the guessed oxidation states) are
-  defined in :func:`amorph.descriptors.elements.ionic_model`. The *sublattice* is the structure with
-  Li removed.
-* "Minimum separation" features are per-atom minima averaged over the centre atoms (Sendek's
-  "average shortest separation"), more robust in a disordered cell than one global minimum.
+  other, periodic images included. Bonds are counted from each centre atom, so a bond between two
+  centres of the same kind appears once from each end.
+* *Bond ionicity* is the Pauling electronegativity difference ``|chi_i - chi_j|``.
+* The *anion* is the most electronegative element other than Li
+  (:func:`~amorph.descriptors.elements.lattice_anion`); the *sublattice* is every non-Li atom.
+* *Sphere radii* are Cordero covalent radii.
+* "Minimum separation" features are per-atom minima averaged over the centre atoms.
 * A feature whose defining set of atoms is empty is NaN rather than an error: everything about Li
-  (LNC, SDLC, LLB, LBI, SDLI, LASD, LLSD, SLPW, SLPE, RNC, RBI) when the structure has no Li;
-  AFC, AASD, LASD and VPA when it has no anion; SNC, SBI, ENS and SLPW_pp when it has nothing but
-  Li. RBI is NaN when SBI is 0 (e.g. a binary Li compound, whose sublattice holds anions only).
+  when the structure has no Li; AFC, AASD, LASD and VPA when it has no anion; SNC, SBI and ENS when
+  it has nothing but Li.
 
 Features
 --------
@@ -25,43 +24,55 @@ AAV      volume per atom, Å³.
 LNC      mean number of neighbours of a Li; SDLC its standard deviation over Li atoms.
 LLB      mean number of Li neighbours of a Li ("Li-Li bonds per Li").
 LBI      mean ionicity over all bonds of Li atoms; SDLI its standard deviation over those bonds.
-SNC      mean number of sublattice neighbours of a sublattice atom; SBI mean ionicity of those
+SNC      mean number of neighbours (Li included) of a sublattice atom; SBI mean ionicity of those
          bonds.
 RNC, RBI LNC/SNC and LBI/SBI.
 AFC      anion framework coordination: for each anion, the number of anions at distances in
-         [r0, r0 + 1 Å] where r0 is its nearest anion-anion distance (Sendek SI S1.9); mean over
-         anions.
+         [r0, r0 + 1 Å] where r0 is its nearest anion-anion distance; mean over anions.
 AASD     mean nearest anion-anion distance (Å); LASD mean nearest Li-anion distance of a Li;
 LLSD     mean nearest Li-Li distance of a Li.
 VPA      volume per anion, Å³.
 ENS      mean electronegativity of the sublattice atoms.
-PF, SPF  packing fraction of all atoms / of the sublattice: volume of the union of the atomic
-         spheres over the cell volume, on a grid of spacing ``GRID_SPACING`` (overlaps counted
-         once).
-SLPW     straight-line path width (Sendek SI S1.17): for each Li, the straight segment to its
-         nearest Li; its width is the smallest gap (distance to the segment minus sphere radius)
-         over the atoms whose projection falls strictly between the two Li, clipped at 0; mean over
-         the Li that have such atoms, in Å.
+PF, SPF  Σ (4/3)π r³ over all atoms / over the sublattice atoms, divided by the cell volume
+         (overlaps counted twice, so PF depends on composition and volume only).
+SLPW     straight-line path width: for each Li, the straight segment to its nearest Li; its width is
+         the smallest gap (distance from the segment's line minus covalent radius) over the atoms
+         whose projection falls strictly between the two Li; mean over the Li that have such atoms,
+         in Å. Not clipped: a negative width says how deeply the path cuts into a sphere.
+SLPW_pp  the same path measured point to point (to atom centres): the smallest distance from the
+         line, over the same atoms and Li. SLPW_pp - SLPW lies between the smallest and the largest
+         covalent radius present.
 SLPE     straight-line path electronegativity: mean over Li of the electronegativity of the atom
-         that sets that width (Sendek SI S1.18).
-SLPW_pp  periodic-path width: the free radius (Å) of the widest infinite straight line parallel to a
-         lattice vector that passes all sublattice spheres, i.e. an open straight channel through
-         the periodic framework. Not clipped: a negative value says how deeply even the best line
-         cuts into a sphere. Zheng et al. do not spell out "pp" in the material available to us;
-         this percolating-path reading is ours.
+         that sets SLPW.
+
+Extended set (``extended=True``; amorph's own variants, not in the published table)
+-------------------------------------------------------------------------------------
+AFC_ionic, AASD_ionic, VPA_ionic, LASD_ionic   as above with the anions of
+         :func:`~amorph.descriptors.elements.ionic_model` (all anions of an oxidation-state guess,
+         e.g. S and Cl in Li6PS5Cl).
+PF_union, SPF_union   fraction of the cell inside the union of the Shannon-radius spheres of all
+         atoms / of the sublattice (overlaps counted once), on a grid of spacing ``GRID_SPACING``.
 density  g/cm³.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 from pymatgen.optimization.neighbors import find_points_in_spheres
-from scipy.spatial import cKDTree
 
-from amorph.descriptors.elements import LITHIUM, electronegativity, ionic_model
+from amorph.constants import AMU_A3_TO_G_CM3
+from amorph.descriptors.elements import (
+    LITHIUM,
+    covalent_radius,
+    electronegativity,
+    ionic_model,
+    lattice_anion,
+)
 from amorph.errors import InputError
 
 NEIGHBOUR_CUTOFF = 4.0
@@ -70,19 +81,31 @@ AFC_SHELL = 1.0
 """Å: width of the anion shell counted by AFC, beyond the nearest anion (Sendek SI S1.9)."""
 PATH_SEARCH_MARGIN = 5.0
 """Å: atoms farther than the segment length plus this from the starting Li are not considered by
-SLPW; they could only matter for a path more than 5 Å minus their radius wide."""
+SLPW and SLPW_pp; they could only matter for a path more than 5 Å wide to atom centres."""
 GRID_SPACING = 0.2
-"""Å: spacing of the grids behind PF, SPF and SLPW_pp (coarsened so that no grid exceeds
-``MAX_GRID_POINTS``); SLPW_pp is then refined around the best line to ~0.01 Å."""
+"""Å: spacing of the grid behind PF_union and SPF_union (coarsened so that no grid exceeds
+``MAX_GRID_POINTS``)."""
 MAX_GRID_POINTS = 1_000_000
-NEAREST_CANDIDATES = 8
 MAX_SEARCH_RADIUS = 30.0
 """Å: a nearest neighbour farther than this is reported as missing (NaN)."""
 
-STRUCTURAL_FEATURES = (
-    "AAV", "LBI", "SDLI", "SBI", "ENS", "RBI", "AFC", "AASD", "LASD", "LLSD", "VPA",
-    "LNC", "SDLC", "LLB", "SNC", "RNC", "PF", "SPF", "SLPW", "SLPW_pp", "SLPE", "density",
-)  # fmt: skip
+STRUCTURAL_UNITS = {
+    "AAV": "Å³", "LBI": "Pauling", "SDLI": "Pauling", "SBI": "Pauling", "ENS": "Pauling",
+    "RBI": "", "AFC": "", "AASD": "Å", "VPA": "Å³", "LASD": "Å", "LLSD": "Å", "LNC": "",
+    "SDLC": "", "LLB": "", "SNC": "", "RNC": "", "PF": "", "SPF": "", "SLPW": "Å",
+    "SLPW_pp": "Å", "SLPE": "Pauling",
+}  # fmt: skip
+"""Published structural column → unit, in the published order."""
+ANION_FEATURES = ("AFC", "AASD", "VPA", "LASD")
+EXTENDED_UNITS = {
+    **{f"{name}_ionic": STRUCTURAL_UNITS[name] for name in ANION_FEATURES},
+    "PF_union": "",
+    "SPF_union": "",
+    "density": "g/cm³",
+}
+"""Extended (opt-in) column → unit."""
+STRUCTURAL_FEATURES = tuple(STRUCTURAL_UNITS)
+EXTENDED_FEATURES = tuple(EXTENDED_UNITS)
 
 
 class _Pairs(NamedTuple):
@@ -117,32 +140,49 @@ def _first_per_centre(pairs: _Pairs, key: np.ndarray) -> np.ndarray:
 
 
 class _Geometry:
-    """Species, radii and a reusable periodic neighbour list of one structure."""
+    """Species, radii and a reusable periodic neighbour list of one periodic cell."""
 
-    def __init__(self, structure: Structure):
-        if not structure.is_ordered:
-            raise InputError(
-                f"{structure.formula}: disordered (partially occupied) structures are not supported"
-            )
-        if len(structure) == 0:
+    def __init__(self, symbols: Sequence[str], cell: np.ndarray, positions: np.ndarray):
+        if len(symbols) == 0:
             raise InputError("the structure has no atoms")
-        self.structure = structure
-        symbols = [site.specie.symbol for site in structure]
-        model = ionic_model(structure.composition.reduced_formula)
-        self.is_li = np.array([s == LITHIUM for s in symbols])
-        self.is_anion = np.array([model[s][0] for s in symbols])
-        self.radius = np.array([model[s][1] for s in symbols])
-        self.chi = np.array([electronegativity(s) for s in symbols])
+        self.cell = np.ascontiguousarray(cell, dtype=float)
+        self.volume = abs(float(np.linalg.det(self.cell)))
+        fractional = np.asarray(positions, dtype=float) @ np.linalg.inv(self.cell) % 1.0
+        self.coords = np.ascontiguousarray(fractional @ self.cell)
+        self.symbols = np.asarray(symbols)
+        elements, self._kind = np.unique(self.symbols, return_inverse=True)
+        self.elements = elements.tolist()
+        self.is_li = self.symbols == LITHIUM
+        self.is_anion = self.symbols == lattice_anion(self.elements)
+        self.radius = self.per_atom(covalent_radius)
+        self.chi = self.per_atom(electronegativity)
         self._pairs: _Pairs | None = None
         self._cutoff = 0.0
+
+    def per_atom(self, value) -> np.ndarray:
+        """``value(symbol)`` for every atom, evaluated once per element."""
+        return np.array([value(symbol) for symbol in self.elements])[self._kind]
+
+    def neighbours(self, centres: np.ndarray, cutoff: float) -> tuple[np.ndarray, ...]:
+        """Centre index, atom index, periodic image and distance of every atom within ``cutoff``
+        Å of each point of ``centres`` (Cartesian, Å), including an atom at the point itself."""
+        return find_points_in_spheres(
+            self.coords,
+            np.ascontiguousarray(centres, dtype=float),
+            r=float(cutoff),
+            pbc=np.ones(3, dtype=np.int64),
+            lattice=self.cell,
+            tol=1e-8,
+        )
 
     def pairs(self, cutoff: float) -> _Pairs:
         """All neighbour pairs closer than ``cutoff`` Å (computed once, for the largest cutoff)."""
         if cutoff > self._cutoff:
-            centres, points, images, distances = self.structure.get_neighbor_list(cutoff)
-            coords, matrix = self.structure.cart_coords, self.structure.lattice.matrix
-            vectors = coords[points] + images @ matrix - coords[centres]
-            self._pairs, self._cutoff = _Pairs(centres, points, vectors, distances), cutoff
+            centres, points, images, distances = self.neighbours(self.coords, cutoff)
+            vectors = self.coords[points] + images @ self.cell - self.coords[centres]
+            keep = (centres != points) | (distances > 1e-8)  # not an atom and itself
+            self._pairs = _Pairs(centres, points, vectors, distances).select(keep)
+            self._cutoff = cutoff
         return self._pairs.select(self._pairs.distances <= cutoff)
 
     def nearest(self, centres: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +190,7 @@ class _Geometry:
 
         NaN for the atoms that are not centres.
         """
-        n_atoms = len(self.structure)
+        n_atoms = len(self.symbols)
         distance, vector = np.full(n_atoms, np.nan), np.full((n_atoms, 3), np.nan)
         if not centres.any() or not targets.any():
             return distance, vector
@@ -172,8 +212,7 @@ def _bond_features(geo: _Geometry) -> dict[str, float]:
     li, host = geo.is_li, ~geo.is_li
     n_atoms = len(li)
     bonds = geo.pairs(NEIGHBOUR_CUTOFF)
-    li_bonds = bonds.select(li[bonds.centres])
-    host_bonds = bonds.select(host[bonds.centres] & host[bonds.points])
+    li_bonds, host_bonds = bonds.select(li[bonds.centres]), bonds.select(host[bonds.centres])
     li_counts = np.bincount(li_bonds.centres, minlength=n_atoms)[li]
     li_li_counts = np.bincount(li_bonds.centres[li[li_bonds.points]], minlength=n_atoms)[li]
     host_counts = np.bincount(host_bonds.centres, minlength=n_atoms)[host]
@@ -193,34 +232,30 @@ def _bond_features(geo: _Geometry) -> dict[str, float]:
     return features
 
 
-def _separation_features(geo: _Geometry) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """AFC, AASD, LASD, LLSD; also each Li's distance and vector to its nearest Li (for SLPW)."""
-    li, anion = geo.is_li, geo.is_anion
+def _anion_features(geo: _Geometry, anion: np.ndarray) -> dict[str, float]:
+    """AFC, AASD, VPA and LASD for the anions flagged in ``anion``."""
     anion_gap, _ = geo.nearest(anion, anion)
-    li_anion_gap, _ = geo.nearest(li, anion)
-    li_gap, li_hop = geo.nearest(li, li)
+    li_anion_gap, _ = geo.nearest(geo.is_li, anion)
     afc = float("nan")
     if anion.any() and not np.isnan(anion_gap[anion]).all():
         pairs = geo.pairs(float(np.nanmax(anion_gap)) + AFC_SHELL)
         shell = anion[pairs.centres] & anion[pairs.points]
         shell &= pairs.distances <= anion_gap[pairs.centres] + AFC_SHELL
-        afc = _mean(np.bincount(pairs.centres[shell], minlength=len(li))[anion])
-    features = {
+        afc = _mean(np.bincount(pairs.centres[shell], minlength=len(anion))[anion])
+    n_anions = int(anion.sum())
+    return {
         "AFC": afc,
         "AASD": _mean(anion_gap[anion]),
-        "LASD": _mean(li_anion_gap[li]),
-        "LLSD": _mean(li_gap[li]),
+        "VPA": geo.volume / n_anions if n_anions else float("nan"),
+        "LASD": _mean(li_anion_gap[geo.is_li]),
     }
-    return features, li_gap, li_hop
 
 
-def _segment_path_features(
-    geo: _Geometry, li_gap: np.ndarray, li_hop: np.ndarray
-) -> dict[str, float]:
-    """SLPW and SLPE from the straight segment joining each Li to its nearest Li."""
+def _path_features(geo: _Geometry, li_gap: np.ndarray, li_hop: np.ndarray) -> dict[str, float]:
+    """SLPW, SLPW_pp and SLPE from the straight segment joining each Li to its nearest Li."""
     li = geo.is_li
     if not li.any() or np.isnan(li_gap[li]).all():
-        return {"SLPW": float("nan"), "SLPE": float("nan")}
+        return dict.fromkeys(("SLPW", "SLPW_pp", "SLPE"), float("nan"))
     pairs = geo.pairs(float(np.nanmax(li_gap)) + PATH_SEARCH_MARGIN)
     pairs = pairs.select(
         li[pairs.centres] & (pairs.distances <= li_gap[pairs.centres] + PATH_SEARCH_MARGIN)
@@ -231,10 +266,12 @@ def _segment_path_features(
     between = (along > eps) & (along < 1 - eps)
     between &= np.linalg.norm(pairs.vectors - hop, axis=1) > eps  # not the partner Li itself
     pairs, along, hop = pairs.select(between), along[between], hop[between]
-    gap = np.linalg.norm(pairs.vectors - along[:, None] * hop, axis=1) - geo.radius[pairs.points]
+    offset = np.linalg.norm(pairs.vectors - along[:, None] * hop, axis=1)
+    gap = offset - geo.radius[pairs.points]
     narrowest = _first_per_centre(pairs, gap)
     return {
-        "SLPW": _mean(np.maximum(gap[narrowest], 0.0)),
+        "SLPW": _mean(gap[narrowest]),
+        "SLPW_pp": _mean(offset[_first_per_centre(pairs, offset)]),
         "SLPE": _mean(geo.chi[pairs.points[narrowest]]),
     }
 
@@ -251,19 +288,11 @@ def _grid_counts(lengths: np.ndarray) -> np.ndarray:
     return np.maximum(np.ceil(counts / scale), 1).astype(int)
 
 
-def _packing_fractions(geo: _Geometry) -> tuple[float, float]:
-    """PF and SPF: fractions of the cell inside the union of all spheres / of sublattice spheres."""
-    lattice = geo.structure.lattice
-    grid = _fractional_grid(_grid_counts(np.array(lattice.abc))) @ lattice.matrix
-    point, atom, _, distance = find_points_in_spheres(
-        np.ascontiguousarray(geo.structure.cart_coords),
-        np.ascontiguousarray(grid),
-        r=float(geo.radius.max()),
-        pbc=np.ones(3, dtype=np.int64),
-        lattice=np.ascontiguousarray(lattice.matrix),
-        tol=1e-8,
-    )
-    inside = distance < geo.radius[atom]
+def _union_packing(geo: _Geometry, radius: np.ndarray) -> tuple[float, float]:
+    """Fractions of the cell inside the union of all spheres / of the sublattice spheres."""
+    grid = _fractional_grid(_grid_counts(np.linalg.norm(geo.cell, axis=1))) @ geo.cell
+    point, atom, _, distance = geo.neighbours(grid, radius.max())
+    inside = distance < radius[atom]
     fractions = []
     for members in (np.ones_like(geo.is_li), ~geo.is_li):
         covered = np.zeros(len(grid), dtype=bool)
@@ -272,75 +301,51 @@ def _packing_fractions(geo: _Geometry) -> tuple[float, float]:
     return fractions[0], fractions[1]
 
 
-def _clearance(points: np.ndarray, tree: cKDTree, radius: np.ndarray) -> np.ndarray:
-    """For each point, min over the tree's spheres of (distance to centre - radius); exact.
-
-    The ``NEAREST_CANDIDATES`` nearest centres settle a point unless the farthest of them, less the
-    smallest radius, could still undercut the best gap found; those few points are done in full.
-    """
-    k = min(NEAREST_CANDIDATES, len(radius))
-    distance, index = tree.query(points, k=k)
-    distance, index = distance.reshape(len(points), k), index.reshape(len(points), k)
-    gap = (distance - radius[index]).min(axis=1)
-    unsettled = distance[:, -1] - radius.min() < gap
-    if unsettled.any():
-        full = np.linalg.norm(points[unsettled, None, :] - tree.data[None, :, :], axis=2)
-        gap[unsettled] = (full - radius).min(axis=1)
-    return gap
-
-
-def _periodic_path_width(geo: _Geometry, members: np.ndarray) -> float:
-    """SLPW_pp: free radius of the widest straight line along a lattice vector missing all spheres
-    of ``members``.
-
-    A line parallel to lattice vector a is a point of the plane perpendicular to a; an atom with
-    fractional coordinates (f_a, f_b, f_c) projects to f_b·b⊥ + f_c·c⊥ there, so the search is 2-D
-    with the projected lattice (b⊥, c⊥). Images within one projected cell are included, which is
-    exact unless the projected cell is strongly skewed (never for the near-cubic cells of
-    melt-quench MD).
-    """
-    if not members.any():
-        return float("nan")
-    matrix = geo.structure.lattice.matrix
-    frac = geo.structure.frac_coords[members] % 1.0
-    shifts = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=float)
-    radius = np.tile(geo.radius[members], len(shifts))
-    best = -np.inf
-    for axis in range(3):
-        in_plane = [k for k in range(3) if k != axis]
-        direction = matrix[axis] / np.linalg.norm(matrix[axis])
-        projected = matrix[in_plane] - np.outer(matrix[in_plane] @ direction, direction)
-        tree = cKDTree((frac[None, :, in_plane] + shifts[:, None, :]).reshape(-1, 2) @ projected)
-        counts = _grid_counts(np.linalg.norm(projected, axis=1))
-        points = _fractional_grid(counts)
-        gap = _clearance(points @ projected, tree, radius)
-        centre, step = points[np.argmax(gap)], 1.0 / counts
-        for _ in range(4):  # zoom in: 9x9 sub-grids of shrinking spacing around the best line
-            candidates = centre + (_fractional_grid(np.array([9, 9])) - 0.5) * 2 * step
-            local = _clearance(candidates @ projected, tree, radius)
-            centre, step = candidates[np.argmax(local)], step / 4
-        best = max(best, float(gap.max()), float(local.max()))
-    return best
-
-
-def structural_features(structure: Structure) -> dict[str, float]:
-    """The structural descriptors listed in the module docstring, keyed by their short names."""
-    geo = _Geometry(structure)
-    volume = structure.volume
-    host = ~geo.is_li
-    n_anions = int(geo.is_anion.sum())
-    separations, li_gap, li_hop = _separation_features(geo)
-    packing, sublattice_packing = _packing_fractions(geo)
-    features = {
-        "AAV": volume / len(structure),
-        "VPA": volume / n_anions if n_anions else float("nan"),
-        "ENS": _mean(geo.chi[host]),
-        "PF": packing,
-        "SPF": sublattice_packing,
-        "SLPW_pp": _periodic_path_width(geo, host),
-        "density": float(structure.density),
-        **_bond_features(geo),
-        **separations,
-        **_segment_path_features(geo, li_gap, li_hop),
+def _extended_features(geo: _Geometry) -> dict[str, float]:
+    """The extended set of the module docstring."""
+    composition = Composition(Counter(geo.symbols.tolist()))
+    model = ionic_model(composition.reduced_formula)
+    anion = geo.per_atom(lambda symbol: model[symbol][0])
+    pf_union, spf_union = _union_packing(geo, geo.per_atom(lambda symbol: model[symbol][1]))
+    return {
+        **{f"{name}_ionic": value for name, value in _anion_features(geo, anion).items()},
+        "PF_union": pf_union,
+        "SPF_union": spf_union,
+        "density": float(composition.weight) / geo.volume * AMU_A3_TO_G_CM3,
     }
-    return {name: features[name] for name in STRUCTURAL_FEATURES}
+
+
+def cell_features(
+    symbols: Sequence[str], cell: np.ndarray, positions: np.ndarray, extended: bool = False
+) -> dict[str, float]:
+    """The structural descriptors of the module docstring of the atoms ``symbols`` at Cartesian
+    ``positions`` (Å) in the periodic ``cell`` (rows are lattice vectors), keyed (and ordered) as
+    :data:`STRUCTURAL_FEATURES`, then :data:`EXTENDED_FEATURES` if ``extended``."""
+    geo = _Geometry(symbols, cell, positions)
+    host = ~geo.is_li
+    sphere_volume = 4 / 3 * np.pi * geo.radius**3
+    li_gap, li_hop = geo.nearest(geo.is_li, geo.is_li)
+    features = {
+        **_path_features(geo, li_gap, li_hop),  # first: the widest neighbour list, built once
+        "AAV": geo.volume / len(symbols),
+        "ENS": _mean(geo.chi[host]),
+        "LLSD": _mean(li_gap[geo.is_li]),
+        "PF": float(sphere_volume.sum() / geo.volume),
+        "SPF": float(sphere_volume[host].sum() / geo.volume),
+        **_bond_features(geo),
+        **_anion_features(geo, geo.is_anion),
+    }
+    names = (*STRUCTURAL_FEATURES, *EXTENDED_FEATURES) if extended else STRUCTURAL_FEATURES
+    if extended:
+        features |= _extended_features(geo)
+    return {name: features[name] for name in names}
+
+
+def structural_features(structure: Structure, extended: bool = False) -> dict[str, float]:
+    """:func:`cell_features` of a pymatgen ``Structure`` (ordered: one species per site)."""
+    if not structure.is_ordered:
+        raise InputError(
+            f"{structure.formula}: disordered (partially occupied) structures are not supported"
+        )
+    symbols = [site.specie.symbol for site in structure]
+    return cell_features(symbols, structure.lattice.matrix, structure.cart_coords, extended)

@@ -25,14 +25,17 @@ from amorph.regression.ensembles import (
     N_TREES,
     RANDOM_STATE,
     TEST_FRACTION,
+    XGB_LEARNING_RATE,
     XGB_MAX_DEPTH,
+    XGB_REG_ALPHA,
+    XGB_TARGET_UNIT,
     EnsembleFit,
     fit_ensemble,
 )
+from amorph.regression.predict import SavedModel, ensemble_model, sisso_model
 from amorph.regression.sisso import SissoModel, fit_sisso
-from amorph.regression.table import TEMPERATURE_COLUMN, Table, read_table
+from amorph.regression.table import INVERSE_KT, TEMPERATURE_COLUMN, Table, read_table
 
-INVERSE_KT = "1/kT"
 MODELS = ("rf", "xgb", "sisso")
 MIN_SISSO_TRAIN_ROWS = 5
 
@@ -67,6 +70,9 @@ class TrainingResult:
                 "cv_folds": CV_FOLDS,
                 "n_trees": N_TREES,
                 "xgb_max_depth": XGB_MAX_DEPTH,
+                "xgb_reg_alpha": XGB_REG_ALPHA,
+                "xgb_learning_rate": XGB_LEARNING_RATE,
+                "xgb_target_unit_cm2_s": XGB_TARGET_UNIT,
                 "xgb_bootstrap_models": N_BOOTSTRAP,
             },
             **{kind: fit.metrics() for kind, fit in self.ensembles.items()},
@@ -89,6 +95,13 @@ class TrainingResult:
             }
             summary["sisso_settings"] = self.sisso_settings
         return _json_safe(summary)
+
+    def saved_models(self, source: str) -> dict[str, SavedModel]:
+        """Every fitted model, trained on ``source``, keyed by file stem (rf, xgb, sisso<N>)."""
+        inputs = (TEMPERATURE_COLUMN, *self.table.feature_names)
+        models = {kind: ensemble_model(fit, inputs, source) for kind, fit in self.ensembles.items()}
+        models |= {f"sisso{len(m.descriptors)}": sisso_model(m, source) for m in self.sisso_models}
+        return models
 
     def write_predictions(self, handle: IO[str]) -> None:
         """CSV of every row: split, truth and each model's prediction (and uncertainty if known)."""
@@ -187,4 +200,12 @@ def train_models(
     return result
 
 
-__all__ = ["SissoModel", "Table", "TrainingResult", "fit_sisso", "read_table", "train_models"]
+__all__ = [
+    "SavedModel",
+    "SissoModel",
+    "Table",
+    "TrainingResult",
+    "fit_sisso",
+    "read_table",
+    "train_models",
+]

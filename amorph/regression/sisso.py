@@ -80,6 +80,13 @@ class Descriptor:
         with np.errstate(all="ignore"):
             return UNARY[self.op][1](*values) if self.op in UNARY else BINARY[self.op][1](*values)
 
+    @property
+    def primaries(self) -> tuple[str, ...]:
+        """The primary features the expression reads, each once, in order of appearance."""
+        if not self.op:
+            return (self.name,)
+        return tuple(dict.fromkeys(name for arg in self.args for name in arg.primaries))
+
 
 def _unary(op: str, arg: Descriptor) -> Descriptor:
     template = UNARY[op][0]
@@ -175,6 +182,11 @@ class SissoModel:
     intercept: float
     rmse_train: float
     target_label: str = "ln D"
+
+    @property
+    def primaries(self) -> tuple[str, ...]:
+        """The primary features the model reads, each once."""
+        return tuple(dict.fromkeys(name for d in self.descriptors for name in d.primaries))
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         values = np.column_stack([d.evaluate(columns) for d in self.descriptors])

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 FORMULA_COLUMN = "formula"
 TEMPERATURE_COLUMN = "temperature"
+INVERSE_KT = "1/kT"
+"""The SISSO input 1/(k_B T) in eV⁻¹, computed from the temperature."""
 DEFAULT_TARGET = "D_cm2_s"
 MIN_ROWS = 10
 """Fewest rows with a target: an 85/15 split with 5-fold cross-validation needs this many."""
