@@ -291,6 +291,8 @@ class SQLiteStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot open store {path}: {exc.strerror}") from None
         mode = "ro" if self.read_only else "rwc"
+        # only creating the schema takes the write lock; checking an existing store reads
+        creating = not self.read_only and (not path.exists() or path.stat().st_size == 0)
         with _sql_errors(self.path):
             conn = sqlite3.connect(
                 f"{path.as_uri()}?mode={mode}",
@@ -300,8 +302,8 @@ class SQLiteStore(Store):
                 check_same_thread=False,
             )
             try:
-                # a shared (read-only) or reserved lock keeps the file still while it is checked
-                conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+                # a shared (or, creating, a reserved) lock keeps the file still while it is checked
+                conn.execute("BEGIN IMMEDIATE" if creating else "BEGIN")
                 self._check(conn, path)
                 conn.execute("COMMIT")
             except BaseException:
