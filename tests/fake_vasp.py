@@ -25,7 +25,8 @@ fix. With ``FAKE_VASP_LOG`` every run appends ``<folder> NSW=<n>`` to that file,
 each ionic step take that long; a STOPCAR with ``LSTOP = .TRUE.`` ends the run cleanly after the
 current ionic step, as in VASP. CONTCAR is rewritten after every ionic step, as VASP does.
 
-Imported (not run), it offers :func:`write_potcar_library` and :data:`COMMAND` to tests.
+Imported (not run), it offers :func:`write_potcar_library`, :data:`COMMAND` and
+:data:`FAST_CUSTODIAN` (custodian polling that suits its runs of seconds) to tests.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402 - after the thread variables, which numpy reads on import
 
 COMMAND = f"{sys.executable} {Path(__file__).resolve()}"
+FAST_CUSTODIAN = {"polling_time_step": 0.1, "monitor_freq": 2}
 EV_PER_AMU_A2_FS2 = 103.6427  # 1 amu Å²/fs² in eV
 KBAR_PER_EV_A3 = 1602.1766208
 BOLTZMANN_EV = 8.617333262e-5
@@ -55,7 +57,8 @@ def _false(value: str | None) -> bool:
     return (value or "").strip(".").upper() in ("F", "FALSE")
 
 
-# error -> (what VASP prints, stops VASP?, whether the INCAR holds custodian's fix)
+# error -> (what VASP prints, to stdout or with "grad_not_orth" stderr; whether VASP stops there;
+# whether the INCAR holds custodian's fix)
 ERRORS = {
     # VaspErrorHandler: ALGO = All
     "edddav": (
@@ -75,9 +78,24 @@ ERRORS = {
         True,
         lambda tags: int(tags.get("NELMIN", 2)) >= 8,
     ),
+    # VaspErrorHandler: ALGO = Normal, or with ALGO = Normal already, POTIM halved
+    "eddrmm": (
+        " WARNING in EDDRMM: call to ZHEGV failed, returncode =   6 3      16",
+        True,
+        lambda tags: tags != read_incar(Path("INCAR.orig")),
+    ),
+    # StdErrHandler (VASP prints it to stderr): NBANDS raised by 10 %
+    "grad_not_orth": (
+        " EDWAV: internal error, the gradient is not orthogonal",
+        True,
+        lambda tags: "NBANDS" in tags,
+    ),
     # UnconvergedStepHandler (NonConvergingErrorHandler's ladder): ALGO Fast -> Normal
     "scf": ("", False, lambda tags: tags.get("ALGO", "Fast").upper() != "FAST"),
+    # PositiveEnergyErrorHandler (OSZICAR's energies > 0): ALGO Fast -> Normal
+    "positive": ("", False, lambda tags: tags.get("ALGO", "Fast").upper() != "FAST"),
 }
+POSITIVE_SHIFT_EV = 1e4  # added to OSZICAR's energies for "positive"
 
 
 def write_potcar_library(root: Path, symbols: list[str]) -> Path:
@@ -197,12 +215,13 @@ class Outputs:
     """VASP's output files, written and flushed one ionic step at a time."""
 
     def __init__(
-        self, tags, species, counts, symbols, potcars, kpoints: str, atoms, md: bool, unconverged
+        self, tags, species, counts, symbols, potcars, kpoints, atoms, md, unconverged, shift
     ):
         self.tags, self.symbols, self.md = tags, symbols, md
         self.species, self.counts = species, counts
         self.nblock = int(tags.get("NBLOCK", 1))
         self.scf_steps = int(tags.get("NELM", 60)) if unconverged else SCF_STEPS
+        self.oszicar_shift = shift  # eV, on OSZICAR's energies only
         self.step_clock = time.perf_counter()
         self.previous_energy = 0.0
         # open until finish(), or until a kill leaves them truncated as VASP's would be
@@ -313,6 +332,7 @@ class Outputs:
         self, step: int, atoms, energy: float, forces, stress_kbar, velocities=None
     ) -> None:
         volume = atoms.get_volume()
+        shown = energy + self.oszicar_shift
         nelm = int(self.tags.get("NELM", 60))
         self.oszicar.write(
             "       N       E                     dE             d eps       ncg     rms"
@@ -373,9 +393,9 @@ class Outputs:
                 + "\n"
             )
             self.oszicar.write(
-                f"{step:6d} T= {temperature:6.0f}. E= {energy + kinetic_energy:.8E} "
-                f"F= {energy:.8E} "
-                f"E0= {energy:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
+                f"{step:6d} T= {temperature:6.0f}. E= {shown + kinetic_energy:.8E} "
+                f"F= {shown:.8E} "
+                f"E0= {shown:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
             )
             extra = (
                 f'   <i name="kinetic"> {kinetic_energy:16.8f} </i>\n'
@@ -387,7 +407,7 @@ class Outputs:
                 self._xdatcar_frame(step // self.nblock, atoms)
         else:
             self.oszicar.write(
-                f"{step:4d} F= {energy:.8E} E0= {energy:.8E}  "
+                f"{step:4d} F= {shown:.8E} E0= {shown:.8E}  "
                 f"d E ={energy - self.previous_energy:.6E}\n"
             )
             self._xdatcar_frame(step, atoms)
@@ -509,7 +529,10 @@ def main() -> int:
         flush=True,
     )
     unconverged = failure == "unconverged" or (failure == "scf" and error is not None)
-    outputs = Outputs(tags, species, counts, symbols, potcars, kpoints, atoms, md, unconverged)
+    shift = POSITIVE_SHIFT_EV if failure == "positive" and error is not None else 0.0
+    outputs = Outputs(
+        tags, species, counts, symbols, potcars, kpoints, atoms, md, unconverged, shift
+    )
     step_seconds = float(os.environ.get("FAKE_VASP_STEP_SECONDS", 0))
 
     def after_step(step: int) -> bool:
@@ -517,7 +540,8 @@ def main() -> int:
         if step == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
         if error is not None and error[0] and step == ERROR_STEP:
-            print(error[0], flush=True)
+            stream = sys.stderr if failure == "grad_not_orth" else sys.stdout
+            print(error[0], file=stream, flush=True)
             if error[1]:
                 sys.exit(1)
         time.sleep(step_seconds)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 from ase.units import kB
-from fake_vasp import COMMAND, write_potcar_library
+from fake_vasp import COMMAND, FAST_CUSTODIAN, write_potcar_library
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import SETTINGS, Lattice, Structure
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore::UserWarning"
 )  # pymatgen does not know the fake POTCARs
 GPA = 160.21766208
-FAST_CUSTODIAN = {"polling_time_step": 0.1, "monitor_freq": 2}  # the fake's runs take seconds
 SPEC = EngineSpec("vasp", options={"command": COMMAND, "custodian_kwargs": FAST_CUSTODIAN})
 
 
@@ -255,7 +254,9 @@ def error_free(tmp_path_factory):
         ("edddav", "VaspErrorHandler", {"ALGO": "All"}),
         ("subspace", "VaspErrorHandler", {"LREAL": False}),
         ("zbrent", "VaspErrorHandler", {"NELMIN": 8}),  # and CONTCAR to POSCAR, undone
+        ("grad_not_orth", "StdErrHandler", {"NBANDS": 26}),  # 10 % more than the OUTCAR's 24
         ("scf", "UnconvergedStepHandler", {"ALGO": "Normal"}),
+        ("positive", "PositiveEnergyErrorHandler", {"ALGO": "Normal"}),
     ],
 )
 def test_custodian_fixes_errors_and_the_chunk_is_rerun_whole(
@@ -277,6 +278,18 @@ def test_custodian_fixes_errors_and_the_chunk_is_rerun_whole(
     assert np.array_equal(trajectory.time_fs, error_free.time_fs)
     assert np.array_equal(trajectory.positions, error_free.positions)
     assert np.array_equal(trajectory.energies, error_free.energies)
+
+
+def test_a_correction_that_changes_the_md_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_VASP_FAIL", "eddrmm")
+    options = {**SPEC.options, "md_incar": {"ALGO": "Normal"}}
+    with pytest.raises(
+        EngineError,
+        match=r"^VASP MD of Li2O at 1000 K, chunk 1 of 1: custodian's corrections changed the MD "
+        r"itself \(POTIM 2.0 -> 1.0\) in .*chunk0000$",
+    ):
+        EngineSpec("vasp", options=options).load().run_one(md(tmp_path, steps=6))
+    assert not list(tmp_path.glob("*.npz"))
 
 
 def test_no_chunk_runs_into_the_walltime_and_a_rerun_resumes(

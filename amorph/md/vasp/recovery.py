@@ -4,14 +4,17 @@ Every VASP run goes through custodian, as in atomate2's ``run_vasp``: a handler 
 error (in ``vasp.out``, ``std_err.txt``, OSZICAR) stops VASP, changes the inputs and reruns it, at
 most ``max_errors`` times. MD uses the handlers of atomate2's ``MDMaker`` that apply to Γ-only NVT
 MD (:func:`md_handlers`; not ``MeshSymmetryErrorHandler``, which checks k-point meshes, nor the
-smearing handlers, which change the electronic temperature) plus custodian's
-``WalltimeHandler``. custodian's ``UnconvergedErrorHandler`` looks at the last ionic step only
-and its ``NonConvergingErrorHandler`` at ten in a row; :class:`UnconvergedStepHandler` applies
-the latter's correction as soon as any MD step used all NELM SCF steps.
+smearing handlers, which change the electronic temperature; like atomate2, not
+``PotimErrorHandler``) plus custodian's ``WalltimeHandler``. custodian's
+``UnconvergedErrorHandler`` looks at the last ionic step only and its
+``NonConvergingErrorHandler`` at ten in a row; :class:`UnconvergedStepHandler` applies the
+latter's correction as soon as any MD step used all NELM SCF steps.
 
 An MD chunk is rerun from its own start after every correction (:class:`ChunkJob`), so that a
 correction never loses or repeats frames: custodian's corrections for relaxations carry CONTCAR
-over to POSCAR.
+over to POSCAR. A correction of the MD itself (``POTIM`` halved by ``VaspErrorHandler`` or
+``PositiveEnergyErrorHandler`` once ``ALGO = Normal``) stops the run with ``EngineError``
+(:mod:`amorph.md.vasp.runner`): the trajectory keeps one time step.
 """
 
 from __future__ import annotations

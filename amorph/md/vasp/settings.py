@@ -8,29 +8,23 @@ steps of the run (of the chunk), ``POTIM`` = ``MDSettings.time_step_for`` (2 fs,
 ``NBLOCK`` = the sample interval. (atomate2's ``MDSetGenerator`` is not used: it takes atomate2's
 PBE_54 POTCAR choices.)
 
-Two choices of MD inputs (the engine option ``inputs``), every difference in :data:`MD_INPUTS`:
+Two choices of MD inputs, the engine option ``inputs`` (:data:`MD_INPUTS`):
 
-* ``"amorph"`` (default): ``MPMDSet`` with :data:`MD_INCAR` on top, and ``EDIFF`` =
-  ``ediff_per_atom`` (1e-5 eV) × atoms;
-* ``"paper"``: ``MPMDSet`` unchanged, the inputs of the published database, for comparability.
+* ``"paper"``: ``MPMDSet`` unchanged, the input set of the MPMorph and amorphous-limit work behind
+  the published database, for users who need comparability with it;
+* ``"amorph"`` (default): ``MPMDSet`` with :data:`MD_INCAR` on top. The differences, and why:
 
-=========== ============================== ===================================================
-tag         ``paper`` (``MPMDSet``)        ``amorph``, and why
-=========== ============================== ===================================================
-``ISIF``    0: no stress is computed       2: the stress at every step, which the volume search
-                                           (MPMorph's P(V)) needs; with ``paper`` the
-                                           pressures are NaN, so use it at a known volume
-``ENCUT``   none: the largest POTCAR ENMAX 520 eV, MP's cutoff: ENMAX leaves a Pulay stress of
-                                           several kbar, which biases the zero-pressure volume
-``LREAL``   True                           Auto (real-space projection, optimised operators)
-``PREC``    Normal                         Normal (the same)
-``EDIFF``   5e-5 eV × atoms (MPRelaxSet's; 1e-5 eV × atoms, the tolerance that ``MPMDSet``'s
-            ``MPMDSet``'s ``EDIFF_PER_ATOM ``EDIFF_PER_ATOM`` tag intends
-            = 1e-5`` is written as a tag)
-``MDALGO``  unset (Nosé, ``SMASS = 0``)    2: Nosé–Hoover, the same thermostat named explicitly
-``LWAVE``   True                           False: chunks continue from positions and
-                                           velocities, not from wavefunctions
-=========== ============================== ===================================================
+  - ``ISIF`` 2, not 0: with ``ISIF = 0`` VASP computes no stress, but MPMorph's volume search
+    needs the pressure at every step. With ``paper`` the pressures are NaN: use it at a volume
+    found otherwise.
+  - ``ENCUT`` 520 eV (MP's cutoff), not the largest POTCAR ENMAX: at ENMAX the Pulay stress is
+    several kbar, which biases the zero-pressure volume.
+  - ``LREAL`` Auto, not True: VASP's optimised real-space projectors.
+  - ``PREC`` Normal in both.
+  - ``EDIFF`` 1e-5 eV × atoms (``ediff_per_atom``), the tolerance ``MPMDSet`` means: it writes
+    ``EDIFF_PER_ATOM = 1e-5`` as a tag that VASP ignores and keeps ``MPRelaxSet``'s 5e-5 eV × atoms.
+  - ``MDALGO`` 2: Nosé–Hoover, VASP's thermostat for ``SMASS = 0`` in both, named explicitly.
+  - ``LWAVE`` False: chunks continue from positions and velocities, not from wavefunctions.
 
 Relaxations and statics (the amorphous limit) use ``MPRelaxSet`` and ``MPStaticSet`` with
 :data:`LIMIT_INCAR`, the same for compounds and elemental references.
@@ -102,7 +96,8 @@ class VaspSettings(MSONable):
     )  # element -> POTCAR symbol overrides
     custodian_kwargs: dict[str, Any] = field(default_factory=lambda: dict(CUSTODIAN_KWARGS))
     # the job's walltime; None: custodian reads $PBS_WALLTIME or $SBATCH_TIMELIMIT, else none.
-    # It counts from $CUSTODIAN_WALLTIME_START (custodian's convention), else the first chunk.
+    # It counts from $CUSTODIAN_WALLTIME_START (custodian's convention; set it in the batch
+    # script), else from the first VASP MD run of the process.
     wall_time_s: float | None = None
     wall_time_buffer_s: float = 300.0  # no chunk starts, and a running one stops, this close to it
 
