@@ -348,7 +348,7 @@ def test_relax_and_static_report_energy_and_convergence(tmp_path, monkeypatch):
     with pytest.raises(
         EngineError,
         match=r"^VASP ran 1 ionic steps in .*static; custodian: UnconvergedStepHandler has no "
-        r"fix \(errors met: SCF unconverged at NELM\)$",
+        r"fix \(errors met: SCF unconverged at NELM\); vasp.out: +1 F= \S+$",
     ):
         engine.static(relaxed.structure, tmp_path / "unconverged")
 

@@ -58,16 +58,21 @@ class UnconvergedStepHandler(NonConvergingErrorHandler):
         return {**super().correct(directory=directory), "errors": ["SCF unconverged at NELM"]}
 
 
-class ChunkJob(VaspJob):
-    """custodian's ``VaspJob``, every attempt from the POSCAR written for the chunk and without the
-    outputs of the last attempt (kept in custodian's ``error.N.tar.gz``), which monitors would
-    otherwise read as this attempt's."""
+class FreshJob(VaspJob):
+    """custodian's ``VaspJob``, every attempt without the outputs of the last one (kept in
+    custodian's ``error.N.tar.gz``), which monitors would otherwise read as this attempt's."""
 
     def run(self, directory: str = "./"):
-        folder = Path(directory)
         for name in ATTEMPT_OUTPUTS:
-            (folder / name).unlink(missing_ok=True)
-        shutil.copyfile(folder / "POSCAR.orig", folder / "POSCAR")
+            (Path(directory) / name).unlink(missing_ok=True)
+        return super().run(directory=directory)
+
+
+class ChunkJob(FreshJob):
+    """A :class:`FreshJob` whose every attempt starts from the POSCAR written for the MD chunk."""
+
+    def run(self, directory: str = "./"):
+        shutil.copyfile(Path(directory) / "POSCAR.orig", Path(directory) / "POSCAR")
         return super().run(directory=directory)
 
 
@@ -99,7 +104,7 @@ def run_with_custodian(
     directory: Path,
     handlers: list[ErrorHandler],
     custodian_kwargs: dict[str, Any],
-    job_class: type[VaspJob] = VaspJob,
+    job_class: type[VaspJob] = FreshJob,
 ) -> list[dict[str, Any]]:
     """Run VASP in ``directory`` under custodian; return its corrections (``errors``,
     ``actions``), or raise ``EngineError`` with custodian's reason."""

@@ -127,7 +127,7 @@ def run_in_fresh_directory(
 ) -> list[dict[str, Any]]:
     """Write ``input_set`` into an emptied ``directory`` and run VASP there under custodian; return
     custodian's corrections. An MD chunk (``expected_steps``) restarts from the POSCAR written."""
-    from amorph.md.vasp.recovery import ChunkJob, VaspJob, run_with_custodian
+    from amorph.md.vasp.recovery import ChunkJob, FreshJob, run_with_custodian
 
     if directory.exists():
         shutil.rmtree(directory)  # what an interrupted attempt left
@@ -138,7 +138,7 @@ def run_in_fresh_directory(
             directory,
             handlers,
             settings.custodian_kwargs,
-            VaspJob if expected_steps is None else ChunkJob,
+            FreshJob if expected_steps is None else ChunkJob,
         )
     except EngineError as exc:
         raise EngineError(
