@@ -17,6 +17,10 @@ class EngineError(AmorphError):
     """An engine (ML potential or VASP) could not be loaded or run."""
 
 
+class WalltimeReached(EngineError):
+    """A run stopped cleanly before the job's walltime; running it again resumes it."""
+
+
 class MDInstabilityError(AmorphError):
     """An MD run produced NaN energies or an exploding temperature."""
 

@@ -17,11 +17,16 @@ step by step, from a simple model instead of DFT:
 
 A POTCAR whose elements do not match the POSCAR stops it with VASP's kind of error. Failures on
 demand (``FAKE_VASP_FAIL``): ``no-output`` (exit status 1, nothing written), ``unconverged`` (every
-SCF uses NELM steps), ``killed:K`` (SIGKILL after K ionic steps, leaving truncated files, as a
-walltime kill). With ``FAKE_VASP_LOG`` every run appends ``<folder> NSW=<n>`` to that file, and
-``FAKE_VASP_FAIL_ON_RUN=n`` makes only the n-th logged run fail.
+SCF uses NELM steps, whatever the INCAR), ``killed:K`` (SIGKILL after K ionic steps, leaving
+truncated files, as a walltime kill), and the errors of :data:`ERRORS`, which custodian's handlers
+recognise and fix: each is written after :data:`ERROR_STEP` ionic steps until the INCAR holds the
+fix. With ``FAKE_VASP_LOG`` every run appends ``<folder> NSW=<n>`` to that file, and
+``FAKE_VASP_FAIL_ON_RUN=n`` makes only the n-th logged run fail. ``FAKE_VASP_STEP_SECONDS`` makes
+each ionic step take that long; a STOPCAR with ``LSTOP = .TRUE.`` ends the run cleanly after the
+current ionic step, as in VASP. CONTCAR is rewritten after every ionic step, as VASP does.
 
-Imported (not run), it offers :func:`write_potcar_library` and :data:`COMMAND` to tests.
+Imported (not run), it offers :func:`write_potcar_library`, :data:`COMMAND` and
+:data:`FAST_CUSTODIAN` (custodian polling that suits its runs of seconds) to tests.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -37,12 +43,59 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402 - after the thread variables, which numpy reads on import
 
 COMMAND = f"{sys.executable} {Path(__file__).resolve()}"
+FAST_CUSTODIAN = {"polling_time_step": 0.1, "monitor_freq": 2}
 EV_PER_AMU_A2_FS2 = 103.6427  # 1 amu Å²/fs² in eV
 KBAR_PER_EV_A3 = 1602.1766208
 BOLTZMANN_EV = 8.617333262e-5
 EPSILON_EV = 0.1
 THERMOSTAT_STEPS = 40
 SCF_STEPS = 6
+ERROR_STEP = 2
+
+
+def _false(value: str | None) -> bool:
+    return (value or "").strip(".").upper() in ("F", "FALSE")
+
+
+# error -> (what VASP prints, to stdout or with "grad_not_orth" stderr; whether VASP stops there;
+# whether the INCAR holds custodian's fix)
+ERRORS = {
+    # VaspErrorHandler: ALGO = All
+    "edddav": (
+        " Error EDDDAV: Call to ZHEGV failed. Returncode =   7 1  16",
+        True,
+        lambda tags: tags.get("ALGO", "Fast").upper() != "FAST",
+    ),
+    # VaspErrorHandler: LREAL = False (a warning: VASP goes on)
+    "subspace": (
+        " WARNING: Sub-Space-Matrix is not hermitian in DAV            4",
+        False,
+        lambda tags: _false(tags.get("LREAL")),
+    ),
+    # VaspErrorHandler: EDIFF tightened and NELMIN = 8 (and CONTCAR to POSCAR, for relaxations)
+    "zbrent": (
+        " ZBRENT: fatal error in bracketing",
+        True,
+        lambda tags: int(tags.get("NELMIN", 2)) >= 8,
+    ),
+    # VaspErrorHandler: ALGO = Normal, or with ALGO = Normal already, POTIM halved
+    "eddrmm": (
+        " WARNING in EDDRMM: call to ZHEGV failed, returncode =   6 3      16",
+        True,
+        lambda tags: tags != read_incar(Path("INCAR.orig")),
+    ),
+    # StdErrHandler (VASP prints it to stderr): NBANDS raised by 10 %
+    "grad_not_orth": (
+        " EDWAV: internal error, the gradient is not orthogonal",
+        True,
+        lambda tags: "NBANDS" in tags,
+    ),
+    # UnconvergedStepHandler (NonConvergingErrorHandler's ladder): ALGO Fast -> Normal
+    "scf": ("", False, lambda tags: tags.get("ALGO", "Fast").upper() != "FAST"),
+    # PositiveEnergyErrorHandler (OSZICAR's energies > 0): ALGO Fast -> Normal
+    "positive": ("", False, lambda tags: tags.get("ALGO", "Fast").upper() != "FAST"),
+}
+POSITIVE_SHIFT_EV = 1e4  # added to OSZICAR's energies for "positive"
 
 
 def write_potcar_library(root: Path, symbols: list[str]) -> Path:
@@ -161,14 +214,15 @@ def _xml_value(key: str, value: str) -> str:
 class Outputs:
     """VASP's output files, written and flushed one ionic step at a time."""
 
-    def __init__(self, tags, species, counts, symbols, potcars, kpoints: str, atoms, md: bool):
+    def __init__(
+        self, tags, species, counts, symbols, potcars, kpoints, atoms, md, unconverged, shift
+    ):
         self.tags, self.symbols, self.md = tags, symbols, md
+        self.species, self.counts = species, counts
         self.nblock = int(tags.get("NBLOCK", 1))
-        self.scf_steps = (
-            int(tags.get("NELM", 60))
-            if os.environ.get("FAKE_VASP_FAIL") == "unconverged"
-            else SCF_STEPS
-        )
+        self.scf_steps = int(tags.get("NELM", 60)) if unconverged else SCF_STEPS
+        self.oszicar_shift = shift  # eV, on OSZICAR's energies only
+        self.step_clock = time.perf_counter()
         self.previous_energy = 0.0
         # open until finish(), or until a kill leaves them truncated as VASP's would be
         self.files = tuple(
@@ -179,6 +233,11 @@ class Outputs:
             " vasp.6.4.2 (fake: amorph tests)\n"
             + "".join(f"   POTCAR:    {t}\n" for _, t in potcars)
             + f"   NIONS = {len(symbols)}\n   NSW   = {tags.get('NSW', 0)}\n"
+            + "   k-points           NKPTS =      1   k-points in BZ     NKDIM =      1   "
+            + f"number of bands    NBANDS=     {2 * len(symbols)}\n"
+            + "   total plane-waves  NPLWV =  32768\n"
+            + f"   IBRION =     {tags.get('IBRION', -1 if tags.get('NSW', '0') == '0' else 0)}\n"
+            + f" number of electron  {2 * len(symbols):14.7f} magnetization       0.0000000\n"
         )
         self.xdatcar.write(self._poscar_header(atoms, species, counts))
         self.xml.write(
@@ -273,6 +332,7 @@ class Outputs:
         self, step: int, atoms, energy: float, forces, stress_kbar, velocities=None
     ) -> None:
         volume = atoms.get_volume()
+        shown = energy + self.oszicar_shift
         nelm = int(self.tags.get("NELM", 60))
         self.oszicar.write(
             "       N       E                     dE             d eps       ncg     rms"
@@ -333,9 +393,9 @@ class Outputs:
                 + "\n"
             )
             self.oszicar.write(
-                f"{step:6d} T= {temperature:6.0f}. E= {energy + kinetic_energy:.8E} "
-                f"F= {energy:.8E} "
-                f"E0= {energy:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
+                f"{step:6d} T= {temperature:6.0f}. E= {shown + kinetic_energy:.8E} "
+                f"F= {shown:.8E} "
+                f"E0= {shown:.8E}  EK= {kinetic_energy:.5E} SP= 0.00E+00 SK= 0.00E+00\n"
             )
             extra = (
                 f'   <i name="kinetic"> {kinetic_energy:16.8f} </i>\n'
@@ -347,11 +407,12 @@ class Outputs:
                 self._xdatcar_frame(step // self.nblock, atoms)
         else:
             self.oszicar.write(
-                f"{step:4d} F= {energy:.8E} E0= {energy:.8E}  "
+                f"{step:4d} F= {shown:.8E} E0= {shown:.8E}  "
                 f"d E ={energy - self.previous_energy:.6E}\n"
             )
             self._xdatcar_frame(step, atoms)
         self.previous_energy = energy
+        seconds = time.perf_counter() - self.step_clock
         self.outcar.write(
             " POSITION                                       TOTAL-FORCE (eV/Angst)\n "
             + "-" * 83
@@ -360,6 +421,7 @@ class Outputs:
                 f" {p[0]:12.5f}{p[1]:12.5f}{p[2]:12.5f}    {f[0]:14.6f}{f[1]:14.6f}{f[2]:14.6f}\n"
                 for p, f in zip(atoms.positions, forces, strict=True)
             )
+            + f"     LOOP+:  cpu time {seconds:9.4f}: real time {seconds:9.4f}\n"
             + "  FREE ENERGIE OF THE ION-ELECTRON SYSTEM (eV)\n"
             "  ---------------------------------------------------\n"
             f"  free  energy   TOTEN  = {energy:18.8f} eV\n\n"
@@ -380,24 +442,12 @@ class Outputs:
         print(f"{step:6d} F= {energy:.8E}", flush=True)
         for handle in self.files:
             handle.flush()
+        self.write_contcar(atoms, velocities)
+        self.step_clock = time.perf_counter()
 
-    def _xdatcar_frame(self, index: int, atoms) -> None:
-        self.xdatcar.write(
-            f"Direct configuration= {index:5d}\n"
-            + "".join(
-                " " + " ".join(f"{x:11.8f}" for x in row) + "\n"
-                for row in atoms.get_scaled_positions(wrap=True)
-            )
-        )
-
-    def finish(self, atoms, species, counts, velocities=None) -> None:
-        self.xml.write(self._structure_xml(atoms, ' name="finalpos"') + "</modeling>\n")
-        self.outcar.write(
-            " General timing and accounting informations for this job:\n"
-            " ========================================================\n"
-        )
+    def write_contcar(self, atoms, velocities=None) -> None:
         contcar = (
-            self._poscar_header(atoms, species, counts)
+            self._poscar_header(atoms, self.species, self.counts)
             + "Direct\n"
             + "".join(
                 " " + " ".join(f"{x:19.16f}" for x in row) + "\n"
@@ -409,6 +459,23 @@ class Outputs:
                 " " + " ".join(f"{x:16.8E}" for x in row) + "\n" for row in velocities
             )
         Path("CONTCAR").write_text(contcar)
+
+    def _xdatcar_frame(self, index: int, atoms) -> None:
+        self.xdatcar.write(
+            f"Direct configuration= {index:5d}\n"
+            + "".join(
+                " " + " ".join(f"{x:11.8f}" for x in row) + "\n"
+                for row in atoms.get_scaled_positions(wrap=True)
+            )
+        )
+
+    def finish(self, atoms, velocities=None) -> None:
+        self.xml.write(self._structure_xml(atoms, ' name="finalpos"') + "</modeling>\n")
+        self.outcar.write(
+            " General timing and accounting informations for this job:\n"
+            " ========================================================\n"
+        )
+        self.write_contcar(atoms, velocities)
         for handle in self.files:
             handle.close()
 
@@ -435,7 +502,9 @@ def main() -> int:
         with open(log, "a") as handle:
             handle.write(f"{Path.cwd()} NSW={tags.get('NSW', '0')}\n")
     failure = _fail_now()
-    os.environ["FAKE_VASP_FAIL"] = failure  # read by Outputs
+    error = ERRORS.get(failure)
+    if error is not None and error[2](tags):
+        error = None  # custodian fixed it
     if failure == "no-output":
         print(" ERROR: fake VASP asked to stop before writing anything", flush=True)
         return 1
@@ -459,11 +528,24 @@ def main() -> int:
         f" POSCAR found :  {len(species)} types and {len(symbols)} ions",
         flush=True,
     )
-    outputs = Outputs(tags, species, counts, symbols, potcars, kpoints, atoms, md)
+    unconverged = failure == "unconverged" or (failure == "scf" and error is not None)
+    shift = POSITIVE_SHIFT_EV if failure == "positive" and error is not None else 0.0
+    outputs = Outputs(
+        tags, species, counts, symbols, potcars, kpoints, atoms, md, unconverged, shift
+    )
+    step_seconds = float(os.environ.get("FAKE_VASP_STEP_SECONDS", 0))
 
-    def after_step(step: int) -> None:
+    def after_step(step: int) -> bool:
+        """Kill or abort as asked; whether a STOPCAR ends the run now."""
         if step == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if error is not None and error[0] and step == ERROR_STEP:
+            stream = sys.stderr if failure == "grad_not_orth" else sys.stdout
+            print(error[0], file=stream, flush=True)
+            if error[1]:
+                sys.exit(1)
+        time.sleep(step_seconds)
+        return Path("STOPCAR").exists() and "LSTOP" in Path("STOPCAR").read_text().upper()
 
     if md:
         velocities = molecular_dynamics(atoms, model, tags, outputs, velocities, after_step)
@@ -473,7 +555,7 @@ def main() -> int:
     else:
         outputs.ionic_step(1, atoms, *model.evaluate(atoms))
         velocities = None
-    outputs.finish(atoms, species, counts, velocities)
+    outputs.finish(atoms, velocities)
     return 0
 
 
@@ -488,7 +570,8 @@ def molecular_dynamics(atoms, model, tags, outputs, velocities, after_step):
     energy, forces, stress = model.evaluate(atoms)
     for step in range(1, int(tags["NSW"]) + 1):
         outputs.ionic_step(step, atoms, energy, forces, stress, velocities)
-        after_step(step)
+        if after_step(step):
+            break
         velocities = velocities + 0.5 * dt * forces / masses / EV_PER_AMU_A2_FS2
         atoms.positions += dt * velocities
         energy, forces, stress = model.evaluate(atoms)
@@ -511,7 +594,8 @@ def relax(atoms, model, tags, outputs, after_step) -> None:
     nsw = int(tags["NSW"])
     for step in range(1, nsw + 1):
         outputs.ionic_step(step, atoms, *model.evaluate(atoms))
-        after_step(step)
+        if after_step(step):
+            return
         if (target.get_forces() ** 2).sum(axis=1).max() < fmax**2 or step == nsw:
             return
         optimizer.step()

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from fake_vasp import COMMAND, write_potcar_library
+from fake_vasp import COMMAND, FAST_CUSTODIAN, write_potcar_library
 from jobflow import run_locally
 from pymatgen.core import SETTINGS, Composition, Lattice, Structure
 from pymatgen.io.vasp import Incar
@@ -122,7 +122,7 @@ def test_vasp_amorphous_limit_uses_mp_relax_and_static_sets(tmp_path, monkeypatc
     monkeypatch.setitem(
         SETTINGS, "PMG_VASP_PSP_DIR", str(write_potcar_library(tmp_path / "psp", ["Li_sv", "O"]))
     )
-    spec = EngineSpec("vasp", options={"command": COMMAND})
+    spec = EngineSpec("vasp", options={"command": COMMAND, "custodian_kwargs": FAST_CUSTODIAN})
     frac = [[x, y, z] for x in (0.25, 0.75) for y in (0.25, 0.75) for z in (0.25, 0.75)]
     li2o = Structure(
         Lattice.cubic(4.9),

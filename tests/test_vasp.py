@@ -2,18 +2,21 @@
 output parsing, pressure conventions, chunk restarts, failure modes, and the volume-search flows end
 to end."""
 
+import json
 import re
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 from ase.units import kB
-from fake_vasp import COMMAND, write_potcar_library
+from fake_vasp import COMMAND, FAST_CUSTODIAN, write_potcar_library
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import SETTINGS, Lattice, Structure
 from pymatgen.io.vasp import Incar, Kpoints, Poscar, Potcar
+from pymatgen.io.vasp.sets import MPMDSet
 
-from amorph.errors import EngineError, InputError
+from amorph.errors import EngineError, InputError, WalltimeReached
 from amorph.flows import CheckRunMaker, ProductionMaker, Target, VolumeSearchMaker
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.md.vasp import VaspSettings, vasp_engine
@@ -23,17 +26,35 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore::UserWarning"
 )  # pymatgen does not know the fake POTCARs
 GPA = 160.21766208
-SPEC = EngineSpec("vasp", options={"command": COMMAND})
+SPEC = EngineSpec("vasp", options={"command": COMMAND, "custodian_kwargs": FAST_CUSTODIAN})
 
 
 @pytest.fixture(autouse=True)
 def potcar_library(tmp_path_factory, monkeypatch):
     """Fake POTCARs for Li, O and H in pymatgen's layout, as PMG_VASP_PSP_DIR."""
+    root = potcars(tmp_path_factory)
+    monkeypatch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", str(root))
+    return root
+
+
+def potcars(tmp_path_factory):
     root = tmp_path_factory.getbasetemp() / "potcars"
     if not root.exists():
         write_potcar_library(root, ["Li_sv", "O", "H"])
-    monkeypatch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", str(root))
     return root
+
+
+def walltime_start(seconds_ago: float = 0.0) -> str:
+    """A job start for custodian's $CUSTODIAN_WALLTIME_START."""
+    return (datetime.now() - timedelta(seconds=seconds_ago)).strftime("%a %b %d %H:%M:%S UTC %Y")
+
+
+@pytest.fixture(autouse=True)
+def no_walltime(monkeypatch):
+    """No scheduler walltime; the job's start, which custodian sets once, undone after a test."""
+    monkeypatch.delenv("PBS_WALLTIME", raising=False)
+    monkeypatch.delenv("SBATCH_TIMELIMIT", raising=False)
+    monkeypatch.setenv("CUSTODIAN_WALLTIME_START", walltime_start())
 
 
 @pytest.fixture
@@ -154,7 +175,8 @@ def test_killed_chunk_is_rerun_from_the_last_complete_one(tmp_path, vasp_log, mo
     monkeypatch.setenv("FAKE_VASP_FAIL_ON_RUN", "6")  # the third chunk of the second run
     with pytest.raises(
         EngineError,
-        match=r"VASP stopped after 4 of 10 ionic steps in .*chunk0002 \(killed by SIGKILL\)",
+        match=r"^VASP MD of Li2O at 1000 K, chunk 3 of 3: VASP ran 4 of 10 ionic steps "
+        r"in .*chunk0002; custodian: Job return code is -9; vasp.out: +4 F= [^\n]*$",
     ):
         engine.run_one(md(tmp_path / "run", steps=30, chunk=10))
     assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == [
@@ -195,22 +217,119 @@ def test_completed_run_is_not_repeated(tmp_path, vasp_log):
     [
         (
             "no-output",
-            r"VASP wrote no output in .*chunk0000 "
-            r"\(exit status 1; vasp.out: ERROR: fake VASP asked",
+            r"VASP wrote no output in .*chunk0000; custodian: Job return code is 1; "
+            r"vasp.out: ERROR: fake VASP asked",
         ),
-        ("killed:2", r"VASP stopped after 2 of 3 ionic steps in .*chunk0000 \(killed by SIGKILL\)"),
         (
+            "killed:2",
+            r"VASP ran 2 of 3 ionic steps in .*chunk0000; "
+            r"custodian: Job return code is -9",
+        ),
+        (  # custodian's ALGO ladder cycles to no avail
             "unconverged",
-            r"electronic SCF did not converge within NELM = 500 "
-            r"at ionic step\(s\) 1, 2, 3 in .*chunk0000",
+            r"VASP ran [0-3] of 3 ionic steps in .*chunk0000; "
+            r"custodian: Max errors per job reached: 5 \(errors met: SCF unconverged at NELM\)",
         ),
     ],
 )
 def test_failed_vasp_runs_stop_with_the_reason(tmp_path, monkeypatch, failure, message):
     monkeypatch.setenv("FAKE_VASP_FAIL", failure)
-    with pytest.raises(EngineError, match=message):
+    with pytest.raises(EngineError, match=rf"^VASP MD of Li2O at 1000 K, chunk 1 of 1: {message}"):
         SPEC.load().run_one(md(tmp_path, steps=3))
     assert not (tmp_path / "md.npz").exists()
+
+
+@pytest.fixture(scope="module")
+def error_free(tmp_path_factory):
+    """A 2-chunk run without errors, to compare recovered runs with."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SETTINGS, "PMG_VASP_PSP_DIR", str(potcars(tmp_path_factory)))
+        result = SPEC.load().run_one(md(tmp_path_factory.mktemp("error_free"), steps=12, chunk=6))
+    return Trajectory.load(result.trajectory_path)
+
+
+@pytest.mark.parametrize(
+    ("error", "handler", "fix"),
+    [
+        ("edddav", "VaspErrorHandler", {"ALGO": "All"}),
+        ("subspace", "VaspErrorHandler", {"LREAL": False}),
+        ("zbrent", "VaspErrorHandler", {"NELMIN": 8}),  # and CONTCAR to POSCAR, undone
+        ("grad_not_orth", "StdErrHandler", {"NBANDS": 26}),  # 10 % more than the OUTCAR's 24
+        ("scf", "UnconvergedStepHandler", {"ALGO": "Normal"}),
+        ("positive", "PositiveEnergyErrorHandler", {"ALGO": "Normal"}),
+    ],
+)
+def test_custodian_fixes_errors_and_the_chunk_is_rerun_whole(
+    tmp_path, monkeypatch, vasp_log, error_free, error, handler, fix
+):
+    monkeypatch.setenv("FAKE_VASP_FAIL", error)  # until the INCAR holds custodian's fix
+    result = SPEC.load().run_one(md(tmp_path, steps=12, chunk=6))
+    assert len(vasp_log.read_text().splitlines()) == 4  # each chunk: the error, then fixed
+    for chunk in ("chunk0000", "chunk0001"):
+        folder = tmp_path / "md.vasp" / chunk
+        (run,) = json.loads((folder / "custodian.json").read_text())
+        (correction,) = run["corrections"]
+        assert correction["handler"]["@class"] == handler
+        incar = Incar.from_file(folder / "INCAR")
+        assert {key: incar[key] for key in fix} == fix
+        assert (folder / "POSCAR").read_text() == (folder / "POSCAR.orig").read_text()
+    trajectory = Trajectory.load(result.trajectory_path)
+    assert sorted(trajectory.metadata["vasp_corrections"]) == ["0", "1"]
+    assert np.array_equal(trajectory.time_fs, error_free.time_fs)
+    assert np.array_equal(trajectory.positions, error_free.positions)
+    assert np.array_equal(trajectory.energies, error_free.energies)
+
+
+def test_a_correction_that_changes_the_md_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_VASP_FAIL", "eddrmm")
+    options = {**SPEC.options, "md_incar": {"ALGO": "Normal"}}
+    with pytest.raises(
+        EngineError,
+        match=r"^VASP MD of Li2O at 1000 K, chunk 1 of 1: custodian's corrections changed the MD "
+        r"itself \(POTIM 2.0 -> 1.0\) in .*chunk0000$",
+    ):
+        EngineSpec("vasp", options=options).load().run_one(md(tmp_path, steps=6))
+    assert not list(tmp_path.glob("*.npz"))
+
+
+def test_no_chunk_runs_into_the_walltime_and_a_rerun_resumes(
+    tmp_path, monkeypatch, vasp_log, error_free
+):
+    tight = EngineSpec("vasp", options={**SPEC.options, "wall_time_s": 302})  # buffer: 300 s
+    monkeypatch.setenv("FAKE_VASP_STEP_SECONDS", "0.5")  # 3 s a chunk: custodian stops it at 2 s
+    with pytest.raises(
+        WalltimeReached,
+        match=r"^VASP MD of Li2O at 1000 K, chunk 1 of 2: VASP ran [1-5] of 6 ionic steps in "
+        r".*chunk0000: stopped cleanly by custodian's WalltimeHandler \(STOPCAR\); run again",
+    ):
+        tight.load().run_one(md(tmp_path, steps=12, chunk=6))
+    assert (tmp_path / "md.vasp" / "chunk0000" / "STOPCAR").exists()
+    assert not list(tmp_path.glob("*.npz"))
+    monkeypatch.setenv("CUSTODIAN_WALLTIME_START", walltime_start(seconds_ago=10))
+    with pytest.raises(WalltimeReached, match=r"chunk 1 of 2: not started with 29\d s of the"):
+        tight.load().run_one(md(tmp_path, steps=12, chunk=6))
+    assert len(vasp_log.read_text().splitlines()) == 1
+    monkeypatch.delenv("FAKE_VASP_STEP_SECONDS")
+    resumed = SPEC.load().run_one(md(tmp_path, steps=12, chunk=6))
+    trajectory = Trajectory.load(resumed.trajectory_path)
+    assert np.array_equal(trajectory.positions, error_free.positions)
+    assert trajectory.metadata["vasp_corrections"] == {}
+
+
+def test_paper_inputs_are_mpmdsets(tmp_path):
+    structure = li2o()
+    settings = VaspSettings.from_options({"inputs": "paper"})
+    ours = settings.md_set(structure, 3000.0, 50, 2.0, 1).incar
+    published = MPMDSet(structure, start_temp=3000.0, end_temp=3000.0, nsteps=50, time_step=2.0)
+    assert ours == published.incar and ours["ISIF"] == 0 and "ENCUT" not in ours
+    amorph = VaspSettings.from_options({}).md_set(structure, 3000.0, 50, 2.0, 1).incar
+    differences = {"ISIF": 2, "ENCUT": 520, "LREAL": "Auto"}
+    assert {k: amorph[k] for k in differences} == differences
+    paper = EngineSpec("vasp", options={**SPEC.options, "inputs": "paper"})
+    trajectory = Trajectory.load(paper.load().run_one(md(tmp_path, steps=4)).trajectory_path)
+    assert np.isnan(trajectory.virial_pressures).all()  # ISIF = 0: VASP computes no stress
+    with pytest.raises(EngineError, match="unknown VASP MD inputs 'mpmorph'; known: amorph, paper"):
+        VaspSettings.from_options({"inputs": "mpmorph"})
 
 
 def test_relax_and_static_report_energy_and_convergence(tmp_path, monkeypatch):
@@ -227,7 +346,9 @@ def test_relax_and_static_report_energy_and_convergence(tmp_path, monkeypatch):
     assert energy == pytest.approx(float(re.search(r"energy\(sigma->0\) =\s*(\S+)", outcar)[1]))
     monkeypatch.setenv("FAKE_VASP_FAIL", "unconverged")
     with pytest.raises(
-        EngineError, match=r"did not converge within NELM = 100 at ionic step\(s\) 1 in .*static"
+        EngineError,
+        match=r"^VASP ran 1 ionic steps in .*static; custodian: UnconvergedStepHandler has no "
+        r"fix \(errors met: SCF unconverged at NELM\); vasp.out: +1 F= \S+$",
     ):
         engine.static(relaxed.structure, tmp_path / "unconverged")
 

@@ -1,25 +1,22 @@
-"""Running VASP, saying in one line why a run failed, and reading its outputs into amorph's objects.
+"""Saying in one line what a VASP run left, and reading its outputs into amorph's objects.
 
 Per MD step: positions, cells, energies (``e_0_energy``) and temperatures (VASP's kinetic energy
 over 3N - 3 degrees of freedom) come from vasprun.xml through
 :func:`amorph.trajectory.formats.read_vasprun`, the reader the analysis uses; pressures from OUTCAR:
 VASP's stress ("in kB") and "external pressure" leave out the kinetic term, which its "Total+kin."
-tensor adds. Both are returned, so that ``RunStats`` applies the pipeline's pressure convention to
-VASP runs as to the ML engines.
+tensor adds (NaN without stress, ``ISIF = 0``). Both are returned, so that ``RunStats`` applies the
+pipeline's pressure convention to VASP runs as to the ML engines.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Structure
-from pymatgen.io.vasp import Incar, Oszicar, Poscar
+from pymatgen.io.vasp import Incar, Poscar
 
 from amorph.errors import EngineError, TrajectoryError
 from amorph.trajectory import Trajectory
@@ -28,22 +25,6 @@ from amorph.trajectory.formats import read_vasprun
 KBAR_TO_GPA = 0.1
 OUTPUT_FILES = ("OSZICAR", "OUTCAR", "vasprun.xml")
 _NUMBER = re.compile(r"[-+]?\d+\.\d+(?:[eE][-+]?\d+)?")
-_VASP_DEFAULT_NELM = 60
-
-
-def run_vasp(command: str, directory: Path) -> int:
-    """Run ``command`` in ``directory`` (stdout and stderr to ``vasp.out``); return its status."""
-    args = shlex.split(command)
-    try:
-        with open(directory / "vasp.out", "wb") as out:
-            return subprocess.run(
-                args, cwd=directory, stdout=out, stderr=subprocess.STDOUT, check=False
-            ).returncode
-    except (FileNotFoundError, PermissionError) as exc:
-        raise EngineError(
-            f"cannot run the VASP command {command!r} ({exc.strerror}): set $AMORPH_VASP_CMD "
-            "or the engine option 'command'"
-        ) from None
 
 
 def ionic_steps_done(directory: Path) -> int:
@@ -54,40 +35,23 @@ def ionic_steps_done(directory: Path) -> int:
     return sum(" F=" in line for line in path.read_text(errors="replace").splitlines())
 
 
-def check_finished(directory: Path, returncode: int, expected_steps: int | None = None) -> None:
-    """Raise ``EngineError`` unless VASP ran ``expected_steps`` steps cleanly, output complete."""
+def progress(directory: Path, expected_steps: int | None = None) -> str:
+    """What VASP left in ``directory``, in words: ionic steps done."""
     if not any((directory / name).exists() for name in OUTPUT_FILES):
-        raise EngineError(
-            f"VASP wrote no output in {directory} "
-            f"({_exit_text(returncode)}{_last_words(directory)})"
-        )
-    steps = ionic_steps_done(directory)
+        return f"VASP wrote no output in {directory}"
+    of = f" of {expected_steps}" if expected_steps is not None else ""
+    return f"VASP ran {ionic_steps_done(directory)}{of} ionic steps in {directory}"
+
+
+def check_finished(directory: Path, expected_steps: int | None = None) -> None:
+    """Raise ``EngineError`` unless VASP ran ``expected_steps`` steps, its output complete."""
     complete = (
-        returncode == 0
-        and _closed_xml(directory / "vasprun.xml")
+        _closed_xml(directory / "vasprun.xml")
         and (directory / "CONTCAR").exists()
-        and (expected_steps is None or steps == expected_steps)
+        and (expected_steps is None or ionic_steps_done(directory) == expected_steps)
     )
     if not complete:
-        of = f" of {expected_steps}" if expected_steps is not None else ""
-        raise EngineError(
-            f"VASP stopped after {steps}{of} ionic steps in {directory} ({_exit_text(returncode)})"
-        )
-
-
-def check_electronic_convergence(directory: Path, every_step: bool) -> None:
-    """Raise ``EngineError`` if an ionic step (any with ``every_step``, else the last) used all NELM
-    SCF steps."""
-    nelm = int(Incar.from_file(directory / "INCAR").get("NELM", _VASP_DEFAULT_NELM))
-    counts = [len(steps) for steps in Oszicar(directory / "OSZICAR").electronic_steps]
-    checked = range(1, len(counts) + 1) if every_step else range(len(counts), len(counts) + 1)
-    unconverged = [step for step in checked if counts[step - 1] >= nelm]
-    if unconverged:
-        shown = ", ".join(map(str, unconverged[:5])) + (" ..." if len(unconverged) > 5 else "")
-        raise EngineError(
-            f"VASP's electronic SCF did not converge within NELM = {nelm} at ionic step(s) "
-            f"{shown} in {directory}"
-        )
+        raise EngineError(progress(directory, expected_steps) + last_words(directory))
 
 
 @dataclass
@@ -106,7 +70,10 @@ def read_md_output(directory: Path) -> MDOutput:
         steps = read_vasprun(directory / "vasprun.xml")
     except TrajectoryError as exc:
         raise EngineError(f"unreadable VASP output: {exc}") from None
-    virial, total = read_outcar_pressures(directory / "OUTCAR")
+    if Incar.from_file(directory / "INCAR").get("ISIF", 0) == 0:  # no stress (inputs "paper")
+        virial = total = np.full(steps.n_frames, np.nan)
+    else:
+        virial, total = read_outcar_pressures(directory / "OUTCAR")
     if len(virial) != steps.n_frames:
         raise EngineError(
             f"{directory}: OUTCAR has {len(virial)} stress blocks for {steps.n_frames} ionic steps"
@@ -155,16 +122,8 @@ def _closed_xml(path: Path) -> bool:
         return b"</modeling>" in handle.read()
 
 
-def _exit_text(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit status {returncode}"
-
-
-def _last_words(directory: Path) -> str:
+def last_words(directory: Path) -> str:
+    """The last line VASP printed, as '; vasp.out: ...'."""
     path = directory / "vasp.out"
     lines = (
         [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]

@@ -6,27 +6,38 @@ velocities (the Nosé thermostat variable restarts with every chunk, as VASP doe
 finished chunk is parsed into ``<label>.chunkNNNN.npz``, the mark that it is done: a task rerun in
 the same ``work_dir`` after a walltime kill redoes only the chunk that was cut short, so no frame is
 lost or repeated, and a task already finished there (same fingerprint) is not run again
-(:mod:`amorph.md.lifecycle`). A run that stops early, writes nothing, or leaves an electronic step
-unconverged raises ``EngineError`` with the reason.
+(:mod:`amorph.md.lifecycle`).
+
+Each VASP run goes through custodian (:mod:`amorph.md.vasp.recovery`), which fixes the inputs of a
+run that fails recoverably and reruns the chunk from its start; its corrections are kept in the
+chunk's metadata (``vasp_corrections``) and in ``custodian.json`` in the chunk's folder. An error
+that custodian cannot fix raises ``EngineError`` in one line naming the composition, temperature,
+chunk and custodian's reason. With a walltime (``VaspSettings.wall_time_s``, or custodian's
+detection from the scheduler), a chunk is not started unless the time left exceeds the buffer plus
+the last chunk's duration, and custodian stops a chunk that runs into the buffer (STOPCAR):
+both raise :class:`~amorph.errors.WalltimeReached`, and the requeued job resumes from the last
+complete chunk.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pymatgen.core import Structure
-from pymatgen.io.vasp import Vasprun
+from pymatgen.io.vasp import Incar, Vasprun
 from pymatgen.io.vasp.outputs import UnconvergedVASPWarning
 from pymatgen.io.vasp.sets import VaspInputSet
 
-from amorph.errors import EngineError, InputError
+from amorph.errors import EngineError, InputError, WalltimeReached
 from amorph.md.engine import Engine, EngineSpec, MDResult, MDTask, RelaxResult
 from amorph.md.lifecycle import (
     RunFiles,
@@ -35,12 +46,7 @@ from amorph.md.lifecycle import (
     maxwell_boltzmann_momenta,
     to_velocities,
 )
-from amorph.md.vasp.outputs import (
-    check_electronic_convergence,
-    check_finished,
-    read_md_output,
-    run_vasp,
-)
+from amorph.md.vasp.outputs import check_finished, last_words, progress, read_md_output
 from amorph.md.vasp.settings import VaspSettings
 from amorph.trajectory import Trajectory
 
@@ -51,6 +57,10 @@ class VaspEngine(Engine):
     name = "vasp"
 
     def __init__(self, settings: VaspSettings):
+        if importlib.util.find_spec("custodian") is None:
+            raise EngineError(
+                "the VASP engine runs VASP under custodian: pip install 'amorph[vasp]'"
+            )
         settings.check_potcar_directory()
         self.settings = settings
 
@@ -92,8 +102,10 @@ class VaspEngine(Engine):
         )
 
     def _run(self, input_set: VaspInputSet, directory: Path) -> Vasprun:
-        run_in_fresh_directory(self.settings.command, input_set, directory)
-        check_electronic_convergence(directory, every_step=False)
+        from amorph.md.vasp.recovery import single_run_handlers
+
+        run_in_fresh_directory(self.settings, input_set, directory, single_run_handlers())
+        check_finished(directory)
         with warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore", UnconvergedVASPWarning
@@ -107,14 +119,31 @@ class VaspEngine(Engine):
 
 
 def run_in_fresh_directory(
-    command: str, input_set: VaspInputSet, directory: Path, expected_steps: int | None = None
-) -> None:
-    """Write ``input_set`` into an emptied ``directory``, run VASP there and check that it
-    finished."""
+    settings: VaspSettings,
+    input_set: VaspInputSet,
+    directory: Path,
+    handlers: list,
+    expected_steps: int | None = None,
+) -> list[dict[str, Any]]:
+    """Write ``input_set`` into an emptied ``directory`` and run VASP there under custodian; return
+    custodian's corrections. An MD chunk (``expected_steps``) restarts from the POSCAR written."""
+    from amorph.md.vasp.recovery import ChunkJob, FreshJob, run_with_custodian
+
     if directory.exists():
         shutil.rmtree(directory)  # what an interrupted attempt left
     input_set.write_input(directory)
-    check_finished(directory, run_vasp(command, directory), expected_steps)
+    try:
+        return run_with_custodian(
+            settings.command,
+            directory,
+            handlers,
+            settings.custodian_kwargs,
+            FreshJob if expected_steps is None else ChunkJob,
+        )
+    except EngineError as exc:
+        raise EngineError(
+            f"{progress(directory, expected_steps)}; {exc}{last_words(directory)}"
+        ) from None
 
 
 @dataclass
@@ -165,6 +194,17 @@ class _ChunkedRun:
             ],
         }
         self.files = RunFiles(task, fingerprint, thermostat="nose-hoover (VASP MDALGO = 2)")
+        from amorph.md.vasp.recovery import walltime_handler
+
+        self.walltime = walltime_handler(settings.wall_time_s, settings.wall_time_buffer_s)
+        self.last_chunk_s = 0.0  # how long the last chunk run here took
+
+    def where(self, index: int) -> str:
+        formula = self.task.state.structure.composition.reduced_formula
+        return (
+            f"VASP MD of {formula} at {self.task.temperature:g} K, "
+            f"chunk {index + 1} of {self.files.n_chunks}"
+        )
 
     def chunk_dir(self, index: int) -> Path:
         return self.task.work_dir / f"{self.task.label}.vasp" / f"chunk{index:04d}"
@@ -175,7 +215,7 @@ class _ChunkedRun:
         if finished is not None:
             return finished
         clock = time.perf_counter()
-        start, ionic_steps, resuming = self._first_start(), 0, True
+        start, ionic_steps, resuming, corrections = self._first_start(), 0, True, {}
         for index in range(files.n_chunks):
             piece = files.load(files.chunk_path(index)) if resuming else None
             if piece is None:
@@ -184,6 +224,9 @@ class _ChunkedRun:
                 piece = self._run_chunk(index, start)
                 ionic_steps += files.chunk_length(index)
             start = _ChunkStart.from_dict(piece.metadata["end"])
+            if piece.metadata.get("vasp_corrections"):
+                corrections[str(index)] = piece.metadata["vasp_corrections"]
+        files.metadata["vasp_corrections"] = corrections  # custodian's, by chunk
         wall = time.perf_counter() - clock
         final_state = {
             "structure": json.loads(start.structure.to_json()),
@@ -219,14 +262,50 @@ class _ChunkedRun:
         )
 
     def _run_chunk(self, index: int, start: _ChunkStart) -> Trajectory:
+        try:
+            return self._try_chunk(index, start)
+        except EngineError as exc:
+            raise type(exc)(f"{self.where(index)}: {exc}") from None
+
+    def _check_walltime(self) -> None:
+        """Raise ``WalltimeReached`` unless the time left exceeds the buffer and the last chunk."""
+        if self.walltime is None:
+            return
+        spent = (datetime.now() - self.walltime.start_time).total_seconds()
+        left = self.walltime.wall_time - spent
+        if left < self.walltime.buffer_time + self.last_chunk_s:
+            raise WalltimeReached(
+                f"not started with {max(left, 0):.0f} s of the walltime left (buffer "
+                f"{self.walltime.buffer_time:g} s, last chunk {self.last_chunk_s:.0f} s); "
+                "run again to resume"
+            )
+
+    def _try_chunk(self, index: int, start: _ChunkStart) -> Trajectory:
+        from amorph.md.vasp.recovery import md_handlers
+
+        self._check_walltime()
         steps = self.files.chunk_length(index)
         directory = self.chunk_dir(index)
         structure = start.structure.copy(site_properties={"velocities": start.velocities.tolist()})
         input_set = self.settings.md_set(
             structure, self.task.temperature, steps, self.dt_fs, self.task.settings.sample_interval
         )
-        run_in_fresh_directory(self.settings.command, input_set, directory, expected_steps=steps)
-        check_electronic_convergence(directory, every_step=True)
+        clock = time.perf_counter()
+        corrections = run_in_fresh_directory(
+            self.settings, input_set, directory, md_handlers(self.walltime), steps
+        )
+        self.last_chunk_s = time.perf_counter() - clock
+        if (directory / "STOPCAR").exists():
+            raise WalltimeReached(
+                f"{progress(directory, steps)}: stopped cleanly by custodian's WalltimeHandler "
+                "(STOPCAR); run again to resume"
+            )
+        check_finished(directory, steps)
+        changed = changed_md_tags(input_set.incar, Incar.from_file(directory / "INCAR"))
+        if changed:
+            raise EngineError(
+                f"custodian's corrections changed the MD itself ({changed}) in {directory}"
+            )
         output = read_md_output(directory)
         frames = output.steps
         if not np.array_equal(frames.numbers, start.structure.atomic_numbers):
@@ -257,10 +336,27 @@ class _ChunkedRun:
             temperatures=frames.temperatures[keep],
             virial_pressures=output.virial_pressures_GPa[keep],
             kinetic_pressures=(output.total_pressures_GPa - output.virial_pressures_GPa)[keep],
-            metadata={**self.files.metadata, "chunk": index, "end": end.as_dict()},
+            metadata={
+                **self.files.metadata,
+                "chunk": index,
+                "end": end.as_dict(),
+                "vasp_corrections": corrections,
+            },
         )
         self.files.save_chunk(index, piece)
         return piece
+
+
+MD_TAGS = ("IBRION", "NSW", "POTIM", "TEBEG", "TEEND", "MDALGO", "SMASS", "ISIF", "NBLOCK")
+
+
+def changed_md_tags(planned: Incar, run: Incar) -> str:
+    """The MD tags that differ between the planned INCAR and the one VASP ran, as text."""
+    return ", ".join(
+        f"{tag} {planned.get(tag)} -> {run.get(tag)}"
+        for tag in MD_TAGS
+        if planned.get(tag) != run.get(tag)
+    )
 
 
 def vasp_engine(spec: EngineSpec) -> VaspEngine:

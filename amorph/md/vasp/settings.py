@@ -1,19 +1,36 @@
-"""The paper's VASP settings in one place, and the pymatgen input sets built from them.
+"""The VASP settings in one place, and the pymatgen input sets built from them.
 
 MD follows Zheng et al. (npj Comput. Mater. 2024), i.e. MPMorph and the amorphous-limit work of
 Aykol et al. (Sci. Adv. 2018), through pymatgen's ``MPMDSet``: PAW-PBE with the Materials Project
 POTCAR choices (``Li_sv``, ``O``, ...), Γ point only, ``ISYM = 0``, ``PREC = Normal``,
 ``IBRION = 0``, no spin polarisation; ``TEBEG = TEEND`` = the stage temperature, ``NSW`` = the
 steps of the run (of the chunk), ``POTIM`` = ``MDSettings.time_step_for`` (2 fs, 0.5 fs with H),
-``NBLOCK`` = the sample interval, ``EDIFF`` = ``ediff_per_atom`` × atoms. :data:`MD_INCAR` holds
-what amorph changes on top of ``MPMDSet``. (atomate2's ``MDSetGenerator`` is not used: it takes
-atomate2's PBE_54 POTCAR choices.)
+``NBLOCK`` = the sample interval. (atomate2's ``MDSetGenerator`` is not used: it takes atomate2's
+PBE_54 POTCAR choices.)
+
+Two choices of MD inputs, the engine option ``inputs`` (:data:`MD_INPUTS`):
+
+* ``"paper"``: ``MPMDSet`` unchanged, the input set of the MPMorph and amorphous-limit work behind
+  the published database, for users who need comparability with it;
+* ``"amorph"`` (default): ``MPMDSet`` with :data:`MD_INCAR` on top. The differences, and why:
+
+  - ``ISIF`` 2, not 0: with ``ISIF = 0`` VASP computes no stress, but MPMorph's volume search
+    needs the pressure at every step. With ``paper`` the pressures are NaN: use it at a volume
+    found otherwise.
+  - ``ENCUT`` 520 eV (MP's cutoff), not the largest POTCAR ENMAX: at ENMAX the Pulay stress is
+    several kbar, which biases the zero-pressure volume.
+  - ``LREAL`` Auto, not True: VASP's optimised real-space projectors.
+  - ``PREC`` Normal in both.
+  - ``EDIFF`` 1e-5 eV × atoms (``ediff_per_atom``), the tolerance ``MPMDSet`` means: it writes
+    ``EDIFF_PER_ATOM = 1e-5`` as a tag that VASP ignores and keeps ``MPRelaxSet``'s 5e-5 eV × atoms.
+  - ``MDALGO`` 2: Nosé–Hoover, VASP's thermostat for ``SMASS = 0`` in both, named explicitly.
+  - ``LWAVE`` False: chunks continue from positions and velocities, not from wavefunctions.
 
 Relaxations and statics (the amorphous limit) use ``MPRelaxSet`` and ``MPStaticSet`` with
 :data:`LIMIT_INCAR`, the same for compounds and elemental references.
 
 Every dict here is a default: ``EngineSpec("vasp", options={"md_incar": {"ENCUT": 600}})`` updates
-it.
+it. How VASP is run (custodian, walltime) is in :mod:`amorph.md.vasp.recovery`.
 """
 
 from __future__ import annotations
@@ -44,6 +61,17 @@ MD_INCAR: dict[str, Any] = {
     "EDIFF_PER_ATOM": None,  # MPMDSet writes this as a literal tag; EDIFF comes from ediff_per_atom
 }
 
+# The engine option ``inputs``: (updates of MPMDSet's INCAR, EDIFF per atom or None for MPMDSet's)
+MD_INPUTS: dict[str, tuple[dict[str, Any], float | None]] = {
+    "amorph": (MD_INCAR, 1e-5),
+    "paper": ({}, None),
+}
+CUSTODIAN_KWARGS: dict[str, Any] = {  # custodian.Custodian's own defaults, but for max_errors
+    "max_errors": 5,
+    "polling_time_step": 10,
+    "monitor_freq": 30,
+}
+
 # One Hamiltonian for compounds and elements: MP's +U applies to oxides and fluorides only, which
 # would make formation energies against elemental references inconsistent without MP's fitted
 # corrections.
@@ -56,15 +84,22 @@ class VaspSettings(MSONable):
     ``EngineSpec.options``."""
 
     command: str = DEFAULT_COMMAND
+    inputs: str = "amorph"  # a key of MD_INPUTS; sets the defaults of md_incar and ediff_per_atom
     md_incar: dict[str, Any] = field(default_factory=lambda: dict(MD_INCAR))
     relax_incar: dict[str, Any] = field(default_factory=lambda: dict(LIMIT_INCAR))
     static_incar: dict[str, Any] = field(default_factory=lambda: dict(LIMIT_INCAR))
-    ediff_per_atom: float = 1e-5  # eV; MPMDSet's intent
+    ediff_per_atom: float | None = 1e-5  # eV; MPMDSet's intent; None: MPMDSet's EDIFF
     spin_polarized: bool = False
     potcar_functional: str = "PBE"
     potcar_settings: dict[str, str] = field(
         default_factory=dict
     )  # element -> POTCAR symbol overrides
+    custodian_kwargs: dict[str, Any] = field(default_factory=lambda: dict(CUSTODIAN_KWARGS))
+    # the job's walltime; None: custodian reads $PBS_WALLTIME or $SBATCH_TIMELIMIT, else none.
+    # It counts from $CUSTODIAN_WALLTIME_START (custodian's convention; set it in the batch
+    # script), else from the first VASP MD run of the process.
+    wall_time_s: float | None = None
+    wall_time_buffer_s: float = 300.0  # no chunk starts, and a running one stops, this close to it
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> VaspSettings:
@@ -77,7 +112,18 @@ class VaspSettings(MSONable):
                 f"unknown VASP engine option(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        settings = cls(command=os.environ.get(COMMAND_VARIABLE, DEFAULT_COMMAND))
+        inputs = options.get("inputs", "amorph")
+        if inputs not in MD_INPUTS:
+            raise EngineError(
+                f"unknown VASP MD inputs {inputs!r}; known: {', '.join(sorted(MD_INPUTS))}"
+            )
+        md_incar, ediff_per_atom = MD_INPUTS[inputs]
+        settings = cls(
+            command=os.environ.get(COMMAND_VARIABLE, DEFAULT_COMMAND),
+            inputs=inputs,
+            md_incar=dict(md_incar),
+            ediff_per_atom=ediff_per_atom,
+        )
         for key, value in options.items():
             current = getattr(settings, key)
             setattr(settings, key, {**current, **value} if isinstance(current, dict) else value)
@@ -132,8 +178,9 @@ class VaspSettings(MSONable):
         sample_interval: int,
     ) -> MPMDSet:
         """NVT MD of ``structure``; its site property ``velocities`` (Å/fs) goes into the POSCAR."""
-        ediff = float(f"{self.ediff_per_atom * len(structure):.3g}")
-        incar = {**self.md_incar, "EDIFF": ediff, "NBLOCK": sample_interval}
+        incar = {**self.md_incar, "NBLOCK": sample_interval}
+        if self.ediff_per_atom is not None:
+            incar["EDIFF"] = float(f"{self.ediff_per_atom * len(structure):.3g}")
         return MPMDSet(
             structure,
             start_temp=temperature,
