@@ -31,17 +31,35 @@ from amorph.structure.composition import parse_composition
 logger = logging.getLogger(__name__)
 
 
-def read_compositions(path: str | Path) -> list[str]:
-    """Formulas of a campaign file: one per line; blank lines and text after ``#`` are ignored."""
+def read_compositions(path: str | Path) -> dict[str, list[str]]:
+    """Formulas of a campaign file: one per line; blank lines and text after ``#`` are ignored.
+
+    Returns each composition's first spelling with every spelling of it in the file (``Li2O``,
+    ``OLi2`` and ``Li4O2`` are one composition), in the file's order.
+    """
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InputError(f"cannot read campaign file {path}: {exc.strerror}") from None
-    formulas = [line.split("#", 1)[0].strip() for line in lines]
-    formulas = list(dict.fromkeys(f for f in formulas if f))
-    if not formulas:
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"campaign file {path} is not UTF-8 text (byte {exc.start}): one formula per line"
+        ) from None
+    spellings: dict[str, list[str]] = {}
+    for line in lines:
+        if formula := line.split("#", 1)[0].strip():
+            spellings.setdefault(composition_key(formula), []).append(formula)
+    if not spellings:
         raise InputError(f"campaign file {path} lists no compositions")
-    return formulas
+    return {found[0]: list(dict.fromkeys(found)) for found in spellings.values()}
+
+
+def composition_key(formula: str) -> str:
+    """The reduced formula where the formula parses, else the text itself."""
+    try:
+        return parse_composition(formula).reduced_formula
+    except AmorphError:
+        return formula
 
 
 @dataclass
@@ -176,7 +194,9 @@ class Campaign:
 
     def pending(self, formulas: Iterable[str]) -> list[str]:
         """Formulas not finished yet: never run, failed, or interrupted."""
-        return [f for f in formulas if self.status.get(self._key(f), {}).get("status") != "done"]
+        return [
+            f for f in formulas if self.status.get(composition_key(f), {}).get("status") != "done"
+        ]
 
     def run(
         self,
@@ -214,7 +234,7 @@ class Campaign:
                 for outcome in group_outcomes:
                     self._record(outcome)
                     progress.update(len(outcome.formulas))
-        return {f: self.status[self._key(f)] for f in formulas}
+        return {f: self.status[composition_key(f)] for f in formulas}
 
     def _local(self, groups: list[list[str]], jobs_dir: str) -> Iterator[list[Outcome]]:
         return (run_compositions(self.maker, group, jobs_dir) for group in groups)
@@ -238,18 +258,10 @@ class Campaign:
                 if docs:
                     self.store.additional_stores[name].update(docs, key="blob_uuid")
         for formula in outcome.formulas:
-            self.status[self._key(formula)] = {
+            self.status[composition_key(formula)] = {
                 "formula": formula,
                 "status": outcome.status,
                 "reason": outcome.reason,
-                "temperatures_K": outcome.temperatures_K.get(self._key(formula), []),
+                "temperatures_K": outcome.temperatures_K.get(composition_key(formula), []),
             }
         write_text_atomic(self.status_path, json.dumps(self.status, indent=1))
-
-    @staticmethod
-    def _key(formula: str) -> str:
-        """The status key: the reduced formula where the formula parses, else the text itself."""
-        try:
-            return parse_composition(formula).reduced_formula
-        except AmorphError:
-            return formula

@@ -6,12 +6,39 @@ would resolve again there. Everything here is made absolute before the first job
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from jobflow import Flow, JobStore, run_locally
 from pymatgen.core import Composition
 
+from amorph.errors import InputError
 from amorph.flows.melt_quench import MeltQuenchMaker
+
+MAX_ATOM_STEPS = 1e9  # about 100 times the paper's protocol: weeks of CHGNet MD on a CPU
+PAIR_BYTES = 200  # the batched potentials' dense neighbour search: 27 cell images × ~7 bytes
+
+
+def check_size(maker: MeltQuenchMaker, compositions: list[Composition], force: bool) -> None:
+    """Refuse, unless ``force``, a flow that cannot fit in this machine's memory or whose MD would
+    take more than ``MAX_ATOM_STEPS`` atom-steps."""
+    if force:
+        return
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for composition in compositions:
+        atoms, atom_steps = maker.size(composition)
+        need = PAIR_BYTES * atoms**2 if maker.engine.batches else 0
+        if need > memory:
+            raise InputError(
+                f"{atoms} atoms of {composition.reduced_formula} need about {need / 1e9:.0f} GB "
+                f"of memory, this machine has {memory / 1e9:.0f} GB: use fewer atoms (or --force)"
+            )
+        if atom_steps > MAX_ATOM_STEPS:
+            raise InputError(
+                f"{composition.reduced_formula}: at least {atom_steps:.1e} atom-steps of MD, more "
+                f"than {MAX_ATOM_STEPS:.0e} (about 100 times the paper's protocol): use fewer "
+                "atoms or shorter runs (or --force)"
+            )
 
 
 def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> None:
