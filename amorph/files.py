@@ -23,6 +23,15 @@ def staging_dir(parent: Path, prefix: str) -> Path:
     return staging
 
 
+def remove_empty_folders(root: Path) -> None:
+    """Remove the empty folders under ``root`` (deepest first), and ``root`` if it ends empty."""
+    for folder, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty, or gone
+            pass
+
+
 def json_text(value: Any, indent: int | None = 1) -> str:
     """``value`` as JSON, with NaN and infinities as null (JSON has no such numbers)."""
     return json.dumps(_finite(value), indent=indent, allow_nan=False)

@@ -221,7 +221,7 @@ def test_store_commands_accept_outputs_after_the_action(day, tmp_path):
         (["Li2O", "--min-distance", "0"], "minimum distance must lie between 0.3 and 5 Å"),
         (["Li2O", "--production-ps", "0"], "production duration must lie between 0.01 and"),
         (["Li2O", "--production-ps", "nan"], "production duration must lie between 0.01 and"),
-        (["Li2O", "--chunk-ps", "-inf"], "production chunk length must lie between 0.01 and"),
+        (["Li2O", "--chunk-ps=-inf"], "production chunk length must lie between 0.01 and"),
         (["Li2O", "--eos-ps", "-1"], "volume search duration must lie between 0.01 and 100000 ps"),
         (["Li2O", "--eos-ps", "1e-6"], "volume search duration must lie between 0.01 and"),
         (["Li2O", "--check-ps", "1e6"], "check run duration must lie between 0.01 and"),

@@ -81,6 +81,9 @@ def test_sigkill_during_production_then_rerun_loses_and_repeats_nothing(tmp_path
     traj = Trajectory.load(resumed["trajectory"]["path"])
     assert traj.n_frames == 3000 and np.allclose(np.diff(traj.time_fs), 2.0)
     assert sorted(p.name for p in run_dir.glob("production*")) == ["production.npz"]
+    # nothing left behind: no empty job folder, no hidden half-written result folder
+    assert all(any(d.iterdir()) for d in (outputs / "jobs").rglob("*") if d.is_dir())
+    assert not list((outputs / "results").rglob(".*"))
 
     # an uninterrupted run from scratch gives the same trajectory: no frame lost or repeated, and
     # the thermostat state was restored exactly

@@ -24,7 +24,7 @@ from maggma.stores import MemoryStore
 from tqdm.auto import tqdm
 
 from amorph.errors import AmorphError, InputError
-from amorph.files import write_text_atomic
+from amorph.files import remove_empty_folders, write_text_atomic
 from amorph.flows.melt_quench import MeltQuenchMaker
 from amorph.structure.composition import parse_composition
 
@@ -229,11 +229,14 @@ class Campaign:
             if executor == "local"
             else self._dask(groups, jobs_dir, _cluster(executor, workers, slurm or {}))
         )
-        with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as progress:
-            for group_outcomes in outcomes:
-                for outcome in group_outcomes:
-                    self._record(outcome)
-                    progress.update(len(outcome.formulas))
+        try:
+            with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as bar:
+                for group_outcomes in outcomes:
+                    for outcome in group_outcomes:
+                        self._record(outcome)
+                        bar.update(len(outcome.formulas))
+        finally:  # jobflow makes a folder per job; most jobs write nothing there
+            remove_empty_folders(Path(jobs_dir))
         return {f: self.status[composition_key(f)] for f in formulas}
 
     def _local(self, groups: list[list[str]], jobs_dir: str) -> Iterator[list[Outcome]]:

@@ -13,6 +13,7 @@ from jobflow import Flow, JobStore, run_locally
 from pymatgen.core import Composition
 
 from amorph.errors import InputError
+from amorph.files import remove_empty_folders
 from amorph.flows.melt_quench import MeltQuenchMaker
 
 MAX_ATOM_STEPS = 1e9  # about 100 times the paper's protocol: weeks of CHGNet MD on a CPU
@@ -62,6 +63,9 @@ def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False
     """
     root = Path(outputs).resolve() / "jobs"
     root.mkdir(parents=True, exist_ok=True)
-    run_locally(
-        flow, store=store, root_dir=root, create_folders=True, log=log, raise_immediately=True
-    )
+    try:
+        run_locally(
+            flow, store=store, root_dir=root, create_folders=True, log=log, raise_immediately=True
+        )
+    finally:  # jobflow makes a folder per job; most jobs write nothing there
+        remove_empty_folders(root)
