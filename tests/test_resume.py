@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amorph.results.store import open_store
 from amorph.trajectory import Trajectory
 
 TESTS = Path(__file__).resolve().parent
@@ -72,6 +73,8 @@ def test_sigkill_during_production_then_rerun_loses_and_repeats_nothing(tmp_path
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
     assert not (run_dir / "production.npz").exists()
+    # the killed run's finished jobs left no documents
+    assert open_store(None, outputs).docs_store.count() == 0
     finished_before = {p.name: p.stat().st_mtime_ns for p in run_dir.glob("eos*.npz")}
     assert finished_before
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from jobflow import JobStore, run_locally
-from maggma.stores import MemoryStore
 from tqdm.auto import tqdm
 
 from amorph.errors import AmorphError, InputError
 from amorph.files import remove_empty_folders, write_text_atomic
 from amorph.flows.melt_quench import MeltQuenchMaker
+from amorph.managers.local import add_contents, contents, private_store
 from amorph.structure.composition import parse_composition
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
     jobs_dir
         Absolute folder under which jobflow makes the job folders.
     """
-    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    store = private_store()
     try:
         flow = copy.deepcopy(maker).make_batch(formulas)
         run_locally(
@@ -113,20 +113,16 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
             logger.exception("composition %s crashed", formulas[0])
         reason = str(exc) if isinstance(exc, AmorphError) else f"{type(exc).__name__}: {exc}"
         return [Outcome(formulas, "failed", reason)]
+    docs, data = contents(store)
     return [
         Outcome(
             formulas,
             "done",
-            docs=_without_ids(store.docs_store.query()),
-            data={name: _without_ids(s.query()) for name, s in store.additional_stores.items()},
+            docs=docs,
+            data=data,
             temperatures_K={formula: doc.temperatures_K for formula, doc in results.items()},
         )
     ]
-
-
-def _without_ids(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Documents without the in-memory store's ``_id``, ready for another store."""
-    return [{k: v for k, v in d.items() if k != "_id"} for d in docs]
 
 
 def _cluster(executor: str, workers: int, slurm: dict[str, Any]):
@@ -255,11 +251,7 @@ class Campaign:
 
     def _record(self, outcome: Outcome) -> None:
         if outcome.status == "done":
-            self.store.connect()
-            self.store.docs_store.update(outcome.docs, key=["uuid", "index"])
-            for name, docs in outcome.data.items():
-                if docs:
-                    self.store.additional_stores[name].update(docs, key="blob_uuid")
+            add_contents(self.store, outcome.docs, outcome.data)
         for formula in outcome.formulas:
             self.status[composition_key(formula)] = {
                 "formula": formula,
