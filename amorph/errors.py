@@ -1,4 +1,7 @@
-"""Exceptions whose message is meant to be shown to a user as one line."""
+"""Exceptions whose message is meant to be shown to a user as one line, and the range check that
+raises them for numbers."""
+
+import math
 
 
 class AmorphError(Exception):
@@ -39,3 +42,10 @@ class StoreError(AmorphError):
 
 class EmptyStoreError(StoreError):
     """A store that holds no results yet."""
+
+
+def check_range(what: str, value: float, low: float, high: float, unit: str = "") -> None:
+    """Raise ``InputError`` unless ``value`` is a finite number in [``low``, ``high``]."""
+    if not (math.isfinite(value) and low <= value <= high):
+        low, high, value = (f"{v:g}" if isinstance(v, float) else v for v in (low, high, value))
+        raise InputError(f"{what} must lie between {low} and {high}{unit}, got {value}{unit}")

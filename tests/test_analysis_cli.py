@@ -181,3 +181,17 @@ def test_guess_charges(formula, charges):
     from amorph.structure.composition import guess_charges
 
     assert guess_charges(formula) == charges
+
+
+def test_non_finite_one_frame_and_folder_inputs_say_what_is_wrong(capsys, tmp_path):
+    traj = random_walk({"Li": 4, "O": 4}, {"Li": 1e-5, "O": 1e-6}, 6, frame_interval_fs=2.0)
+    traj.positions[3, 2, 1] = np.nan
+    nan = write_xdatcar(traj, tmp_path / "XDATCAR_nan")
+    code, out, err = run_cli(capsys, nan, "--time-step", 2, "--json")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert f"{nan}: frame 4: positions are not finite numbers" in err
+    single = write_xdatcar(traj.slice(0, 1), tmp_path / "XDATCAR_one")
+    code, _, err = run_cli(capsys, single, "--time-step", 2)
+    assert code == 1 and "one frame only; diffusion needs at least two frames" in err
+    code, _, err = run_cli(capsys, tmp_path)
+    assert code == 1 and f"{tmp_path} is a folder: give a trajectory file in it" in err

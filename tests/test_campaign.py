@@ -95,6 +95,39 @@ def test_missing_campaign_file_is_one_error_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_campaign_files_are_read_by_composition(tmp_path):
+    from amorph.managers.campaign import read_compositions
+
+    compositions = tmp_path / "compositions.txt"
+    compositions.write_text("Li2O\nOLi2  # the same\nKr\nLi4O2\nXx2O\nLi2O\n")
+    assert read_compositions(compositions) == {
+        "Li2O": ["Li2O", "OLi2", "Li4O2"],
+        "Kr": ["Kr"],
+        "Xx2O": ["Xx2O"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        (b"Li2O\n\xff\xfeKr\n", [], "is not UTF-8 text (byte 5): one formula per line"),
+        (b"Li2O\n", ["--seed", "-1"], "seed must lie between 0 and 4294967295, got -1"),
+        (b"Li2O\n", ["--temperatures", "nan"], "temperature must lie between 1 and 20000 K"),
+        (b"Li2O\n", ["--atoms", "100000"], "need about 2000 GB of memory"),
+    ],
+)
+def test_bad_campaign_input_is_one_error_line_and_writes_nothing(
+    tmp_path, capsys, content, options, message
+):
+    compositions = tmp_path / "compositions.txt"
+    compositions.write_bytes(content)
+    outputs = tmp_path / "o"
+    assert main(["campaign", str(compositions), *options, "--outputs", str(outputs)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("amorph: error:") and message in err[0], err
+    assert not outputs.exists()
+
+
 def test_building_a_flow_loads_no_model(monkeypatch):
     from amorph.flows import demo_maker
     from amorph.md.engine import EngineSpec

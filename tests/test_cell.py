@@ -60,3 +60,20 @@ def test_impossible_packing_fails_with_reason():
 def test_packmol_timeout_is_reported():
     with pytest.raises(PackingError, match="did not finish within 0.5 s"):
         random_packed_structure(Composition("Li2O"), 30, 4.0, min_distance=2.5, timeout=0.5)
+
+
+def test_packing_removes_the_temp_folders_of_killed_packers(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / f"amorph-packmol-{dead.pid}-x1y2"
+    leftover.mkdir()
+    (leftover / "pack.inp").write_text("killed here")
+    running = tmp_path / "amorph-packmol-1-x1y2"  # pid 1 is alive
+    running.mkdir()
+    random_packed_structure(Composition("LiCl"), 4, 20.0, seed=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name]

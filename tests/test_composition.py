@@ -10,8 +10,10 @@ def test_parse_keeps_formula_units():
     assert parse_composition("Li2O2").num_atoms == 4
 
 
-def test_fractional_formula_becomes_integer():
+def test_fractional_formula_becomes_integer_or_is_refused_for_a_cell():
     assert parse_composition("Li0.5O") == Composition("LiO2")
+    with pytest.raises(InputError, match="'Li0.5O0.25' has fractional amounts: .* e.g. Li2O$"):
+        parse_composition("Li0.5O0.25", whole=True)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 checkpoints that any integrating engine resumes, and one blow-up report (on cheap LJ argon)."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,3 +78,39 @@ def test_a_blow_up_is_reported_alike_by_both_engines(tmp_path):
     assert messages[0] == messages[1]
     assert messages[0].startswith("MD at 120 K became unstable at step 1: temperature ")
     assert messages[0].endswith(f"eV (md in {tmp_path})")
+
+
+@pytest.mark.parametrize(
+    ("damaged", "damage"),
+    [
+        ("md.checkpoint.npz", "random"),
+        ("md.checkpoint.npz", "truncated"),
+        ("md.chunk0000.npz", "random"),
+        ("md.chunk0000.npz", "truncated"),
+    ],
+)
+def test_a_damaged_checkpoint_or_chunk_is_set_aside_and_the_run_recomputed(
+    tmp_path, caplog, damaged, damage
+):
+    """Found before any step: the file goes to ``*.corrupt`` and the run starts again, ending
+    where an uninterrupted run ends."""
+    reference = ASEEngine(argon(), "lj").run_one(task(tmp_path / "ref"))
+    with pytest.raises(KeyboardInterrupt):
+        ASEEngine(KilledAfter(50), "lj").run_one(task(tmp_path / "run"))
+    path = tmp_path / "run" / damaged
+    good = path.read_bytes()
+    path.write_bytes(np.random.default_rng(0).bytes(500) if damage == "random" else good[:300])
+    resumed = ASEEngine(argon(), "lj").run_one(task(tmp_path / "run"))
+    assert resumed.n_force_calls == 101  # all 100 steps again, nothing of the damaged state kept
+    assert (tmp_path / "run" / f"{damaged}.corrupt").exists() and not path.exists()
+    assert f"{path} is damaged" in caplog.text and f"moved to {damaged}.corrupt" in caplog.text
+    a, b = Trajectory.load(reference.trajectory_path), Trajectory.load(resumed.trajectory_path)
+    assert np.abs(a.positions - b.positions).max() < 1e-9
+
+
+def test_a_damaged_finished_run_is_set_aside_and_run_again(tmp_path):
+    done = ASEEngine(argon(), "lj").run_one(task(tmp_path))
+    Path(done.trajectory_path).write_bytes(b"PK\x03\x04 not a zip")
+    again = ASEEngine(argon(), "lj").run_one(task(tmp_path))
+    assert again.n_force_calls == 101 and (tmp_path / "md.npz.corrupt").exists()
+    assert Trajectory.load(again.trajectory_path).metadata["complete"]

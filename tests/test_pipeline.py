@@ -28,7 +28,7 @@ def amorph(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedPro
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**_environment(), "PYTHONPATH": str(TESTS)},
+        env=_environment(),
         timeout=1800,
     )
     if check:
@@ -37,9 +37,12 @@ def amorph(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 
 def _environment() -> dict[str, str]:
+    """This environment, the test potentials importable (before the amorph the tests import)."""
     import os
 
-    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    path = filter(None, [str(TESTS), environment.get("PYTHONPATH")])
+    return environment | {"PYTHONPATH": os.pathsep.join(path)}
 
 
 def digest(folder: Path) -> dict[str, tuple[str, int]]:
@@ -204,13 +207,27 @@ def test_store_commands_accept_outputs_after_the_action(day, tmp_path):
     [
         (["Xx2O"], "unknown element 'Xx'"),
         (["Li2O)"], "cannot parse formula"),
-        (["Li2O", "--temperatures", "-5"], "temperature must be positive"),
-        (["Li2O", "--temperatures", "3000", "0"], "temperature must be positive"),
+        (["Li2O", "--temperatures", "-5"], "temperature must lie between 1 and 20000 K, got -5 K"),
+        (["Li2O", "--temperatures", "3000", "0"], "temperature must lie between 1 and 20000 K"),
+        (["Li2O", "--temperatures", "inf", "2000"], "temperature must lie between 1 and 20000 K"),
+        (["Li2O", "--temperatures", "1e7", "2000"], "got 1e+07 K"),
         (["Li2SiO3", "--atoms", "4"], "fewer than one formula unit"),
+        (["Li2O", "--atoms", "2000000"], "atom count must lie between 1 and 1e+06"),
+        (["Li2O", "--atoms", "100000"], "need about 2000 GB of memory"),
+        (["Li2O", "--production-ps", "1e5"], "atom-steps of MD"),
         (["Li2O", "--engine", "gptff"], "unknown engine 'gptff'"),
-        (["Li2O", "--volume-per-atom", "-3"], "volume per atom must be positive"),
-        (["Li2O", "--production-ps", "0"], "production duration and chunk length must be positive"),
-        (["Li2O", "--eos-ps", "-1"], "MD duration must be positive"),
+        (["Li2O", "--volume-per-atom", "-3"], "volume per atom must lie between 1 and 1000 Å³"),
+        (["Li2O", "--volume-per-atom", "nan"], "volume per atom must lie between 1 and 1000 Å³"),
+        (["Li2O", "--min-distance", "0"], "minimum distance must lie between 0.3 and 5 Å"),
+        (["Li2O", "--production-ps", "0"], "production duration must lie between 0.01 and"),
+        (["Li2O", "--production-ps", "nan"], "production duration must lie between 0.01 and"),
+        (["Li2O", "--chunk-ps=-inf"], "production chunk length must lie between 0.01 and"),
+        (["Li2O", "--eos-ps", "-1"], "volume search duration must lie between 0.01 and 100000 ps"),
+        (["Li2O", "--eos-ps", "1e-6"], "volume search duration must lie between 0.01 and"),
+        (["Li2O", "--check-ps", "1e6"], "check run duration must lie between 0.01 and"),
+        (["Li2O", "--seed", "-1"], "seed must lie between 0 and 4294967295, got -1"),
+        (["Li2O", "--seed", "4294967296"], "seed must lie between 0 and 4294967295"),
+        (["Li0.5O0.25"], "fractional amounts: give whole numbers of atoms, e.g. Li2O"),
         (["Li2O", "--engine", "m3gnet-ase", "--model", "/nonexistent"], "no matgl model"),
     ],
 )
@@ -254,7 +271,7 @@ LJ = [
 
 def test_runs_and_readers_at_the_same_time_lose_nothing(tmp_path):
     """Two runs of different compositions into one store, and a reader, started together."""
-    env = {**_environment(), "PYTHONPATH": str(TESTS)}
+    env = _environment()
     command = [sys.executable, "-m", "amorph.cli"]
     runs = [
         subprocess.Popen(

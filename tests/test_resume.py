@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amorph.results.store import open_store
 from amorph.trajectory import Trajectory
 
 TESTS = Path(__file__).resolve().parent
@@ -72,6 +73,8 @@ def test_sigkill_during_production_then_rerun_loses_and_repeats_nothing(tmp_path
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
     assert not (run_dir / "production.npz").exists()
+    # the killed run's finished jobs left no documents
+    assert open_store(None, outputs).docs_store.count() == 0
     finished_before = {p.name: p.stat().st_mtime_ns for p in run_dir.glob("eos*.npz")}
     assert finished_before
 
@@ -81,6 +84,9 @@ def test_sigkill_during_production_then_rerun_loses_and_repeats_nothing(tmp_path
     traj = Trajectory.load(resumed["trajectory"]["path"])
     assert traj.n_frames == 3000 and np.allclose(np.diff(traj.time_fs), 2.0)
     assert sorted(p.name for p in run_dir.glob("production*")) == ["production.npz"]
+    # nothing left behind: no empty job folder, no hidden half-written result folder
+    assert all(any(d.iterdir()) for d in (outputs / "jobs").rglob("*") if d.is_dir())
+    assert not list((outputs / "results").rglob(".*"))
 
     # an uninterrupted run from scratch gives the same trajectory: no frame lost or repeated, and
     # the thermostat state was restored exactly

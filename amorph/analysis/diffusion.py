@@ -137,7 +137,9 @@ def frame_interval_fs(traj: Trajectory) -> float:
     """The constant time between frames; ``InputError`` if it is unknown or uneven."""
     source = traj.metadata.get("source", "trajectory")
     steps = np.diff(traj.time_fs)
-    if traj.n_frames < 2 or not np.all(np.isfinite(steps)):
+    if traj.n_frames < 2:
+        raise InputError(f"{source}: one frame only; diffusion needs at least two frames")
+    if not np.all(np.isfinite(steps)):
         raise InputError(
             f"{source}: the time between frames is unknown; give a time step (--time-step, fs)"
         )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections import Counter
 from pathlib import Path
 
 from amorph.commands import add_store_options
 from amorph.errors import InputError
+from amorph.files import json_text
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(reports, fits)
     if args.plots:
         summary["plots"] = [str(p) for p in _plots(args.plots, reports, fits)]
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    print(json_text(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
 

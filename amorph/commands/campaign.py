@@ -46,14 +46,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def campaign(args: argparse.Namespace) -> int:
+    from amorph.errors import InputError
     from amorph.managers.campaign import Campaign, read_compositions
-    from amorph.managers.local import check_engine
+    from amorph.managers.local import check_engine, check_size
     from amorph.results.store import open_store
+    from amorph.structure.composition import parse_composition
 
     outputs = Path(args.outputs).resolve()
-    formulas = read_compositions(args.file)
+    spellings = read_compositions(args.file)
+    formulas = list(spellings)
+    for formula, found in spellings.items():
+        if len(found) > 1:
+            print(f"{', '.join(found)}: one composition, run once as {formula}")
     maker = protocol(args, run_dir=str(outputs / "runs"))
-    maker.stage.validate()
+    maker.validate()
+    compositions = []  # those that can run; the others are recorded as failed by the campaign
+    for formula in formulas:
+        try:
+            composition = parse_composition(formula, whole=True)
+            maker.validate(composition)
+        except InputError:
+            continue
+        compositions.append(composition)
+    check_size(maker, compositions, args.force)
     check_engine(maker, [])  # a wrong engine or model fails once, here, not per composition
     slurm = {"walltime": args.slurm_walltime, "memory": args.slurm_memory}
     slurm |= {"queue": args.slurm_partition, "account": args.slurm_account}

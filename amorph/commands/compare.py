@@ -8,9 +8,9 @@ reference RDF table: partial-RDF R² per pair and pooled. Reference formats: see
 from __future__ import annotations
 
 import argparse
-import json
 
 from amorph.commands import add_store_options
+from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             path = args.plot if len(compositions) == 1 else _per_engine(args.plot, entry.doc.engine)
             plot_comparison(comparison, path)
     if args.json:
-        print(json.dumps({e.doc.engine: c.as_dict() for e, c in results}, indent=1))
+        print(json_text({e.doc.engine: c.as_dict() for e, c in results}))
         return 0
     for entry, comparison in results:
         print(f"{entry.formula} ({entry.doc.engine}) against {', '.join(args.reference)}")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from amorph.commands import add_store_options
+from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,13 +61,12 @@ def list_compositions(args: argparse.Namespace) -> int:
 
 
 def show_composition(args: argparse.Namespace) -> int:
-    import json
 
     from amorph.commands.tables import print_stages
 
     for entry in _database(args).compositions(args.formula, args.engine):
         if args.json:
-            print(json.dumps([stage.summary for stage in entry.stages], indent=1))
+            print(json_text([stage.summary for stage in entry.stages]))
             continue
         print(f"{entry.formula} ({entry.doc.engine}, finished {entry.completed_at})")
         print_stages(entry.stages)

@@ -8,10 +8,10 @@ minimum, the amorphous limit (Aykol et al., Sci. Adv. 2018).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from amorph.commands import add_engine_options, add_store_options, engine_spec, int_at_least
+from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     result = flow.output.resolve(store)
     summary = result.summary()
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json_text(summary))
         return 0
     print(f"{'t (ps)':>8} {'E (eV/atom)':>12} {'Ef (eV/atom)':>13} relaxed")
     for s in summary["snapshots"]:

@@ -10,11 +10,11 @@ beside the simulated D. The model is the published 4-term SISSO model of Zheng e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from amorph.commands import add_featurise_options, add_store_options
 from amorph.errors import InputError
+from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"no converged results of {args.formula} to predict for")
     predictions = predict_rows(model, rows, args.temperature or ())
     if args.json:
-        print(json.dumps(predictions, indent=1), file=sys.stdout)
+        print(json_text(predictions), file=sys.stdout)
     else:
         print(_report(model.label, model.output, predictions), file=sys.stdout)
     return 0

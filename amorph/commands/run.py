@@ -7,10 +7,10 @@ exported from it to ``outputs/results/<formula>/`` (files and plots); ``amorph d
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from amorph.commands import add_engine_options, add_store_options, engine_spec
+from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +63,12 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
         help="second potential that evaluates frames of every production run: auto (default: "
         "SevenNet-0 for CHGNet/M3GNet, CHGNet for SevenNet/VASP), none, or an engine",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the estimate made first says the run needs more memory than this "
+        "machine has or more than 1e9 atom-steps of MD",
+    )
     add_store_options(parser)
     parser.add_argument(
         "--trajectory-in-store",
@@ -97,7 +103,7 @@ def protocol(args: argparse.Namespace, run_dir: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from amorph.commands.tables import print_stages
-    from amorph.managers.local import check_engine, run_flow
+    from amorph.managers.local import check_engine, check_size, run_flow
     from amorph.results.export import write_folders
     from amorph.results.reader import Database
     from amorph.results.store import open_store
@@ -105,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     outputs = Path(args.outputs).resolve()
     maker = protocol(args, run_dir=str(outputs / "runs"))
-    composition = parse_composition(args.formula)
+    composition = parse_composition(args.formula, whole=True)
     flow = maker.make(composition)  # checks every setting before anything is written
+    check_size(maker, [composition], args.force)
     check_engine(maker, [composition])
     store = open_store(args.store, outputs)
     run_flow(flow, store, outputs, log=bool(args.verbose))
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     (entry,) = database.compositions(composition.reduced_formula, maker.engine.label)
     write_folders([entry], outputs / "results")
     if args.json:
-        print(json.dumps([stage.summary for stage in entry.stages], indent=1))
+        print(json_text([stage.summary for stage in entry.stages]))
     else:
         print_stages(entry.stages)
     return 0

@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from amorph.errors import InputError
+    from amorph.managers.local import check_size
     from amorph.managers.remote import Destination, submit
     from amorph.structure.composition import parse_composition
 
@@ -39,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     destination = Destination.find(args.project, args.worker)
     args.trajectory_in_store = True  # workers' files need not be visible where results are read
     maker = protocol(args, run_dir=args.run_dir or destination.default_run_dir)
-    compositions = [parse_composition(formula) for formula in args.formulas]
+    compositions = [parse_composition(formula, whole=True) for formula in args.formulas]
     flows = [maker.make(c) for c in compositions]  # every setting checked before submitting any
+    check_size(maker, compositions, args.force)
     ids = submit(flows, destination, args.exec_config)
     for composition, flow in zip(compositions, flows, strict=True):
         print(f"submitted {composition.reduced_formula}: flow {flow.uuid}")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from amorph.commands import int_at_least
+from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -124,5 +124,5 @@ def run(args: argparse.Namespace) -> int:
 
         for stem, model in result.saved_models(Path(args.table).name).items():
             save_model(model, Path(args.save) / f"{stem}.pkl")
-    print(json.dumps(metrics, indent=1) if args.json else _report(metrics), file=sys.stdout)
+    print(json_text(metrics) if args.json else _report(metrics), file=sys.stdout)
     return 0

@@ -15,8 +15,10 @@ from jobflow import Maker
 from monty.json import MSONable
 from pymatgen.core import Structure
 
-from amorph.errors import InputError
-from amorph.md.engine import EngineSpec, MDResult, MDSettings, MDState, MDTask
+from amorph.errors import InputError, check_range
+from amorph.md.engine import SEEDS, EngineSpec, MDResult, MDSettings, MDState, MDTask
+
+DURATIONS_PS = (0.01, 1e5)  # a few steps to 100 ns
 
 
 @dataclass
@@ -69,8 +71,8 @@ class MDStageMaker(Maker):
 
     def validate(self) -> None:
         """Raise ``InputError`` for settings that cannot work (the engine is not loaded here)."""
-        if not self.duration_ps > 0:
-            raise InputError(f"MD duration must be positive, got {self.duration_ps} ps")
+        check_range(f"{self.name} duration", self.duration_ps, *DURATIONS_PS, " ps")
+        check_range("seed", self.seed, *SEEDS)
         self.md.validate()
 
     def run_md(

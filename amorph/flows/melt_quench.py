@@ -16,16 +16,16 @@ from jobflow import Flow, Maker, job
 from monty.json import MSONable
 from pymatgen.core import Composition
 
-from amorph.errors import InputError
+from amorph.errors import InputError, check_range
 from amorph.flows.md import MDStageMaker, Target, stage_name
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.second_opinion import second_engine, second_opinion
 from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, VolumeSearchResult
-from amorph.md.engine import EngineSpec, MDResult
+from amorph.md.engine import TEMPERATURES_K, EngineSpec, MDResult
 from amorph.results.documents import analyze_production, composition_document, stage_document
 from amorph.results.schemas import CompositionDoc, StageDoc, TrajectoryRef
-from amorph.structure.composition import guess_charges, parse_composition
+from amorph.structure.composition import formula_units_for, guess_charges, parse_composition
 from amorph.trajectory import Trajectory
 
 
@@ -222,15 +222,15 @@ class MeltQuenchMaker(Maker):
         """A copy whose every MD stage runs with ``engine``."""
         return self.update_kwargs({"engine": engine}, class_filter=MDStageMaker)
 
-    def validate(self, composition: Composition) -> None:
-        """Check every setting before any job runs; raise ``InputError`` with the first problem.
+    def validate(self, composition: Composition | None = None) -> None:
+        """Check every setting (for ``composition``, if given) before any job runs; raise
+        ``InputError`` with the first problem.
 
         The engine is not loaded here (a flow may be built where its model is not installed); its
         elements are checked by the first MD job.
         """
         for temperature in (self.melt_temperature, *self.quench_temperatures):
-            if not temperature > 0:
-                raise InputError(f"temperature must be positive, got {temperature:g} K")
+            check_range("temperature", temperature, *TEMPERATURES_K, " K")
         hotter = [t for t in self.quench_temperatures if t >= self.melt_temperature]
         if hotter:
             raise InputError(
@@ -239,6 +239,19 @@ class MeltQuenchMaker(Maker):
             )
         self.cell.validate(composition)
         self.stage.validate()
+
+    def size(self, composition: Composition) -> tuple[int, float]:
+        """Atoms of the cell and the fewest atom-steps of MD the flow runs (no volume added by the
+        search, every check converged at once)."""
+        atoms = formula_units_for(composition, self.cell.atoms) * round(composition.num_atoms)
+        stage = self.stage
+        runs = [(stage.volume_search, len(stage.volume_search.volume_factors))]
+        runs += [(stage.check, 1), (stage.production, 1)]
+        steps = sum(
+            count * maker.duration_ps * 1000 / maker.md.time_step_for(composition)
+            for maker, count in runs
+        )
+        return atoms, atoms * steps * (1 + len(self.quench_temperatures))
 
     def make(self, composition: str | Composition) -> Flow:
         """The flow of one composition; its output is the composition's document."""
@@ -254,7 +267,7 @@ class MeltQuenchMaker(Maker):
 
     def _jobs(self, compositions: list[str | Composition]) -> tuple[list, dict[str, Any]]:
         """The jobs for ``compositions`` and, per formula, the output of its ``collect`` job."""
-        compositions = [parse_composition(c) for c in compositions]
+        compositions = [parse_composition(c, whole=True) for c in compositions]
         formulas = [c.reduced_formula for c in compositions]
         if len(set(formulas)) < len(formulas):
             raise InputError(f"a batch lists a composition twice: {', '.join(formulas)}")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from jobflow import Maker, job
 from pymatgen.core import Composition, Structure
 
-from amorph.errors import InputError
+from amorph.errors import check_range
+from amorph.md.engine import SEEDS
 from amorph.structure.composition import formula_units_for, parse_composition
 from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
 
@@ -40,13 +41,17 @@ class RandomCellMaker(Maker):
     seed: int = 1
     timeout_s: float = 120.0
 
-    def validate(self, composition: Composition) -> None:
-        """Raise ``InputError`` now, before any job runs, for settings that cannot work."""
-        formula_units_for(composition, self.atoms)
-        if self.volume_per_atom is not None and self.volume_per_atom <= 0:
-            raise InputError(f"volume per atom must be positive, got {self.volume_per_atom}")
-        if self.min_distance <= 0:
-            raise InputError(f"minimum distance must be positive, got {self.min_distance}")
+    def validate(self, composition: Composition | None = None) -> None:
+        """Raise ``InputError`` now, before any job runs, for settings that cannot work (for
+        ``composition``, if given)."""
+        check_range("atom count", self.atoms, 1, 1e6)
+        if composition is not None:
+            formula_units_for(composition, self.atoms)
+        if self.volume_per_atom is not None:
+            check_range("volume per atom", self.volume_per_atom, 1, 1000, " Å³")
+        check_range("minimum distance", self.min_distance, 0.3, 5, " Å")
+        check_range("seed", self.seed, *SEEDS)
+        check_range("packmol timeout", self.timeout_s, 1, 1e6, " s")
 
     @job(name="random cell")
     def make(self, composition: str | Composition) -> Structure:

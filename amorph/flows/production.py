@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from jobflow import job
 
-from amorph.errors import InputError
-from amorph.flows.md import MDStageMaker, Target
+from amorph.errors import check_range
+from amorph.flows.md import DURATIONS_PS, MDStageMaker, Target
 from amorph.md.engine import MDResult, MDState
 from amorph.trajectory import Trajectory
 
@@ -34,8 +34,7 @@ class ProductionMaker(MDStageMaker):
     store_trajectory: bool = False
 
     def validate(self) -> None:
-        if not self.chunk_ps > 0 or not self.duration_ps > 0:
-            raise InputError("production duration and chunk length must be positive")
+        check_range("production chunk length", self.chunk_ps, *DURATIONS_PS, " ps")
         super().validate()
 
     @job(data="trajectory")

@@ -20,28 +20,46 @@ from pathlib import Path
 from typing import Any
 
 from jobflow import JobStore, run_locally
-from maggma.stores import MemoryStore
 from tqdm.auto import tqdm
 
 from amorph.errors import AmorphError, InputError
-from amorph.files import write_text_atomic
+from amorph.files import remove_empty_folders, write_text_atomic
 from amorph.flows.melt_quench import MeltQuenchMaker
+from amorph.managers.local import add_contents, contents, private_store
 from amorph.structure.composition import parse_composition
 
 logger = logging.getLogger(__name__)
 
 
-def read_compositions(path: str | Path) -> list[str]:
-    """Formulas of a campaign file: one per line; blank lines and text after ``#`` are ignored."""
+def read_compositions(path: str | Path) -> dict[str, list[str]]:
+    """Formulas of a campaign file: one per line; blank lines and text after ``#`` are ignored.
+
+    Returns each composition's first spelling with every spelling of it in the file (``Li2O``,
+    ``OLi2`` and ``Li4O2`` are one composition), in the file's order.
+    """
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InputError(f"cannot read campaign file {path}: {exc.strerror}") from None
-    formulas = [line.split("#", 1)[0].strip() for line in lines]
-    formulas = list(dict.fromkeys(f for f in formulas if f))
-    if not formulas:
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"campaign file {path} is not UTF-8 text (byte {exc.start}): one formula per line"
+        ) from None
+    spellings: dict[str, list[str]] = {}
+    for line in lines:
+        if formula := line.split("#", 1)[0].strip():
+            spellings.setdefault(composition_key(formula), []).append(formula)
+    if not spellings:
         raise InputError(f"campaign file {path} lists no compositions")
-    return formulas
+    return {found[0]: list(dict.fromkeys(found)) for found in spellings.values()}
+
+
+def composition_key(formula: str) -> str:
+    """The reduced formula where the formula parses, else the text itself."""
+    try:
+        return parse_composition(formula).reduced_formula
+    except AmorphError:
+        return formula
 
 
 @dataclass
@@ -72,7 +90,7 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
     jobs_dir
         Absolute folder under which jobflow makes the job folders.
     """
-    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    store = private_store()
     try:
         flow = copy.deepcopy(maker).make_batch(formulas)
         run_locally(
@@ -95,20 +113,16 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
             logger.exception("composition %s crashed", formulas[0])
         reason = str(exc) if isinstance(exc, AmorphError) else f"{type(exc).__name__}: {exc}"
         return [Outcome(formulas, "failed", reason)]
+    docs, data = contents(store)
     return [
         Outcome(
             formulas,
             "done",
-            docs=_without_ids(store.docs_store.query()),
-            data={name: _without_ids(s.query()) for name, s in store.additional_stores.items()},
+            docs=docs,
+            data=data,
             temperatures_K={formula: doc.temperatures_K for formula, doc in results.items()},
         )
     ]
-
-
-def _without_ids(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Documents without the in-memory store's ``_id``, ready for another store."""
-    return [{k: v for k, v in d.items() if k != "_id"} for d in docs]
 
 
 def _cluster(executor: str, workers: int, slurm: dict[str, Any]):
@@ -176,7 +190,9 @@ class Campaign:
 
     def pending(self, formulas: Iterable[str]) -> list[str]:
         """Formulas not finished yet: never run, failed, or interrupted."""
-        return [f for f in formulas if self.status.get(self._key(f), {}).get("status") != "done"]
+        return [
+            f for f in formulas if self.status.get(composition_key(f), {}).get("status") != "done"
+        ]
 
     def run(
         self,
@@ -209,12 +225,15 @@ class Campaign:
             if executor == "local"
             else self._dask(groups, jobs_dir, _cluster(executor, workers, slurm or {}))
         )
-        with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as progress:
-            for group_outcomes in outcomes:
-                for outcome in group_outcomes:
-                    self._record(outcome)
-                    progress.update(len(outcome.formulas))
-        return {f: self.status[self._key(f)] for f in formulas}
+        try:
+            with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as bar:
+                for group_outcomes in outcomes:
+                    for outcome in group_outcomes:
+                        self._record(outcome)
+                        bar.update(len(outcome.formulas))
+        finally:  # jobflow makes a folder per job; most jobs write nothing there
+            remove_empty_folders(Path(jobs_dir))
+        return {f: self.status[composition_key(f)] for f in formulas}
 
     def _local(self, groups: list[list[str]], jobs_dir: str) -> Iterator[list[Outcome]]:
         return (run_compositions(self.maker, group, jobs_dir) for group in groups)
@@ -232,24 +251,12 @@ class Campaign:
 
     def _record(self, outcome: Outcome) -> None:
         if outcome.status == "done":
-            self.store.connect()
-            self.store.docs_store.update(outcome.docs, key=["uuid", "index"])
-            for name, docs in outcome.data.items():
-                if docs:
-                    self.store.additional_stores[name].update(docs, key="blob_uuid")
+            add_contents(self.store, outcome.docs, outcome.data)
         for formula in outcome.formulas:
-            self.status[self._key(formula)] = {
+            self.status[composition_key(formula)] = {
                 "formula": formula,
                 "status": outcome.status,
                 "reason": outcome.reason,
-                "temperatures_K": outcome.temperatures_K.get(self._key(formula), []),
+                "temperatures_K": outcome.temperatures_K.get(composition_key(formula), []),
             }
         write_text_atomic(self.status_path, json.dumps(self.status, indent=1))
-
-    @staticmethod
-    def _key(formula: str) -> str:
-        """The status key: the reduced formula where the formula parses, else the text itself."""
-        try:
-            return parse_composition(formula).reduced_formula
-        except AmorphError:
-            return formula

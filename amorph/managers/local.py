@@ -6,12 +6,42 @@ would resolve again there. Everything here is made absolute before the first job
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from jobflow import Flow, JobStore, run_locally
+from maggma.stores import MemoryStore
 from pymatgen.core import Composition
 
+from amorph.errors import InputError
+from amorph.files import remove_empty_folders
 from amorph.flows.melt_quench import MeltQuenchMaker
+
+MAX_ATOM_STEPS = 1e9  # about 100 times the paper's protocol: weeks of CHGNet MD on a CPU
+PAIR_BYTES = 200  # the batched potentials' dense neighbour search: 27 cell images × ~7 bytes
+
+
+def check_size(maker: MeltQuenchMaker, compositions: list[Composition], force: bool) -> None:
+    """Refuse, unless ``force``, a flow that cannot fit in this machine's memory or whose MD would
+    take more than ``MAX_ATOM_STEPS`` atom-steps."""
+    if force:
+        return
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for composition in compositions:
+        atoms, atom_steps = maker.size(composition)
+        need = PAIR_BYTES * atoms**2 if maker.engine.batches else 0
+        if need > memory:
+            raise InputError(
+                f"{atoms} atoms of {composition.reduced_formula} need about {need / 1e9:.0f} GB "
+                f"of memory, this machine has {memory / 1e9:.0f} GB: use fewer atoms (or --force)"
+            )
+        if atom_steps > MAX_ATOM_STEPS:
+            raise InputError(
+                f"{composition.reduced_formula}: at least {atom_steps:.1e} atom-steps of MD, more "
+                f"than {MAX_ATOM_STEPS:.0e} (about 100 times the paper's protocol): use fewer "
+                "atoms or shorter runs (or --force)"
+            )
 
 
 def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> None:
@@ -21,8 +51,37 @@ def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> Non
         engine.check_elements([el.symbol for el in composition.elements])
 
 
+def private_store() -> JobStore:
+    """An in-memory store to run a flow in, whose documents go to the real store only at the end:
+    a failed or killed flow leaves none there."""
+    return JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+
+
+def contents(store: JobStore) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The documents and the data-store documents of ``store``, without the ``_id``s of its
+    stores, ready for another store."""
+
+    def without_ids(docs):
+        return [{k: v for k, v in d.items() if k != "_id"} for d in docs]
+
+    data = {name: without_ids(s.query()) for name, s in store.additional_stores.items()}
+    return without_ids(store.docs_store.query()), data
+
+
+def add_contents(
+    store: JobStore, docs: list[dict[str, Any]], data: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Write what :func:`contents` returned into ``store``."""
+    store.connect()
+    store.docs_store.update(docs, key=["uuid", "index"])
+    for name, blobs in data.items():
+        if blobs:
+            store.additional_stores[name].update(blobs, key="blob_uuid")
+
+
 def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False) -> None:
-    """Run ``flow`` here; the first failing job stops it with its error.
+    """Run ``flow`` here; the first failing job stops it with its error. Its documents go to
+    ``store`` once every job has finished.
 
     Parameters
     ----------
@@ -35,6 +94,11 @@ def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False
     """
     root = Path(outputs).resolve() / "jobs"
     root.mkdir(parents=True, exist_ok=True)
-    run_locally(
-        flow, store=store, root_dir=root, create_folders=True, log=log, raise_immediately=True
-    )
+    private = private_store()
+    try:
+        run_locally(
+            flow, store=private, root_dir=root, create_folders=True, log=log, raise_immediately=True
+        )
+    finally:  # jobflow makes a folder per job; most jobs write nothing there
+        remove_empty_folders(root)
+    add_contents(store, *contents(private))

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 from monty.json import MSONable
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 from amorph.constants import EV_A3_TO_GPA
-from amorph.errors import EngineError, InputError
+from amorph.errors import EngineError, InputError, check_range
 from amorph.trajectory import Trajectory
 
 PressureConvention = Literal["virial", "total"]
@@ -41,6 +41,10 @@ ENGINE_FACTORIES = {
     "vasp": "amorph.md.vasp:vasp_engine",
 }
 BATCHED_KINDS = frozenset({"chgnet", "m3gnet", "sevennet", "batched"})
+
+
+SEEDS = (0, 2**32 - 1)  # numpy's SeedSequence and packmol take non-negative 32-bit seeds
+TEMPERATURES_K = (1.0, 20000.0)  # beyond, no potential (nor the paper's protocol) applies
 
 
 @dataclass
@@ -62,14 +66,16 @@ class MDSettings(MSONable):
     pressure_convention: PressureConvention = "virial"
     blowup_temperature_factor: float = 5.0  # a run whose T exceeds this × target has exploded
 
-    def time_step_for(self, structure: Structure) -> float:
+    def time_step_for(self, structure: Structure | Composition) -> float:
         if self.time_step_fs is not None:
             return self.time_step_fs
-        return 0.5 if "H" in structure.composition else 2.0
+        return 0.5 if "H" in getattr(structure, "composition", structure) else 2.0
 
     def validate(self) -> None:
-        if self.time_step_fs is not None and self.time_step_fs <= 0:
-            raise InputError(f"time step must be positive, got {self.time_step_fs} fs")
+        if self.time_step_fs is not None:
+            check_range("time step", self.time_step_fs, 0.01, 10, " fs")
+        check_range("thermostat time", self.thermostat_time_fs, 1, 1e6, " fs")
+        check_range("blow-up temperature factor", self.blowup_temperature_factor, 1.5, 1e3)
         if self.sample_interval < 1:
             raise InputError(f"sample interval must be at least 1, got {self.sample_interval}")
         if not 0 <= self.equilibration_fraction < 1:

@@ -6,6 +6,8 @@ state) where the engine integrates itself, and joins the chunks into ``<label>.n
 at the end. :class:`RunFiles` holds these files and the run's fingerprint: a rerun with the same
 fingerprint reuses a completed run, or continues from the last checkpoint. :class:`RunState` is a
 run in progress as plain arrays; :func:`start_state` sets it up, fresh or from the checkpoint.
+A damaged file (final trajectory, checkpoint or a chunk it counts) is found before any step, moved
+aside as ``<name>.corrupt`` with a warning, and the run recomputes from the last good state.
 
 Thermostat states are plain dicts, the same for every engine:
 ``{"kind": "nose-hoover", "eta": [...], "p_eta": [...]}`` (a Nosé–Hoover chain of
@@ -16,7 +18,10 @@ that draws the noise).
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +31,12 @@ from ase import units
 from ase.data import atomic_masses
 from pymatgen.core import Structure
 
-from amorph.errors import MDInstabilityError
+from amorph.errors import MDInstabilityError, TrajectoryError
 from amorph.files import atomic_path
 from amorph.md.engine import MDResult, MDState, MDTask, RunStats
 from amorph.trajectory import Trajectory
+
+logger = logging.getLogger(__name__)
 
 CHAIN_LENGTH = 3  # Nosé–Hoover chain variables (ASE's default)
 FRAME_COLUMNS = (  # what Frames.add takes, as Trajectory names it
@@ -219,7 +226,11 @@ class RunFiles:
         """The trajectory at ``path`` if a run with this fingerprint wrote it."""
         if not path.exists():
             return None
-        trajectory = Trajectory.load(path)
+        try:
+            trajectory = Trajectory.load(path)
+        except TrajectoryError as exc:
+            set_aside(path, exc)
+            return None
         meta = trajectory.metadata
         return trajectory if all(meta.get(k) == v for k, v in self.fingerprint.items()) else None
 
@@ -232,14 +243,24 @@ class RunFiles:
 
     def read_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint of a run with this fingerprint: ``positions``, ``momenta``,
-        ``thermostat``, ``chunks_done``."""
+        ``thermostat``, ``chunks_done``; None if there is none, or if it or a chunk it counts is
+        damaged (set aside: the run starts again)."""
         if not self.checkpoint_path.exists():
             return None
-        with np.load(self.checkpoint_path) as data:
-            state = json.loads(str(data["state"]))
-            if state["fingerprint"] != self.fingerprint:
+        try:
+            with np.load(self.checkpoint_path, allow_pickle=False) as data:
+                state = json.loads(str(data["state"]))
+                checkpoint = {**state, "positions": data["positions"], "momenta": data["momenta"]}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            set_aside(self.checkpoint_path, exc)
+            return None
+        if state["fingerprint"] != self.fingerprint:
+            return None
+        for index in range(state["chunks_done"]):
+            if self.load(self.chunk_path(index)) is None:  # missing, damaged or foreign
+                self.checkpoint_path.unlink()
                 return None
-            return {**state, "positions": data["positions"], "momenta": data["momenta"]}
+        return checkpoint
 
     def save_chunk(self, index: int, chunk: Trajectory, state: RunState | None = None) -> None:
         """Write chunk ``index``, then, given the ``state`` at its end, the checkpoint (each file
@@ -293,6 +314,13 @@ class RunFiles:
             time_step_fs=self.task.time_step_fs,
             **timing,
         )
+
+
+def set_aside(path: Path, error: Exception) -> None:
+    """Rename the damaged file ``path`` to ``<name>.corrupt`` and say so."""
+    corrupt = path.with_name(f"{path.name}.corrupt")
+    os.replace(path, corrupt)
+    logger.warning("%s is damaged (%s): moved to %s; computing it again", path, error, corrupt.name)
 
 
 class Frames:

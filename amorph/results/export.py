@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from amorph.errors import InputError
-from amorph.files import write_text_atomic
+from amorph.files import json_text, staging_dir, write_text_atomic
 from amorph.results.reader import CompositionEntry, StageEntry
 
 TABLE_COLUMNS = (
@@ -70,7 +68,7 @@ def rows(compositions: list[CompositionEntry]) -> list[dict[str, Any]]:
 def format_rows(table: list[dict[str, Any]], fmt: str) -> str:
     """The rows as CSV (columns: the union of all rows' keys, in order of appearance) or JSON."""
     if fmt == "json":
-        return json.dumps(table, indent=1)
+        return json_text(table)
     if fmt != "csv":
         raise InputError(f"unknown export format {fmt!r}: choose csv or json")
     columns = list(dict.fromkeys(key for row in table for key in row))
@@ -108,12 +106,12 @@ def _stage_files(stage: StageEntry, folder: Path) -> None:
     title = f"{doc.formula} {doc.temperature_K:.0f} K"
     doc.structure.to(filename=str(folder / "structure.cif"))
     doc.structure.to(filename=str(folder / "POSCAR"), fmt="poscar")
-    (folder / "structure.json").write_text(json.dumps(doc.structure.as_dict()))
-    (folder / "summary.json").write_text(json.dumps(stage.summary, indent=1))
-    (folder / "eos.json").write_text(json.dumps(doc.eos.model_dump(mode="json"), indent=1))
+    (folder / "structure.json").write_text(json_text(doc.structure.as_dict(), indent=None))
+    (folder / "summary.json").write_text(json_text(stage.summary))
+    (folder / "eos.json").write_text(json_text(doc.eos.model_dump(mode="json")))
     source = doc.trajectory.path
     if not doc.trajectory.in_data_store and source and Path(source).is_file():
-        _link_or_copy(Path(source), folder / "trajectory.npz")
+        shutil.copyfile(source, folder / "trajectory.npz")  # a copy: damage to one is not to both
     else:
         stage.trajectory().save(folder / "trajectory.npz")
     points = [EOSPoint(trajectory_path="", **p.model_dump()) for p in doc.eos.points]
@@ -142,15 +140,18 @@ def _arrhenius_files(composition: CompositionEntry, folder: Path) -> None:
     if not composition.doc.arrhenius:
         return
     block = {s: fit.model_dump(mode="json") for s, fit in composition.doc.arrhenius.items()}
-    write_text_atomic(folder / "arrhenius.json", json.dumps(block, indent=1))
+    write_text_atomic(folder / "arrhenius.json", json_text(block))
     fits, points = arrhenius_fits([stage.doc for stage in composition.stages])
     plot_arrhenius(fits, points, folder / "arrhenius.png")
 
 
 def _write_atomically(target: Path, fill) -> None:
-    """Fill a staging folder beside ``target``, then put it in place of ``target``."""
+    """Fill a staging folder beside ``target``, then put it in place of ``target``; staging folders
+    a killed writer left behind go first."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = staging_dir(target.parent, f".{target.name}.")
     try:
         fill(staging)
         if target.exists():
@@ -163,10 +164,3 @@ def _write_atomically(target: Path, fill) -> None:
             os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _link_or_copy(source: Path, destination: Path) -> None:
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)

@@ -10,9 +10,10 @@ from pymatgen.core import Composition, Element
 from amorph.errors import InputError
 
 
-def parse_composition(formula: str | Composition) -> Composition:
+def parse_composition(formula: str | Composition, whole: bool = False) -> Composition:
     """Return the integer-amount ``Composition`` of ``formula``; reject anything that is not real
-    chemistry."""
+    chemistry. Fractional amounts are scaled to whole numbers, or refused when ``whole`` (what a
+    simulation cell is built from must say how many atoms)."""
     if isinstance(formula, Composition):
         composition = formula
     else:
@@ -29,6 +30,11 @@ def parse_composition(formula: str | Composition) -> Composition:
     if all(math.isclose(amount, round(amount)) for amount in composition.values()):
         return composition
     integer_formula, _ = composition.get_integer_formula_and_factor(max_denominator=20)
+    if whole:
+        raise InputError(
+            f"formula {formula!r} has fractional amounts: give whole numbers of atoms, e.g. "
+            f"{integer_formula}"
+        )
     return Composition(integer_formula)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -76,6 +77,24 @@ def packmol_binary() -> str:
         return found
 
 
+def _remove_packmol_leftovers() -> None:
+    """Remove the packmol folders of killed processes from the system temp folder."""
+    for folder in Path(tempfile.gettempdir()).glob("amorph-packmol-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
+
+
 def random_packed_structure(
     composition: Composition,
     n_formula_units: int,
@@ -93,7 +112,8 @@ def random_packed_structure(
     counts = {el.symbol: int(round(amount * n_formula_units)) for el, amount in composition.items()}
     n_atoms = sum(counts.values())
     length = (volume_per_atom * n_atoms) ** (1 / 3)
-    with tempfile.TemporaryDirectory(prefix="amorph-packmol-") as tmp:
+    _remove_packmol_leftovers()
+    with tempfile.TemporaryDirectory(prefix=f"amorph-packmol-{os.getpid()}-") as tmp:
         work = Path(tmp)
         blocks = []
         for symbol, count in counts.items():

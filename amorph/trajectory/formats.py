@@ -29,6 +29,7 @@ import numpy as np
 from amorph.constants import K_B_EV
 from amorph.errors import InputError, TrajectoryError
 from amorph.trajectory import Trajectory
+from amorph.trajectory.container import OPTIONAL_FRAME_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def read_trajectory(
     given values override what the file records (with a warning when they disagree).
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a trajectory file in it (XDATCAR, vasprun.xml)")
     if not path.is_file():
         raise InputError(f"{path}: no such trajectory file")
     fmt = fmt or detect_format(path)
@@ -61,8 +64,22 @@ def read_trajectory(
         "ase": read_ase,
     }
     traj = reader[fmt](path)
+    check_finite(traj, path)
     traj.metadata.setdefault("source", str(path))
     return with_run_conditions(traj, time_step_fs=time_step_fs, temperature_K=temperature_K)
+
+
+def check_finite(traj: Trajectory, source: str | Path) -> None:
+    """Raise ``TrajectoryError`` naming the first frame with a NaN or infinite position, cell,
+    energy, temperature or pressure (times may be unknown)."""
+    for key in ("positions", "cells", *OPTIONAL_FRAME_KEYS):
+        values = getattr(traj, key)
+        if values is None:
+            continue
+        bad = ~np.isfinite(values.reshape(traj.n_frames, -1)).all(axis=1)
+        if bad.any():
+            frame = int(np.argmax(bad)) + 1
+            raise TrajectoryError(f"{source}: frame {frame}: {key} are not finite numbers")
 
 
 def detect_format(path: Path) -> str:
