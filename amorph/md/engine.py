@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,8 @@ class MDSettings(MSONable):
     def validate(self) -> None:
         if self.time_step_fs is not None:
             check_range("time step", self.time_step_fs, 0.01, 10, " fs")
-        check_range("thermostat time", self.thermostat_time_fs, 1, 1e6, " fs")
+        if self.thermostat_time_fs != math.inf:  # inf: uncoupled (Langevin without friction)
+            check_range("thermostat time", self.thermostat_time_fs, 1, 1e6, " fs")
         check_range("blow-up temperature factor", self.blowup_temperature_factor, 1.5, 1e3)
         if self.sample_interval < 1:
             raise InputError(f"sample interval must be at least 1, got {self.sample_interval}")
