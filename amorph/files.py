@@ -32,6 +32,17 @@ def remove_empty_folders(root: Path) -> None:
             pass
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        pass
+    return True
+
+
 def json_text(value: Any, indent: int | None = 1) -> str:
     """``value`` as JSON, with NaN and infinities as null (JSON has no such numbers)."""
     return json.dumps(_finite(value), indent=indent, allow_nan=False)

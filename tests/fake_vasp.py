@@ -37,8 +37,9 @@ import sys
 import time
 from pathlib import Path
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")  # 3x3 linear algebra: BLAS threads only cost time
+if __name__ == "__main__":  # as the fake vasp_std only: importing tests keep their threads
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")  # 3x3 linear algebra: BLAS threads only cost time
 
 import numpy as np  # noqa: E402 - after the thread variables, which numpy reads on import
 

@@ -40,7 +40,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_featurise_options(parser: argparse.ArgumentParser, frames: int = 0) -> None:
-    """``--frames`` and ``--jobs``: how trajectories are featurised."""
+    """``--frames``, ``--jobs`` and ``--include-unconverged``: how results are featurised."""
     parser.add_argument(
         "--frames",
         type=int_at_least(0),
@@ -53,6 +53,11 @@ def add_featurise_options(parser: argparse.ArgumentParser, frames: int = 0) -> N
         type=int_at_least(1),
         default=1,
         help="processes sharing a trajectory's frames (default 1)",
+    )
+    parser.add_argument(
+        "--include-unconverged",
+        action="store_true",
+        help="keep stored results whose volume search did not converge",
     )
 
 

@@ -43,11 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="append amorph's own variants (ionic-model anions, union packing fractions, density)",
     )
-    parser.add_argument(
-        "--include-unconverged",
-        action="store_true",
-        help="keep results whose volume search did not converge",
-    )
     add_store_options(parser)
     parser.set_defaults(func=run)
 

@@ -95,10 +95,13 @@ def run(args: argparse.Namespace) -> int:
         frames=args.frames,
         extended=bool(set(model.inputs) & set(EXTENDED_FEATURE_NAMES)),
         jobs=args.jobs,
+        include_unconverged=args.include_unconverged,
     )
     rows += [row for path in tables for row in read_table_rows(path)]
     if not rows:
-        raise InputError(f"no converged results of {args.formula} to predict for")
+        raise InputError(
+            f"no converged results of {args.formula} to predict for (--include-unconverged)"
+        )
     predictions = predict_rows(model, rows, args.temperature or ())
     if args.json:
         print(json_text(predictions), file=sys.stdout)

@@ -23,9 +23,9 @@ from jobflow import JobStore, run_locally
 from tqdm.auto import tqdm
 
 from amorph.errors import AmorphError, InputError
-from amorph.files import remove_empty_folders, write_text_atomic
+from amorph.files import write_text_atomic
 from amorph.flows.melt_quench import MeltQuenchMaker
-from amorph.managers.local import add_contents, contents, private_store
+from amorph.managers.local import add_contents, contents, job_folders, private_store
 from amorph.structure.composition import parse_composition
 
 logger = logging.getLogger(__name__)
@@ -219,20 +219,18 @@ class Campaign:
         """
         todo = self.pending(formulas)
         groups = [todo[i : i + batch] for i in range(0, len(todo), batch)]
-        jobs_dir = str((self.outputs / "jobs").resolve())
-        outcomes = (
-            self._local(groups, jobs_dir)
-            if executor == "local"
-            else self._dask(groups, jobs_dir, _cluster(executor, workers, slurm or {}))
-        )
-        try:
+        with job_folders(self.outputs) as root:
+            jobs_dir = str(root)
+            outcomes = (
+                self._local(groups, jobs_dir)
+                if executor == "local"
+                else self._dask(groups, jobs_dir, _cluster(executor, workers, slurm or {}))
+            )
             with tqdm(total=len(todo), desc="campaign", unit="composition", disable=None) as bar:
                 for group_outcomes in outcomes:
                     for outcome in group_outcomes:
                         self._record(outcome)
                         bar.update(len(outcome.formulas))
-        finally:  # jobflow makes a folder per job; most jobs write nothing there
-            remove_empty_folders(Path(jobs_dir))
         return {f: self.status[composition_key(f)] for f in formulas}
 
     def _local(self, groups: list[list[str]], jobs_dir: str) -> Iterator[list[Outcome]]:

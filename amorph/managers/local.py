@@ -7,6 +7,10 @@ would resolve again there. Everything here is made absolute before the first job
 from __future__ import annotations
 
 import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ from maggma.stores import MemoryStore
 from pymatgen.core import Composition
 
 from amorph.errors import InputError
-from amorph.files import remove_empty_folders
+from amorph.files import process_alive, remove_empty_folders
 from amorph.flows.melt_quench import MeltQuenchMaker
 
 MAX_ATOM_STEPS = 1e9  # about 100 times the paper's protocol: weeks of CHGNet MD on a CPU
@@ -92,13 +96,31 @@ def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False
     log
         Whether jobflow logs each job.
     """
-    root = Path(outputs).resolve() / "jobs"
-    root.mkdir(parents=True, exist_ok=True)
     private = private_store()
-    try:
+    with job_folders(outputs) as root:
         run_locally(
             flow, store=private, root_dir=root, create_folders=True, log=log, raise_immediately=True
         )
-    finally:  # jobflow makes a folder per job; most jobs write nothing there
-        remove_empty_folders(root)
     add_contents(store, *contents(private))
+
+
+@contextmanager
+def job_folders(outputs: str | Path) -> Iterator[Path]:
+    """A folder of this process's own, ``<outputs>/jobs/<time>-<host>-<pid>``, for jobflow's job
+    folders.
+
+    Most jobs write nothing in theirs: the empty ones, and this folder if it ends empty, are removed
+    afterwards, and before it those that killed processes of this host left. Running processes'
+    folders are never touched, so runs can share ``outputs``.
+    """
+    jobs, host = Path(outputs).resolve() / "jobs", socket.gethostname()
+    for folder in jobs.glob(f"*-{host}-*"):
+        pid = folder.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            remove_empty_folders(folder)
+    root = jobs / f"{time.strftime('%Y%m%d-%H%M%S')}-{host}-{os.getpid()}"
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield root
+    finally:
+        remove_empty_folders(root)

@@ -14,6 +14,7 @@ import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
 from amorph.errors import InputError, PackingError
+from amorph.files import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +82,8 @@ def _remove_packmol_leftovers() -> None:
     """Remove the packmol folders of killed processes from the system temp folder."""
     for folder in Path(tempfile.gettempdir()).glob("amorph-packmol-*-*"):
         pid = folder.name.split("-")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        pass
-    return True
 
 
 def random_packed_structure(
