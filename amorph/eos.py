@@ -14,6 +14,7 @@ import numpy as np
 from monty.json import MSONable
 from scipy.optimize import OptimizeWarning, brentq, curve_fit
 
+from amorph.constants import EV_A3_TO_GPA, K_B_EV
 from amorph.errors import VolumeSearchError
 
 
@@ -144,13 +145,19 @@ def zero_pressure_volume(volumes, pressures, fit: EOSFit) -> float:
 
 
 def next_volume(
-    volumes, pressures, fit: EOSFit, min_step: float = 0.05, max_step: float = 0.25
+    volumes,
+    pressures,
+    fit: EOSFit,
+    min_step: float = 0.05,
+    max_step: float = 0.4,
+    overshoot: float = 0.1,
 ) -> float:
     """The next volume to sample when zero pressure is not yet bracketed.
 
     Moves beyond the largest volume when every pressure is positive (beyond the smallest when every
-    pressure is negative), towards the fit's V0 but by a factor between ``1 + min_step`` and
-    ``1 + max_step``.
+    pressure is negative), to the fit's V0 pushed ``overshoot`` further (MPMorph's buffer, so that
+    the new point lands past zero pressure despite the fit's error), but by a factor between
+    ``1 + min_step`` and ``1 + max_step`` from the sampled edge.
     """
     volumes = np.asarray(volumes, dtype=float)
     pressures = np.asarray(pressures, dtype=float)
@@ -158,10 +165,41 @@ def next_volume(
     if pressures.min() > 0:
         edge = volumes.max()
         lo, hi = edge * (1 + min_step), edge * (1 + max_step)
-        return float(np.clip(target if target > edge else hi, lo, hi))
+        return float(np.clip(target * (1 + overshoot) if target > edge else hi, lo, hi))
     edge = volumes.min()
     lo, hi = edge / (1 + max_step), edge / (1 + min_step)
-    return float(np.clip(target if target < edge else lo, lo, hi))
+    return float(np.clip(target / (1 + overshoot) if target < edge else lo, lo, hi))
+
+
+def quenched_volume(
+    fit: EOSFit,
+    hot_volume: float,
+    hot_temperature: float,
+    temperature: float,
+    n_atoms: int,
+    gruneisen: float = 1.0,
+    convention: str = "virial",
+) -> float:
+    """Zero-pressure volume at ``temperature`` predicted from the P(V) fit at ``hot_temperature``,
+    whose zero-pressure volume is ``hot_volume``.
+
+    Mie–Grüneisen thermal pressure with a constant Grüneisen parameter γ and classical heat
+    capacity: cooling by ΔT at fixed V lowers the total pressure by 3γ N k_B ΔT / V, the virial
+    pressure (no kinetic term) by (3γ − 1) N k_B ΔT / V. The root of ``fit.pressure(V)`` minus that
+    drop is searched between 0.4 and 1 times ``hot_volume`` (clipped to that range).
+    """
+    drop = (3 * gruneisen - (1 if convention == "virial" else 0)) * n_atoms * K_B_EV
+    drop *= (hot_temperature - temperature) * EV_A3_TO_GPA
+
+    def pressure(volume: float) -> float:
+        return float(fit.pressure(volume)) - drop / volume
+
+    low, high = 0.4 * hot_volume, hot_volume
+    if pressure(high) >= 0:
+        return high
+    if pressure(low) <= 0:
+        return low
+    return float(brentq(pressure, low, high))
 
 
 def rescaled_volume(

@@ -15,6 +15,7 @@ from jobflow import Maker
 from monty.json import MSONable
 from pymatgen.core import Structure
 
+from amorph.eos import EOSFit
 from amorph.errors import InputError, check_range
 from amorph.md.engine import SEEDS, EngineSpec, MDResult, MDSettings, MDState, MDTask
 
@@ -22,17 +23,29 @@ DURATIONS_PS = (0.01, 1e5)  # a few steps to 100 ns
 
 
 @dataclass
+class HotterStage(MSONable):
+    """What a hotter stage of the same cell learnt: its P(V) fit and zero-pressure volume."""
+
+    fit: EOSFit
+    volume_A3: float
+    temperature: float
+
+
+@dataclass
 class Target(MSONable):
     """One system of a stage: its start structure, temperature, and the folder of its MD files.
 
     ``run_dir`` is a fixed folder per composition and temperature, so that a rerun finds finished
-    runs and checkpoints; without it the files go to ``<job folder>/<formula>/<T>K``.
+    runs and checkpoints; without it the files go to ``<job folder>/<formula>/<T>K``. ``hotter``:
+    the stage it was quenched from, whose P(V) centres the volume search (see
+    :class:`~amorph.flows.volume.VolumeSearchMaker`).
     """
 
     structure: Structure
     temperature: float
     formula: str = ""
     run_dir: str | None = None
+    hotter: HotterStage | None = None
 
     @property
     def name(self) -> str:

@@ -17,7 +17,7 @@ from monty.json import MSONable
 from pymatgen.core import Composition
 
 from amorph.errors import InputError, check_range
-from amorph.flows.md import MDStageMaker, Target, stage_name
+from amorph.flows.md import HotterStage, MDStageMaker, Target, stage_name
 from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.second_opinion import second_engine, second_opinion
@@ -65,8 +65,9 @@ class TemperatureStageMaker(Maker):
             raise InputError("the second opinion needs at least two frames")
 
     def make(self, targets: list[Target]) -> Flow:
-        """The stage's flow; its output lists ``{"document", "uuid", "production"}`` per target:
-        the stage document, the uuid of the job that writes it, and the production run."""
+        """The stage's flow; its output lists ``{"document", "uuid", "production", "search"}`` per
+        target: the stage document, the uuid of the job that writes it, the production run and the
+        volume search."""
         search = self.volume_search.make(targets)
         check = self.check.make(targets, search.output)
         production = self.production.make(
@@ -95,7 +96,12 @@ class TemperatureStageMaker(Maker):
             result.name = f"results {target.name}"
             results.append(result)
         output = [
-            {"document": result.output, "uuid": result.uuid, "production": production.output[i]}
+            {
+                "document": result.output,
+                "uuid": result.uuid,
+                "production": production.output[i],
+                "search": search.output[i],
+            }
             for i, result in enumerate(results)
         ]
         return Flow([search, check, production, *results], output=output, name=stage_name(targets))
@@ -280,7 +286,12 @@ class MeltQuenchMaker(Maker):
         ]
         melts, melt_outputs = self._stages(melt_targets)
         quench_targets = [
-            self._target(melt["production"].final_state.structure, t, f)
+            self._target(
+                melt["production"].final_state.structure,
+                t,
+                f,
+                HotterStage(melt["search"].fit, melt["search"].volume_A3, self.melt_temperature),
+            )
             for melt, f in zip(melt_outputs, formulas, strict=True)
             for t in self.quench_temperatures
         ]
@@ -299,11 +310,13 @@ class MeltQuenchMaker(Maker):
         jobs = [*packs, *melts, *quenches, *collected.values()]
         return jobs, {f: c.output for f, c in collected.items()}
 
-    def _target(self, structure, temperature: float, formula: str) -> Target:
+    def _target(
+        self, structure, temperature: float, formula: str, hotter: HotterStage | None = None
+    ) -> Target:
         run_dir = None
         if self.run_dir is not None:
             run_dir = str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
-        return Target(structure, temperature, formula, run_dir)
+        return Target(structure, temperature, formula, run_dir, hotter)
 
     def _stages(self, targets: list[Target]) -> tuple[list[Flow], list[dict[str, Any]]]:
         """Stage flows for ``targets`` (one for all when batching) and each target's output."""

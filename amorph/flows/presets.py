@@ -24,7 +24,7 @@ def demo_maker(**overrides: Any) -> MeltQuenchMaker:
     md = MDSettings(thermostat_time_fs=20.0)  # short runs need a thermostat much faster than them
     stage = TemperatureStageMaker(
         volume_search=VolumeSearchMaker(duration_ps=0.3, md=md),
-        check=CheckRunMaker(duration_ps=0.3, md=md, pressure_tolerance_GPa=1.0, max_attempts=2),
+        check=CheckRunMaker(duration_ps=0.3, md=md, pressure_tolerance_GPa=1.0),
         production=ProductionMaker(duration_ps=0.6, chunk_ps=0.2, md=md),
     )
     settings = {

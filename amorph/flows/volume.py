@@ -14,12 +14,14 @@ from amorph.eos import (
     fit_pressure_eos,
     is_bracketed,
     next_volume,
+    quenched_volume,
     rescaled_volume,
     zero_pressure_volume,
 )
-from amorph.errors import InputError, VolumeSearchError
+from amorph.errors import InputError, VolumeSearchError, check_range
 from amorph.flows.md import MDStageMaker, Target, scaled_state, stage_name
 from amorph.md.engine import MDResult, MDState, RunStats
+from amorph.trajectory import Trajectory
 
 
 @dataclass
@@ -35,7 +37,12 @@ class VolumeSearchResult(MSONable):
 
 @dataclass
 class CheckResult(MSONable):
-    """The last check run at the chosen volume; ``converged`` says whether it met the tolerances."""
+    """Where the check runs stand: the last volume, the statistics there, whether they passed.
+
+    ``stats`` pool every run at the last volume (see :class:`CheckRunMaker`); ``history`` holds,
+    after each run, the statistics its decision used, and ``decisions`` that decision
+    ("converged", "extend", "rescale", "stop").
+    """
 
     volume_A3: float
     stats: RunStats
@@ -43,74 +50,107 @@ class CheckResult(MSONable):
     converged: bool
     attempts: int
     history: list[RunStats] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)  # trajectories of the runs at this volume
 
 
 @dataclass
 class VolumeSearchMaker(MDStageMaker):
-    """NVT runs at ``volume_factors`` × the start volume, extended until zero pressure is bracketed.
+    """NVT runs at ``volume_factors`` × a centre volume, extended until zero pressure is bracketed.
+
+    The centre is the start structure's volume, except for a target quenched from a hotter stage
+    (``Target.hotter``): there it is the zero-pressure volume that the hotter stage's P(V) fit
+    predicts at the target's temperature with a Mie–Grüneisen thermal pressure
+    (:func:`~amorph.eos.quenched_volume`, Grüneisen parameter ``gruneisen``). The centre only
+    decides where to sample; the bracketing rule and the fit decide the volume.
 
     Parameters
     ----------
     volume_factors
-        Volumes of the first round, relative to the start structure's.
+        Volumes of the first round, relative to the centre.
+    gruneisen
+        Grüneisen parameter of the thermal-pressure model that centres quenched targets.
     max_extra_volumes
         Volumes added at most, one per round, while every pressure has the same sign.
-    min_step, max_step
-        Relative step of an added volume beyond the sampled range, towards the fitted V0.
+    min_step, max_step, overshoot
+        An added volume lies ``overshoot`` beyond the fitted V0 (as seen from the sampled range),
+        but ``min_step`` to ``max_step`` (relative) beyond the sampled range.
 
     Pressures are averaged after ``md.equilibration_fraction`` of each ``duration_ps`` run.
     """
 
     name: str = "volume search"
     volume_factors: tuple[float, ...] = (0.8, 1.0, 1.2)
+    gruneisen: float = 1.0
     max_extra_volumes: int = 6
     min_step: float = 0.05
-    max_step: float = 0.25
+    max_step: float = 0.4
+    overshoot: float = 0.1
 
     def validate(self) -> None:
         if len(self.volume_factors) < 2 or min(self.volume_factors) <= 0:
             raise InputError("the volume search needs at least two positive volume factors")
+        check_range("Grüneisen parameter", self.gruneisen, 0.1, 5)
+        check_range("overshoot", self.overshoot, 0, 1)
+        if not 0 < self.min_step <= self.max_step:
+            raise InputError("the volume search needs 0 < min_step <= max_step")
         super().validate()
 
     def make(self, targets: list[Target]) -> Flow:
         """The search for every target; each round's runs, of all targets, are one engine call."""
-        factors = [list(self.volume_factors)] * len(targets)
-        runs = eos_runs(self, targets, factors, [0] * len(targets))
+        runs = eos_runs(self, targets, None, [0] * len(targets))
         runs.name = f"eos {stage_name(targets)}"
         search = fit_or_extend(self, targets, runs.output, [[] for _ in targets])
         search.name = f"eos fit {stage_name(targets)}"
         return Flow([runs, search], output=search.output, name=f"{self.name} {stage_name(targets)}")
+
+    def centre_volume(self, target: Target) -> float:
+        """The volume the first round's factors multiply (see the class docstring)."""
+        hotter = target.hotter
+        if hotter is None:
+            return target.structure.volume
+        return quenched_volume(
+            hotter.fit,
+            hotter.volume_A3,
+            hotter.temperature,
+            target.temperature,
+            len(target.structure),
+            self.gruneisen,
+            self.md.pressure_convention,
+        )
 
 
 @job
 def eos_runs(
     maker: VolumeSearchMaker,
     targets: list[Target],
-    factors: list[list[float]],
+    volumes: list[list[float]] | None,
     first_indices: list[int],
 ) -> list[list[MDResult]]:
-    """For each target, NVT runs of its structure scaled by each volume factor (new velocities).
+    """For each target, NVT runs of its structure scaled to each volume (new velocities).
 
     Parameters
     ----------
     maker, targets
         The volume search and the systems it runs, all in one engine call.
-    factors
-        Per target, the factors of its start volume to run at (may be empty).
+    volumes
+        Per target, the volumes in Å³ to run at (may be empty); None: the first round,
+        ``volume_factors`` × the target's centre volume.
     first_indices
         Per target, the index of its first new run (names the runs and derives their seeds).
     """
+    if volumes is None:
+        volumes = [
+            [f * maker.centre_volume(target) for f in maker.volume_factors] for target in targets
+        ]
     plan = [
-        (i, factor, first + k)
-        for i, (fs, first) in enumerate(zip(factors, first_indices, strict=True))
-        for k, factor in enumerate(fs)
+        (i, volume, first + k)
+        for i, (vs, first) in enumerate(zip(volumes, first_indices, strict=True))
+        for k, volume in enumerate(vs)
     ]
     results = maker.run_md(
         [targets[i] for i, _, _ in plan],
-        [
-            scaled_state(MDState(targets[i].structure), f * targets[i].structure.volume)
-            for i, f, _ in plan
-        ],
+        [scaled_state(MDState(targets[i].structure), volume) for i, volume, _ in plan],
         seed_keys=[n for _, _, n in plan],
         labels=[f"eos{n:02d}" for _, _, n in plan],
     )
@@ -146,8 +186,8 @@ def fit_or_extend(
     ]
     if all(isinstance(outcome, VolumeSearchResult) for outcome in outcomes):
         return outcomes
-    factors = [[] if isinstance(outcome, VolumeSearchResult) else [outcome] for outcome in outcomes]
-    more = eos_runs(maker, targets, factors, [len(r) for r in runs])
+    volumes = [[] if isinstance(outcome, VolumeSearchResult) else [outcome] for outcome in outcomes]
+    more = eos_runs(maker, targets, volumes, [len(r) for r in runs])
     extra = max(len(r) for r in runs) - len(maker.volume_factors) + 1
     more.name = f"eos {stage_name(targets)} extra {extra}"
     again = fit_or_extend(maker, targets, more.output, runs)
@@ -158,7 +198,7 @@ def fit_or_extend(
 def _fit_one(
     maker: VolumeSearchMaker, target: Target, runs: list[MDResult]
 ) -> VolumeSearchResult | float:
-    """The search's result if zero pressure is bracketed, else the volume factor to sample next."""
+    """The search's result if zero pressure is bracketed, else the volume to sample next."""
     points = [_eos_point(run) for run in runs]
     volumes = np.array([p.volume_A3 for p in points])
     pressures = np.array([p.pressure_GPa for p in points])
@@ -175,10 +215,7 @@ def _fit_one(
         raise VolumeSearchError(
             f"zero pressure not bracketed for {target.name} after {extra} extra volumes ({sampled})"
         )
-    return (
-        next_volume(volumes, pressures, fit, maker.min_step, maker.max_step)
-        / target.structure.volume
-    )
+    return next_volume(volumes, pressures, fit, maker.min_step, maker.max_step, maker.overshoot)
 
 
 def _eos_point(run: MDResult) -> EOSPoint:
@@ -195,28 +232,36 @@ def _eos_point(run: MDResult) -> EOSPoint:
 
 @dataclass
 class CheckRunMaker(MDStageMaker):
-    """An NVT run at the fitted volume, repeated at a rescaled volume until it is converged.
+    """NVT runs at the fitted volume until its pressure is within tolerance: a test, not a chase.
 
-    Parameters
-    ----------
-    pressure_tolerance_GPa, energy_tolerance_eV_per_atom
-        Converged: |mean pressure| ≤ max(``pressure_tolerance_GPa``, 2 × its standard error) and
-        the mean energies of the run's two halves differ by at most
-        ``energy_tolerance_eV_per_atom``.
-    max_attempts
-        Runs at most. An unconverged run is repeated at a volume rescaled by ΔV/V = P/B0 (B0 from
-        the P(V) fit); after ``max_attempts`` runs the last one is passed on, flagged
-        ``converged=False``.
+    After each run the mean pressure P ± SE of every run at the current volume (pooled; the first
+    run's ``md.equilibration_fraction`` left out; SE from block averages,
+    :mod:`amorph.analysis.timeseries`) and the energy drift between the pooled trajectory's halves
+    (± its SE) decide, with Student's t at ``confidence``:
+
+    - ``|P| - t·SE > pressure_tolerance_GPa``: the volume is off; the next run starts at
+      ΔV/V = P/B0 (B0 from the P(V) fit);
+    - ``|P| ≤ pressure_tolerance_GPa`` and the drift not significantly beyond
+      ``energy_tolerance_eV_per_atom`` (the paper's criteria, 5 kbar and an energy stable between
+      halves): converged;
+    - otherwise (the pressure is above the tolerance but within noise of it, or the energy drifts):
+      the run is extended at the same volume, and its frames are pooled with the earlier ones.
+
+    After ``max_attempts`` runs (extensions included) the last volume is passed on, flagged
+    ``converged=False`` if it has not passed.
     """
 
     name: str = "check run"
     pressure_tolerance_GPa: float = 0.5
     energy_tolerance_eV_per_atom: float = 0.01
+    confidence: float = 0.95
     max_attempts: int = 3
 
     def validate(self) -> None:
         if self.max_attempts < 1:
             raise InputError("the check run needs at least one attempt")
+        check_range("pressure tolerance", self.pressure_tolerance_GPa, 1e-3, 100, " GPa")
+        check_range("confidence", self.confidence, 0.5, 0.9999)
         super().validate()
 
     def make(self, targets: list[Target], searches: list[VolumeSearchResult]) -> Job:
@@ -225,13 +270,17 @@ class CheckRunMaker(MDStageMaker):
         check.name = f"check {stage_name(targets)}"
         return check
 
-    def is_converged(self, stats: RunStats) -> bool:
-        pressure_ok = abs(stats.pressure_GPa) <= max(
-            self.pressure_tolerance_GPa, 2 * stats.pressure_sem_GPa
-        )
-        return (
-            pressure_ok and abs(stats.energy_drift_eV_per_atom) <= self.energy_tolerance_eV_per_atom
-        )
+    def decide(self, stats: RunStats) -> str:
+        """What the pooled statistics at one volume call for: "converged", "rescale" or
+        "extend"."""
+        pressure, t = stats.pressure, stats.pressure.t_factor(self.confidence)
+        tolerance = self.pressure_tolerance_GPa
+        if abs(pressure.mean) - t * pressure.sem > tolerance:
+            return "rescale"
+        drift = abs(stats.energy_drift_eV_per_atom) - t * stats.energy_drift_sem_eV_per_atom
+        if abs(pressure.mean) <= tolerance and drift <= self.energy_tolerance_eV_per_atom:
+            return "converged"
+        return "extend"
 
     def is_settled(self, check: CheckResult | None) -> bool:
         """Whether a target's check runs are over: converged, or out of attempts."""
@@ -247,8 +296,9 @@ def check_volume(
 ) -> list[CheckResult] | Response:
     """One check run for each target still unconverged and with attempts left.
 
-    The first run is at the fitted volume, later ones at a volume rescaled by the last pressure;
-    the job replaces itself while any such target remains.
+    The first run is at the fitted volume; later ones extend the last run or start at a rescaled
+    volume, as :meth:`CheckRunMaker.decide` said. The job replaces itself while any such target
+    remains.
 
     Parameters
     ----------
@@ -263,14 +313,17 @@ def check_volume(
     retry = [i for i, check in enumerate(checks) if not maker.is_settled(check)]
     starts, attempts = [], []
     for i in retry:
-        if checks[i] is None:
+        check = checks[i]
+        if check is None:
             starts.append(searches[i].start)
-            attempts.append(1)
-        else:
-            stats = checks[i].stats  # B0 ≈ -V dP/dV near V0
-            volume = rescaled_volume(stats.volume_A3, stats.pressure_GPa, searches[i].fit.b0_GPa)
-            starts.append(scaled_state(checks[i].final_state, volume))
-            attempts.append(checks[i].attempts + 1)
+        elif check.decisions[-1] == "extend":
+            starts.append(check.final_state)
+        else:  # B0 ≈ -V dP/dV near V0
+            volume = rescaled_volume(
+                check.volume_A3, check.stats.pressure_GPa, searches[i].fit.b0_GPa
+            )
+            starts.append(scaled_state(check.final_state, volume))
+        attempts.append(1 if check is None else check.attempts + 1)
     runs = maker.run_md(
         [targets[i] for i in retry],
         starts,
@@ -278,17 +331,35 @@ def check_volume(
         labels=[f"check{a}" for a in attempts],
     )
     for i, attempt, run in zip(retry, attempts, runs, strict=True):
-        history = [] if checks[i] is None else checks[i].history
-        checks[i] = CheckResult(
-            run.stats.volume_A3,
-            run.stats,
-            run.final_state,
-            maker.is_converged(run.stats),
-            attempt,
-            [*history, run.stats],
-        )
+        checks[i] = _checked(maker, checks[i], run, attempt)
     if all(maker.is_settled(check) for check in checks):
         return checks
     again = check_volume(maker, targets, searches, checks)
     again.name = f"check {stage_name(targets)} attempt {max(attempts) + 1}"
     return Response(replace=again)
+
+
+def _checked(
+    maker: CheckRunMaker, previous: CheckResult | None, run: MDResult, attempt: int
+) -> CheckResult:
+    """The check result after ``run``: its frames pooled with the earlier runs at its volume."""
+    extends = previous is not None and previous.decisions[-1] == "extend"
+    segments = [*(previous.segments if extends else []), run.trajectory_path]
+    stats = run.stats
+    if len(segments) > 1:
+        parts = [Trajectory.load(path) for path in segments]
+        first = int(parts[0].n_frames * maker.md.equilibration_fraction)
+        stats = RunStats.from_trajectory(Trajectory.concatenate(parts), maker.md, start=first)
+    decision = maker.decide(stats)
+    if decision != "converged" and attempt >= maker.max_attempts:
+        decision = "stop"
+    return CheckResult(
+        volume_A3=stats.volume_A3,
+        stats=stats,
+        final_state=run.final_state,
+        converged=decision == "converged",
+        attempts=attempt,
+        history=[*(previous.history if previous else []), stats],
+        decisions=[*(previous.decisions if previous else []), decision],
+        segments=segments,
+    )

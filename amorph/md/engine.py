@@ -22,6 +22,7 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Composition, Structure
 
+from amorph.analysis.timeseries import SampleMean, sample_mean
 from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError, InputError, check_range
 from amorph.trajectory import Trajectory
@@ -180,48 +181,56 @@ class RunStats(MSONable):
     n_atoms: int
     temperature_K: float
     pressure_GPa: float  # by ``pressure_convention``
-    pressure_sem_GPa: float  # standard error from block averages
+    pressure_sem_GPa: float  # standard error from block averages (amorph.analysis.timeseries)
     virial_pressure_GPa: float
     kinetic_pressure_GPa: float
     energy_eV_per_atom: float
     energy_drift_eV_per_atom: float  # mean energy of the second half minus the first half
     pressure_convention: str
     n_frames_averaged: int
+    pressure_dof: int = 4  # degrees of freedom of the standard error (Student's t)
+    energy_drift_sem_eV_per_atom: float = 0.0  # from the halves' block-average errors
 
     @classmethod
-    def from_trajectory(cls, trajectory: Trajectory, settings: MDSettings) -> RunStats:
+    def from_trajectory(
+        cls, trajectory: Trajectory, settings: MDSettings, start: int | None = None
+    ) -> RunStats:
+        """Averages over frames ``start:`` (default: after ``settings.equilibration_fraction``);
+        the energy drift compares the two halves of the whole trajectory."""
         n = trajectory.n_frames
-        start = min(int(n * settings.equilibration_fraction), n - 1)
-        eq = slice(start, None)
+        if start is None:
+            start = int(n * settings.equilibration_fraction)
+        eq = slice(min(start, n - 1), None)
         virial = trajectory.virial_pressures[eq]
         kinetic = trajectory.kinetic_pressures[eq]
-        pressures = virial + kinetic if settings.pressure_convention == "total" else virial
+        pressure = sample_mean(
+            virial + kinetic if settings.pressure_convention == "total" else virial
+        )
         energies = trajectory.energies / trajectory.n_atoms
-        half = n // 2
-        drift = float(energies[half:].mean() - energies[:half].mean()) if n > 1 else 0.0
+        drift, drift_sem = 0.0, 0.0
+        if n > 1:
+            first, second = sample_mean(energies[: n // 2]), sample_mean(energies[n // 2 :])
+            drift = second.mean - first.mean
+            drift_sem = float(np.hypot(first.sem, second.sem)) if n > 3 else 0.0
         return cls(
             volume_A3=float(trajectory.volumes[-1]),
             n_atoms=trajectory.n_atoms,
             temperature_K=float(trajectory.temperatures[eq].mean()),
-            pressure_GPa=float(pressures.mean()),
-            pressure_sem_GPa=block_standard_error(pressures),
+            pressure_GPa=pressure.mean,
+            pressure_sem_GPa=pressure.sem,
             virial_pressure_GPa=float(virial.mean()),
             kinetic_pressure_GPa=float(kinetic.mean()),
             energy_eV_per_atom=float(energies[eq].mean()),
             energy_drift_eV_per_atom=drift,
+            energy_drift_sem_eV_per_atom=drift_sem,
             pressure_convention=settings.pressure_convention,
-            n_frames_averaged=int(n - start),
+            n_frames_averaged=int(n - eq.start),
+            pressure_dof=pressure.dof,
         )
 
-
-def block_standard_error(values: np.ndarray, n_blocks: int = 5) -> float:
-    """Standard error of the mean of a correlated series from ``n_blocks`` block averages."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2 * n_blocks:
-        return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-    blocks = np.array_split(values, n_blocks)
-    means = np.array([b.mean() for b in blocks])
-    return float(means.std(ddof=1) / np.sqrt(n_blocks))
+    @property
+    def pressure(self) -> SampleMean:
+        return SampleMean(self.pressure_GPa, self.pressure_sem_GPa, self.pressure_dof)
 
 
 @dataclass

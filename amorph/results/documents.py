@@ -125,7 +125,10 @@ def stage_document(
         check=CheckDoc(
             converged=bool(check.converged),
             attempts=check.attempts,
-            runs=[CheckRunDoc.model_validate(s.as_dict()) for s in check.history],
+            runs=[
+                CheckRunDoc.model_validate({**s.as_dict(), "decision": decision})
+                for s, decision in zip(check.history, check.decisions, strict=True)
+            ],
         ),
         diffusivity=diffusivity,
         msd=msd,

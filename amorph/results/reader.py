@@ -179,10 +179,11 @@ def _validate(model: type[StageDoc] | type[CompositionDoc], raw: dict[str, Any])
     """The document in ``raw["output"]``, checked against this amorph's schema version."""
     output = raw["output"]
     version = str(output.get("schema_version"))
-    if version.split(".")[0] != SCHEMA_VERSION:
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise StoreError(
             f"job {raw['uuid']} holds a {output.get('@class')} of schema version {version}; this "
-            f"amorph reads version {SCHEMA_VERSION}: use the amorph version that wrote it"
+            f"amorph reads version {SCHEMA_VERSION.split('.')[0]}.x: use the amorph version that "
+            "wrote it"
         )
     try:
         return model.model_validate({k: v for k, v in output.items() if not k.startswith("@")})

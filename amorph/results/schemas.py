@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, Field, field_serializer
 from pymatgen.core import Structure
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "1.1"  # major.minor: a reader takes every minor version of its major
 
 
 def _nan_for_none(value):
@@ -61,12 +61,18 @@ class EOSDoc(BaseModel):
 
 
 class CheckRunDoc(BaseModel):
-    """One check run at a fixed volume."""
+    """A check run: the statistics its decision used (pooled over the runs at its volume)."""
 
     volume_A3: Number
     pressure_GPa: Number
     pressure_sem_GPa: Number
     energy_drift_eV_per_atom: Number
+    energy_drift_sem_eV_per_atom: Number | None = None
+    decision: str | None = Field(
+        None,
+        description='"converged", "extend" (the next run continues at this volume), '
+        '"rescale" (the next run is at another volume) or "stop" (out of attempts)',
+    )
 
 
 class CheckDoc(BaseModel):
