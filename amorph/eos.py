@@ -177,7 +177,7 @@ def quenched_volume(
     hot_temperature: float,
     temperature: float,
     n_atoms: int,
-    gruneisen: float = 1.0,
+    gruneisen: float = 2 / 3,
     convention: str = "virial",
 ) -> float:
     """Zero-pressure volume at ``temperature`` predicted from the P(V) fit at ``hot_temperature``,

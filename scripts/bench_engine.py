@@ -7,6 +7,7 @@ difference between the two.
 
     python scripts/bench_engine.py                  # CHGNet, Li3PO4, ~100 atoms, CPU
     python scripts/bench_engine.py --model m3gnet --json
+    python scripts/bench_engine.py --threads 1 --profile   # where a step's time goes
     # (M3GNet: random weights unless --m3gnet-model)
     python scripts/bench_engine.py --device cuda --batch-sizes 1,4,16,64
 
@@ -78,6 +79,40 @@ def systems(structure, n: int, device: str) -> Systems:
         numbers=torch.tensor(structure.atomic_numbers * n, device=device),
         counts=[len(structure)] * n,
     )
+
+
+def step_split(potential, batch: Systems, repeats: int = 5) -> dict[str, float]:
+    """Seconds of one CHGNet force evaluation spent building its graphs (pairs within the atom
+    cutoff, angles within the bond cutoff), in the rest of the forward pass, and in the backward
+    pass (forces and stress); best of ``repeats``."""
+    from amorph.potentials.graph import neighbor_list, pairs_sharing_center
+
+    def best(function) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    def graphs():
+        with torch.no_grad():
+            edges = neighbor_list(batch, potential.atom_cutoff)
+            lengths = edges.vectors(batch.positions, batch.cells, batch.owner).norm(dim=1)
+            pairs_sharing_center(
+                edges.center, lengths <= potential.bond_cutoff, lengths < potential.bond_cutoff
+            )
+
+    def forward():
+        positions = batch.positions.to(potential.dtype).requires_grad_(True)
+        potential.energies(batch, positions, batch.cells.to(potential.dtype))
+
+    graph_s, forward_s, total_s = best(graphs), best(forward), best(lambda: potential(batch))
+    return {
+        "graphs": graph_s,
+        "model forward": forward_s - graph_s,
+        "backward (forces, stress)": total_s - forward_s,
+    }
 
 
 def force_differences(stock, potential, reference, structure, rattles: int = 3) -> dict[str, float]:
@@ -154,6 +189,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,2,4,8,16")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument(
+        "--profile", action="store_true", help="also split one evaluation (CHGNet, batch 1)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -206,6 +244,8 @@ def main() -> None:
         "best_speedup_vs_sequential_ase": max(throughput.values()) * ase_step / n_atoms,
         **force_differences(stock, potential, reference, structure),
     }
+    if args.profile and args.model == "chgnet":
+        report["split_s"] = step_split(potential, systems(structure, 1, args.device))
     if not args.no_memory:
         largest = max(throughput)
         report["memory_MiB"] = {
@@ -232,6 +272,9 @@ def main() -> None:
     print("batch  atom-steps/s  vs sequential ASE")
     for n, rate in throughput.items():
         print(f"{n:5d}  {rate:12.0f}  {rate * ase_step / n_atoms:8.2f}x")
+    split = report.get("split_s", {})
+    for part, seconds in split.items():
+        print(f"{part}: {1000 * seconds:.1f} ms ({100 * seconds / sum(split.values()):.1f} %)")
     for key, value in report.get("memory_MiB", {}).items():
         print(f"peak memory {key}: {value:.0f} MiB")
 

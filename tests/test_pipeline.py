@@ -96,6 +96,10 @@ def test_stage_documents_are_complete(day):
         assert s["n_atoms"] == 30 and isinstance(s["converged"], bool)
         assert s["pressure_convention"] == "virial" and s["engine"] == "chgnet"
         assert len(s["eos"]["points"]) >= 3 and s["check"]["attempts"] == len(s["check"]["runs"])
+        decisions = [run["decision"] for run in s["check"]["runs"]]
+        assert set(decisions[:-1]) <= {"extend", "rescale"}
+        assert decisions[-1] == ("converged" if s["converged"] else "stop")
+        assert s["volume_A3"] == pytest.approx(s["check"]["runs"][-1]["volume_A3"], rel=1e-9)
         assert Trajectory.load(s["trajectory"]["path"]).n_frames == 300
         assert {"Li-Li", "Li-O", "O-O"} <= set(s["rdf"]["pairs"])
         assert set(s["msd"]) == {"Li", "O"}

@@ -69,7 +69,9 @@ class VolumeSearchMaker(MDStageMaker):
     volume_factors
         Volumes of the first round, relative to the centre.
     gruneisen
-        Grüneisen parameter of the thermal-pressure model that centres quenched targets.
+        Grüneisen parameter of the thermal-pressure model that centres quenched targets. The
+        default, 2/3, makes the virial pressure lost on cooling equal the kinetic pressure lost,
+        N k_B ΔT / V; it centred the quenches of CHGNet melts best (the README gives the numbers).
     max_extra_volumes
         Volumes added at most, one per round, while every pressure has the same sign.
     min_step, max_step, overshoot
@@ -81,7 +83,7 @@ class VolumeSearchMaker(MDStageMaker):
 
     name: str = "volume search"
     volume_factors: tuple[float, ...] = (0.8, 1.0, 1.2)
-    gruneisen: float = 1.0
+    gruneisen: float = 2 / 3
     max_extra_volumes: int = 6
     min_step: float = 0.05
     max_step: float = 0.4
