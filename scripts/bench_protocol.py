@@ -2,10 +2,10 @@
 
 The cost of a database is (MD steps) × (atoms) summed over every run. The protocol's minimum per
 temperature is the first round of volume-search runs, one check run and the production run. This
-script runs the protocol for several compositions (one batched flow per seed), then reads the runs
-each stage left in its run folder and counts atom-steps per kind of run:
+script runs the protocol for several compositions (one batched flow per seed), then reads each
+stage's document and counts atom-steps per kind of run:
 
-- ``eos``: the first round of volume-search runs (0.8/1.0/1.2 × the start volume);
+- ``eos``: the first round of volume-search runs (0.8/1.0/1.2 × the centre volume);
 - ``extra V``: volumes added until zero pressure was bracketed;
 - ``check``: the first check run; ``extra check``: the runs after it (extensions or rescaled
   volumes);
@@ -18,8 +18,10 @@ totals, and the wall time of each flow.
     python scripts/bench_protocol.py                       # demo preset, seeds 1 2 3
     python scripts/bench_protocol.py --preset paper --atoms 48 --eos-ps 0.5 --check-ps 0.5 \\
         --production-ps 1 --temperatures 5000 2000 --seeds 1   # a shortened paper protocol
+    python scripts/bench_protocol.py --report                 # the table of an earlier run
 
-The second opinion is off: it is not part of the protocol's MD.
+The second opinion is off: it is not part of the protocol's MD. ``--outputs`` keeps each seed's
+store and MD files, so a rerun reuses finished runs.
 """
 
 from __future__ import annotations
@@ -31,56 +33,36 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
+from amorph.flows.md import steps_for
 from amorph.flows.presets import protocol_maker
 from amorph.managers.local import run_flow
 from amorph.results.reader import Database
 from amorph.results.store import open_store
-from amorph.trajectory import Trajectory
+from amorph.structure.composition import parse_composition
 
 COMPOSITIONS = ("Li2O", "LiCuSi2", "Li3PS4", "LiAlO2", "Li3N")
 KINDS = ("eos", "extra V", "check", "extra check", "production")
 
 
-def kind_of(label: str, n_factors: int) -> str:
-    """The kind of run a run label names (see the module docstring)."""
-    if label.startswith("eos"):
-        return "eos" if int(label[3:5]) < n_factors else "extra V"
-    if label.startswith("check"):
-        return "check" if label == "check1" else "extra check"
-    return "production"
+def atom_steps(maker, doc) -> dict[str, int]:
+    """Atom-steps per kind of run of one stage, from its document."""
+    stage, composition = maker.stage, parse_composition(doc.formula)
+
+    def steps(md_maker) -> int:
+        return steps_for(md_maker.duration_ps, md_maker.md, composition) * doc.n_atoms
+
+    first = len(stage.volume_search.volume_factors)
+    return {
+        "eos": first * steps(stage.volume_search),
+        "extra V": (len(doc.eos.points) - first) * steps(stage.volume_search),
+        "check": steps(stage.check),
+        "extra check": (len(doc.check.runs) - 1) * steps(stage.check),
+        "production": doc.production_steps * doc.n_atoms,
+    }
 
 
-def atom_steps(stage_dir: Path, n_factors: int) -> dict[str, int]:
-    """Atom-steps per kind of run of the finished runs in one stage's folder."""
-    counts = dict.fromkeys(KINDS, 0)
-    for path in sorted(stage_dir.glob("*.npz")):
-        if path.name.count(".") > 1:  # chunks and checkpoints
-            continue
-        meta = Trajectory.load(path).metadata
-        if meta.get("complete"):
-            counts[kind_of(meta["label"], n_factors)] += meta["steps"] * meta["n_atoms"]
-    return counts
-
-
-def minimum(maker, composition: str, n_atoms: int) -> int:
-    """Atom-steps of one temperature when nothing is added: three volumes, one check, production."""
-    from amorph.flows.md import steps_for
-    from amorph.structure.composition import parse_composition
-
-    stage = maker.stage
-    comp = parse_composition(composition)
-    steps = len(stage.volume_search.volume_factors) * steps_for(
-        stage.volume_search.duration_ps, stage.volume_search.md, comp
-    )
-    steps += steps_for(stage.check.duration_ps, stage.check.md, comp)
-    steps += steps_for(stage.production.duration_ps, stage.production.md, comp)
-    return steps * n_atoms
-
-
-def run_seed(args: argparse.Namespace, seed: int, outputs: Path) -> tuple[list[dict], float]:
-    """Run every composition with ``seed`` as one batched flow; its rows and wall time in s."""
-    run_dir = (outputs / "runs" / f"seed{seed}").resolve()
-    maker = protocol_maker(
+def seed_maker(args: argparse.Namespace, seed: int, outputs: Path):
+    return protocol_maker(
         args.preset,
         seed=seed,
         temperatures=args.temperatures,
@@ -88,21 +70,19 @@ def run_seed(args: argparse.Namespace, seed: int, outputs: Path) -> tuple[list[d
         eos_ps=args.eos_ps,
         check_ps=args.check_ps,
         production_ps=args.production_ps,
-        run_dir=str(run_dir),
+        run_dir=str((outputs / "runs" / f"seed{seed}").resolve()),
         second_opinion="none",
     )
-    store = open_store(None, outputs / f"seed{seed}")
-    start = time.perf_counter()
-    run_flow(maker.make_batch(args.compositions), store, outputs / f"seed{seed}")
-    wall = time.perf_counter() - start
-    database = Database(store)
+
+
+def rows_of(maker, database: Database, seed: int) -> list[dict]:
+    """One row per stage in ``database``."""
     rows = []
-    n_factors = len(maker.stage.volume_search.volume_factors)
     for entry in database.compositions():
         for stage in entry.stages:
             doc = stage.doc
-            counts = atom_steps(run_dir / entry.formula / f"{doc.temperature_K:.0f}K", n_factors)
-            least = minimum(maker, entry.formula, doc.n_atoms)
+            counts = atom_steps(maker, doc)
+            least = counts["eos"] + counts["check"] + counts["production"]
             rows.append(
                 {
                     "formula": entry.formula,
@@ -119,7 +99,16 @@ def run_seed(args: argparse.Namespace, seed: int, outputs: Path) -> tuple[list[d
                     "P_sem_GPa": doc.pressure_sem_GPa,
                 }
             )
-    return rows, wall
+    return rows
+
+
+def run_seed(args: argparse.Namespace, seed: int, outputs: Path) -> tuple[list[dict], float]:
+    """Run every composition with ``seed`` as one batched flow; its rows and wall time in s."""
+    maker = seed_maker(args, seed, outputs)
+    store = open_store(None, outputs / f"seed{seed}")
+    start = time.perf_counter()
+    run_flow(maker.make_batch(args.compositions), store, outputs / f"seed{seed}")
+    return rows_of(maker, Database(store), seed), time.perf_counter() - start
 
 
 def print_rows(rows: list[dict], walls: dict[int, float]) -> None:
@@ -162,10 +151,17 @@ def main() -> None:
     parser.add_argument("--production-ps", type=float)
     parser.add_argument("--outputs", type=Path, default=Path("bench_protocol"))
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
+    parser.add_argument(
+        "--report", action="store_true", help="only read the stores of an earlier run"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rows, walls = [], {}
     for seed in args.seeds:
+        if args.report:
+            database = Database.open(outputs=args.outputs / f"seed{seed}")
+            rows += rows_of(seed_maker(args, seed, args.outputs), database, seed)
+            continue
         seed_rows, walls[seed] = run_seed(args, seed, args.outputs)
         rows += seed_rows
         print(f"seed {seed} done in {walls[seed]:.0f} s", flush=True)
