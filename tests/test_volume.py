@@ -132,6 +132,14 @@ def test_the_check_run_rescales_only_for_a_significant_pressure(pressure, sem, d
     assert CheckRunMaker().decide(stats(pressure, sem, drift)) == decision
 
 
+def test_a_pressure_beyond_tolerance_after_an_extension_rescales_if_it_is_off_zero():
+    maker = CheckRunMaker()
+    assert maker.decide(stats(0.9, 0.3), runs=1) == "extend"  # one run: within noise
+    assert maker.decide(stats(0.9, 0.3), runs=2) == "rescale"  # pooled: significantly off zero
+    assert maker.decide(stats(0.9, 0.5), runs=2) == "extend"  # pooled, still within noise of zero
+    assert maker.decide(stats(0.3, 0.1), runs=3) == "converged"
+
+
 def test_fewer_degrees_of_freedom_widen_the_noise_band():
     assert CheckRunMaker().decide(stats(1.0, 0.2, dof=30)) == "rescale"
     assert CheckRunMaker().decide(stats(1.0, 0.2, dof=4)) == "extend"

@@ -241,13 +241,18 @@ class CheckRunMaker(MDStageMaker):
     :mod:`amorph.analysis.timeseries`) and the energy drift between the pooled trajectory's halves
     (± its SE) decide, with Student's t at ``confidence``:
 
-    - ``|P| - t·SE > pressure_tolerance_GPa``: the volume is off; the next run starts at
-      ΔV/V = P/B0 (B0 from the P(V) fit);
+    - ``|P| - t·SE > pressure_tolerance_GPa`` (significantly above the tolerance), or, once the
+      run has been extended, ``|P|`` above the tolerance and ``|P| > t·SE`` (significantly off
+      zero): the volume is off; the next run starts at ΔV/V = P/B0 (B0 from the P(V) fit);
     - ``|P| ≤ pressure_tolerance_GPa`` and the drift not significantly beyond
       ``energy_tolerance_eV_per_atom`` (the paper's criteria, 5 kbar and an energy stable between
       halves): converged;
-    - otherwise (the pressure is above the tolerance but within noise of it, or the energy drifts):
-      the run is extended at the same volume, and its frames are pooled with the earlier ones.
+    - otherwise (a single run's pressure above the tolerance but within noise of it, or a pressure
+      within noise of zero, or an energy that drifts): the run is extended at the same volume, and
+      its frames are pooled with the earlier ones.
+
+    One noisy run thus never moves the volume unless it is far off, and a pressure that stays
+    beyond the tolerance once more frames are in moves it.
 
     After ``max_attempts`` runs (extensions included) the last volume is passed on, flagged
     ``converged=False`` if it has not passed.
@@ -272,12 +277,14 @@ class CheckRunMaker(MDStageMaker):
         check.name = f"check {stage_name(targets)}"
         return check
 
-    def decide(self, stats: RunStats) -> str:
-        """What the pooled statistics at one volume call for: "converged", "rescale" or
-        "extend"."""
+    def decide(self, stats: RunStats, runs: int = 1) -> str:
+        """What the statistics pooled over ``runs`` runs at one volume call for: "converged",
+        "rescale" or "extend" (see the class docstring)."""
         pressure, t = stats.pressure, stats.pressure.t_factor(self.confidence)
         tolerance = self.pressure_tolerance_GPa
-        if abs(pressure.mean) - t * pressure.sem > tolerance:
+        above = abs(pressure.mean) - t * pressure.sem > tolerance
+        off = runs > 1 and abs(pressure.mean) > max(tolerance, t * pressure.sem)
+        if above or off:
             return "rescale"
         drift = abs(stats.energy_drift_eV_per_atom) - t * stats.energy_drift_sem_eV_per_atom
         if abs(pressure.mean) <= tolerance and drift <= self.energy_tolerance_eV_per_atom:
@@ -352,7 +359,7 @@ def _checked(
         parts = [Trajectory.load(path) for path in segments]
         first = int(parts[0].n_frames * maker.md.equilibration_fraction)
         stats = RunStats.from_trajectory(Trajectory.concatenate(parts), maker.md, start=first)
-    decision = maker.decide(stats)
+    decision = maker.decide(stats, len(segments))
     if decision != "converged" and attempt >= maker.max_attempts:
         decision = "stop"
     return CheckResult(
