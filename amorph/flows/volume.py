@@ -53,6 +53,11 @@ class CheckResult(MSONable):
     decisions: list[str] = field(default_factory=list)
     segments: list[str] = field(default_factory=list)  # trajectories of the runs at this volume
 
+    @property
+    def extends(self) -> bool:
+        """Whether the next run continues the last one at its volume."""
+        return self.decisions[-1] == "extend"
+
 
 @dataclass
 class VolumeSearchMaker(MDStageMaker):
@@ -325,7 +330,7 @@ def check_volume(
         check = checks[i]
         if check is None:
             starts.append(searches[i].start)
-        elif check.decisions[-1] == "extend":
+        elif check.extends:
             starts.append(check.final_state)
         else:  # B0 ≈ -V dP/dV near V0
             volume = rescaled_volume(
@@ -352,7 +357,7 @@ def _checked(
     maker: CheckRunMaker, previous: CheckResult | None, run: MDResult, attempt: int
 ) -> CheckResult:
     """The check result after ``run``: its frames pooled with the earlier runs at its volume."""
-    extends = previous is not None and previous.decisions[-1] == "extend"
+    extends = previous is not None and previous.extends
     segments = [*(previous.segments if extends else []), run.trajectory_path]
     stats = run.stats
     if len(segments) > 1:
