@@ -17,6 +17,10 @@ from scipy.optimize import OptimizeWarning, brentq, curve_fit
 from amorph.constants import EV_A3_TO_GPA, K_B_EV
 from amorph.errors import VolumeSearchError
 
+GRUNEISEN = 2 / 3
+"""Grüneisen parameter of the thermal-pressure model that centres volume searches: with it the
+virial part of the thermal pressure equals the kinetic pressure N k_B T / V."""
+
 
 @dataclass
 class EOSPoint(MSONable):
@@ -171,28 +175,36 @@ def next_volume(
     return float(np.clip(target / (1 + overshoot) if target < edge else lo, lo, hi))
 
 
+def thermal_pressure(
+    temperature: float, volume_per_atom: float, gruneisen: float = GRUNEISEN, convention="virial"
+) -> float:
+    """Mie–Grüneisen thermal pressure (GPa) of a classical system at ``temperature`` (K): 3γ k_B T/v
+    in total, (3γ − 1) k_B T/v without the kinetic term (``convention`` "virial")."""
+    factor = 3 * gruneisen - (1 if convention == "virial" else 0)
+    return factor * K_B_EV * temperature / volume_per_atom * EV_A3_TO_GPA
+
+
 def quenched_volume(
     fit: EOSFit,
     hot_volume: float,
     hot_temperature: float,
     temperature: float,
     n_atoms: int,
-    gruneisen: float = 2 / 3,
+    gruneisen: float = GRUNEISEN,
     convention: str = "virial",
 ) -> float:
     """Zero-pressure volume at ``temperature`` predicted from the P(V) fit at ``hot_temperature``,
     whose zero-pressure volume is ``hot_volume``.
 
-    Mie–Grüneisen thermal pressure with a constant Grüneisen parameter γ and classical heat
-    capacity: cooling by ΔT at fixed V lowers the total pressure by 3γ N k_B ΔT / V, the virial
-    pressure (no kinetic term) by (3γ − 1) N k_B ΔT / V. The root of ``fit.pressure(V)`` minus that
-    drop is searched between 0.4 and 1 times ``hot_volume`` (clipped to that range).
+    Cooling by ΔT at fixed V lowers the pressure by the :func:`thermal_pressure` of ΔT. The root of
+    ``fit.pressure(V)`` minus that drop is searched between 0.4 and 1 times ``hot_volume`` (clipped
+    to that range).
     """
-    drop = (3 * gruneisen - (1 if convention == "virial" else 0)) * n_atoms * K_B_EV
-    drop *= (hot_temperature - temperature) * EV_A3_TO_GPA
+    cooling = hot_temperature - temperature
 
     def pressure(volume: float) -> float:
-        return float(fit.pressure(volume)) - drop / volume
+        drop = thermal_pressure(cooling, volume / n_atoms, gruneisen, convention)
+        return float(fit.pressure(volume)) - drop
 
     low, high = 0.4 * hot_volume, hot_volume
     if pressure(high) >= 0:

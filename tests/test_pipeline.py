@@ -147,6 +147,17 @@ def test_every_run_holds_its_temperature(day):
         assert mean == pytest.approx(target, rel=0.1), path.name
 
 
+def test_melt_search_is_centred_on_the_hot_estimate(day):
+    from pymatgen.core import Composition
+
+    from amorph.structure.packing import estimate_volume_per_atom
+
+    _, (melt, _) = day
+    centre = estimate_volume_per_atom(Composition("Li2O"), 3000) * melt["n_atoms"]
+    volumes = [p["volume_A3"] for p in melt["eos"]["points"]]
+    assert np.allclose(np.array(volumes[:3]) / centre, [0.8, 1.0, 1.2])
+
+
 def test_quench_search_is_centred_where_the_melt_predicts(day):
     from amorph.eos import EOSFit, quenched_volume
 

@@ -279,7 +279,8 @@ class MeltQuenchMaker(Maker):
             raise InputError(f"a batch lists a composition twice: {', '.join(formulas)}")
         for composition in compositions:
             self.validate(composition)
-        packs = [self.cell.make(c.formula) for c in compositions]  # JSON-safe in the job
+        # formulas, not Compositions: JSON-safe in the job
+        packs = [self.cell.make(c.formula, self.melt_temperature) for c in compositions]
         melt_targets = [
             self._target(pack.output, self.melt_temperature, f)
             for pack, f in zip(packs, formulas, strict=True)

@@ -25,7 +25,8 @@ class RandomCellMaker(Maker):
         Target number of atoms, rounded to whole formula units.
     volume_per_atom
         Volume per atom (Å³); None takes the offline estimate of
-        :func:`amorph.structure.packing.estimate_volume_per_atom`.
+        :func:`amorph.structure.packing.estimate_volume_per_atom` at the temperature the cell is
+        made for.
     min_distance
         Smallest distance (Å) between atoms, across periodic images (packmol's tolerance).
     seed
@@ -54,10 +55,11 @@ class RandomCellMaker(Maker):
         check_range("packmol timeout", self.timeout_s, 1, 1e6, " s")
 
     @job(name="random cell")
-    def make(self, composition: str | Composition) -> Structure:
-        """The random cell of ``composition`` (a formula or a ``Composition``)."""
+    def make(self, composition: str | Composition, temperature: float = 0.0) -> Structure:
+        """The random cell of ``composition`` (a formula or a ``Composition``) to be run at
+        ``temperature`` (K)."""
         composition = parse_composition(composition)
-        volume = self.volume_per_atom or estimate_volume_per_atom(composition)
+        volume = self.volume_per_atom or estimate_volume_per_atom(composition, temperature)
         return random_packed_structure(
             composition,
             formula_units_for(composition, self.atoms),

@@ -9,6 +9,7 @@ from jobflow import Flow, Job, Response, job
 from monty.json import MSONable
 
 from amorph.eos import (
+    GRUNEISEN,
     EOSFit,
     EOSPoint,
     fit_pressure_eos,
@@ -63,7 +64,8 @@ class CheckResult(MSONable):
 class VolumeSearchMaker(MDStageMaker):
     """NVT runs at ``volume_factors`` × a centre volume, extended until zero pressure is bracketed.
 
-    The centre is the start structure's volume, except for a target quenched from a hotter stage
+    The centre is the start structure's volume (for a melt, the packing's: the offline estimate
+    expanded to the melt temperature), except for a target quenched from a hotter stage
     (``Target.hotter``): there it is the zero-pressure volume that the hotter stage's P(V) fit
     predicts at the target's temperature with a Mie–Grüneisen thermal pressure
     (:func:`~amorph.eos.quenched_volume`, Grüneisen parameter ``gruneisen``). The centre only
@@ -88,7 +90,7 @@ class VolumeSearchMaker(MDStageMaker):
 
     name: str = "volume search"
     volume_factors: tuple[float, ...] = (0.8, 1.0, 1.2)
-    gruneisen: float = 2 / 3
+    gruneisen: float = GRUNEISEN
     max_extra_volumes: int = 6
     min_step: float = 0.05
     max_step: float = 0.4

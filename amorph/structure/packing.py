@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
+from amorph.descriptors.compositional import composition_features
+from amorph.eos import rescaled_volume, thermal_pressure
 from amorph.errors import InputError, PackingError
 from amorph.files import process_alive
 
@@ -26,13 +28,18 @@ VOLUME_PER_ATOM_BOUNDS = (4.0, 80.0)  # Å³/atom: a guess outside means the est
 AVOGADRO_A3_PER_CM3 = 0.602214076  # N_A × 1e-24: converts cm³/mol to Å³/atom
 
 
-def estimate_volume_per_atom(composition: Composition) -> float:
-    """Offline estimate of the volume per atom (Å³) of a dense phase of ``composition``.
+def estimate_volume_per_atom(composition: Composition, temperature: float = 0.0) -> float:
+    """Offline estimate of the volume per atom (Å³) of ``composition`` at zero virial pressure.
 
-    Compounds with a charge-balanced oxidation-state assignment (pymatgen's guess) take the volume
-    of their ions' Shannon crystal-radius spheres divided by :data:`IONIC_PACKING_FRACTION`; others
-    (intermetallics, elements) take the fraction-weighted volume per atom of the elemental solids.
-    The result is clipped to :data:`VOLUME_PER_ATOM_BOUNDS`.
+    The cold (dense-phase) volume: compounds with a charge-balanced oxidation-state assignment
+    (pymatgen's guess) take the volume of their ions' Shannon crystal-radius spheres divided by
+    :data:`IONIC_PACKING_FRACTION`; others (intermetallics, elements) take the fraction-weighted
+    volume per atom of the elemental solids. It is clipped to :data:`VOLUME_PER_ATOM_BOUNDS`.
+
+    Above 0 K the cold volume expands by ΔV/V = P_th/B, at most doubling: P_th is the virial
+    thermal pressure at ``temperature`` (:func:`amorph.eos.thermal_pressure`), B the
+    atomic-fraction average of the published element bulk moduli (the ``avg_B_with_Li``
+    descriptor); no expansion where an element has no modulus.
     """
     fractions = {el: composition.get_atomic_fraction(el) for el in composition.elements}
     guesses = composition.oxi_state_guesses(max_sites=-50) if len(fractions) > 1 else []
@@ -54,7 +61,13 @@ def estimate_volume_per_atom(composition: Composition) -> float:
     low, high = VOLUME_PER_ATOM_BOUNDS
     if not low <= volume <= high:
         logger.warning("volume estimate %.1f Å³/atom clipped to [%g, %g]", volume, low, high)
-    return float(np.clip(volume, low, high))
+    volume = float(np.clip(volume, low, high))
+    bulk_modulus = composition_features(composition)["avg_B_with_Li"]
+    if temperature <= 0 or not bulk_modulus > 0:
+        return volume
+    return rescaled_volume(
+        volume, thermal_pressure(temperature, volume), bulk_modulus, max_change=1.0
+    )
 
 
 def _elemental_volume_per_atom(element) -> float:
