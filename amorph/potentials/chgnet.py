@@ -72,6 +72,21 @@ class CHGNetPotential(BatchedPotential):
         self.bond_cutoff = float(model.graph_converter.bond_graph_cutoff)
         reference = model.composition_model
         self.reference_energies = None if reference is None else reference.fc.weight[0].detach()
+        model = self.model
+        atom, bond = model.atom_embedding.embedding.embedding_dim, model.bond_embedding.out_features
+        angle_widths = [bond, bond, model.angle_embedding.out_features, atom]
+        # inputs: atom, atom, bond (AtomConv); atom, bond, bond, angle (BondConv, AngleUpdate)
+        self.atom_gated = [
+            _Gated(layer.twoBody_atom, [atom, bond, atom], [0, 2, 1])
+            for layer in model.atom_conv_layers
+        ]
+        self.angle_gated = [
+            [
+                None if layer is None else _Gated(layer.twoBody_bond, angle_widths, [3, 0, 1, 2])
+                for layer in layers
+            ]
+            for layers in (model.bond_conv_layers, model.angle_layers)
+        ]
 
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
         model = self.model
@@ -103,22 +118,47 @@ class CHGNetPotential(BatchedPotential):
         bond_weights_ag = model.bond_weights_ag(bond_bases_ag)
         bond_weights_bg = model.bond_weights_bg(bond_bases_bg)
         angle_feas = model.angle_embedding(model.angle_basis_expansion(units[first], units[second]))
-        pairs = (edges.center, edges.neighbor, bond_of_edge)
-        for atom_layer, bond_layer, angle_layer in zip(
-            model.atom_conv_layers[:-1], model.bond_conv_layers, model.angle_layers, strict=True
-        ):
-            atom_feas = _atom_conv(atom_layer, atom_feas, bond_feas, bond_weights_ag, *pairs)
-            if len(angles) and bond_layer is not None:  # as CHGNet: no bond graph, no bond updates
-                bond_feas = _bond_conv(
-                    bond_layer, atom_feas, bond_feas, bond_weights_bg, angle_feas, angles
-                )
-                if angle_layer is not None:
-                    angle_feas = _angle_update(
-                        angle_layer, atom_feas, bond_feas, angle_feas, angles
-                    )
-        atom_feas = _atom_conv(
-            model.atom_conv_layers[-1], atom_feas, bond_feas, bond_weights_ag, *pairs
+        edge_weights = bond_weights_ag.index_select(0, bond_of_edge)
+        angle_weights = bond_weights_bg.index_select(
+            0, angles[:, 1]
+        ) * bond_weights_bg.index_select(0, angles[:, 2])
+        layers = zip(
+            model.atom_conv_layers,
+            self.atom_gated,
+            [*model.bond_conv_layers, None],
+            [*self.angle_gated[0], None],
+            [*model.angle_layers, None],
+            [*self.angle_gated[1], None],
+            strict=True,
         )
+        for atom_layer, atom_gated, bond_layer, bond_gated, angle_layer, angle_gated in layers:
+            messages = atom_gated(
+                [(atom_feas, edges.center), (atom_feas, edges.neighbor), (bond_feas, bond_of_edge)]
+            )
+            atom_feas = _residual(
+                atom_layer,
+                _sum_rows(messages * edge_weights, edges.center, len(atom_feas)),
+                atom_feas,
+                atom_layer.atom_norm,
+            )
+            # as CHGNet: no bond graph, no bond updates
+            if bond_layer is None or not len(angles):
+                continue
+            update = bond_gated(_angle_inputs(atom_feas, bond_feas, angle_feas, angles))
+            update = update * angle_weights
+            bond_feas = _residual(
+                bond_layer,
+                _sum_rows(update, angles[:, 1], len(bond_feas)),
+                bond_feas,
+                bond_layer.bond_norm,
+            )
+            if angle_layer is not None:
+                angle_feas = _residual(
+                    angle_layer,
+                    angle_gated(_angle_inputs(atom_feas, bond_feas, angle_feas, angles)),
+                    angle_feas,
+                    angle_layer.angle_norm,
+                )
         if model.readout_norm is not None:
             atom_feas = model.readout_norm(atom_feas)
         if model.mlp_first:  # the pretrained models: a sum of atomic energies
@@ -137,78 +177,60 @@ def _sum_rows(values: Tensor, index: Tensor, n: int) -> Tensor:
     return values.new_zeros(n, values.shape[1]).index_add(0, index, values)
 
 
-def _gated(gated: nn.Module, parts: list[tuple[Tensor, Tensor | None]]) -> Tensor:
-    """CHGNet's ``GatedMLP`` of ``cat([x.index_select(0, i) for x, i in parts], 1)``.
+class _Gated:
+    """CHGNet's ``GatedMLP`` of the concatenated ``x.index_select(0, i)`` of its inputs.
 
-    ``i`` None takes all rows of ``x``.
-
-    The first linear layers of the core and gate branches are applied to each ``x`` before the
-    gather.
+    The first linear layer of each branch (core, gate) is applied to each ``x`` before the gather,
+    a product per input and branch; ``order`` lists the inputs' positions in CHGNet's
+    concatenation in the order they are passed (the first one gathered: it takes the bias).
     """
-    branches = []
-    for mlp in (gated.mlp_core, gated.mlp_gate):
-        layers = [layer for layer in mlp.layers if not isinstance(layer, nn.Dropout)]
-        branches.append((layers[0], nn.Sequential(*layers[1:])))
-    weights = torch.cat([first.weight for first, _ in branches]).split(
-        [x.shape[1] for x, _ in parts], dim=1
-    )
-    hidden = None
-    for (x, index), weight in zip(parts, weights, strict=True):
-        projected = x @ weight.T
-        projected = projected if index is None else projected.index_select(0, index)
-        hidden = projected if hidden is None else hidden + projected
-    if branches[0][0].bias is not None:
-        hidden = hidden + torch.cat([first.bias for first, _ in branches])
-    core, gate = (rest(h) for (_, rest), h in zip(branches, hidden.chunk(2, dim=1), strict=True))
-    if gated.norm is not None:
-        core, gate = gated.bn1(core), gated.bn2(gate)
-    return gated.activation(core) * gated.sigmoid(gate)
 
+    def __init__(self, gated: nn.Module, widths: list[int], order: list[int]):
+        self.branches = []
+        for mlp in (gated.mlp_core, gated.mlp_gate):
+            first, *rest = (layer for layer in mlp.layers if not isinstance(layer, nn.Dropout))
+            blocks = first.weight.split(widths, dim=1)
+            self.branches.append(([blocks[i].T for i in order], first.bias, nn.Sequential(*rest)))
+        self.norms = (gated.bn1, gated.bn2) if gated.norm is not None else (None, None)
+        self.activation, self.sigmoid = gated.activation, gated.sigmoid
 
-def _atom_conv(layer, atom_feas, bond_feas, bond_weights, center, neighbor, bond_of_edge) -> Tensor:
-    """``chgnet.model.layers.AtomConv``: messages along every edge, summed onto its centre."""
-    messages = _gated(
-        layer.twoBody_atom, [(atom_feas, center), (bond_feas, bond_of_edge), (atom_feas, neighbor)]
-    )
-    new = _sum_rows(messages * bond_weights.index_select(0, bond_of_edge), center, len(atom_feas))
-    if layer.use_mlp_out:
-        new = layer.mlp_out(new)
-    if layer.resnet:
-        new = new + atom_feas
-    return new if layer.atom_norm is None else layer.atom_norm(new)
+    def __call__(self, inputs: list[tuple[Tensor, Tensor | None]]) -> Tensor:
+        """``inputs``: ``(x, i)`` in ``order``; ``i`` None takes all rows of ``x``."""
+        core, gate = (
+            rest(self._first_layer(inputs, weights, bias)) for weights, bias, rest in self.branches
+        )
+        if self.norms[0] is not None:
+            core, gate = self.norms[0](core), self.norms[1](gate)
+        return self.activation(core) * self.sigmoid(gate)
+
+    @staticmethod
+    def _first_layer(inputs, weights: list[Tensor], bias: Tensor | None) -> Tensor:
+        (x, index), *others = inputs
+        projected = x @ weights[0] if bias is None else torch.addmm(bias, x, weights[0])
+        hidden = projected.index_select(0, index)
+        for (x, index), weight in zip(others, weights[1:], strict=True):
+            projected = x @ weight
+            hidden += projected if index is None else projected.index_select(0, index)
+        return hidden
 
 
 def _angle_inputs(atom_feas, bond_feas, angle_feas, angles) -> list[tuple[Tensor, Tensor | None]]:
     return [
+        (atom_feas, angles[:, 0]),
         (bond_feas, angles[:, 1]),
         (bond_feas, angles[:, 2]),
         (angle_feas, None),
-        (atom_feas, angles[:, 0]),
     ]
 
 
-def _bond_conv(layer, atom_feas, bond_feas, bond_weights, angle_feas, angles) -> Tensor:
-    """``chgnet.model.layers.BondConv``: messages along every angle, summed onto its first bond."""
-    update = _gated(layer.twoBody_bond, _angle_inputs(atom_feas, bond_feas, angle_feas, angles))
-    update = (
-        update
-        * bond_weights.index_select(0, angles[:, 1])
-        * bond_weights.index_select(0, angles[:, 2])
-    )
-    new = _sum_rows(update, angles[:, 1], len(bond_feas))
-    if layer.use_mlp_out:
+def _residual(layer: nn.Module, new: Tensor, old: Tensor, norm: nn.Module | None) -> Tensor:
+    """The end of CHGNet's ``AtomConv``, ``BondConv`` and ``AngleUpdate``: output MLP, residual
+    connection, norm."""
+    if getattr(layer, "use_mlp_out", False):
         new = layer.mlp_out(new)
     if layer.resnet:
-        new = new + bond_feas
-    return new if layer.bond_norm is None else layer.bond_norm(new)
-
-
-def _angle_update(layer, atom_feas, bond_feas, angle_feas, angles) -> Tensor:
-    """``chgnet.model.layers.AngleUpdate``."""
-    new = _gated(layer.twoBody_bond, _angle_inputs(atom_feas, bond_feas, angle_feas, angles))
-    if layer.resnet:
-        new = new + angle_feas
-    return new if layer.angle_norm is None else layer.angle_norm(new)
+        new = new + old
+    return new if norm is None else norm(new)
 
 
 def chgnet_engine(spec: EngineSpec) -> BatchedEngine:
