@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from itertools import zip_longest
 
 import torch
 from torch import Tensor, nn
@@ -66,7 +67,7 @@ class CHGNetPotential(BatchedPotential):
     name = "chgnet"
     supported_numbers = frozenset(range(1, CHGNET_MAX_Z + 1))
 
-    def __init__(self, model, device: str | torch.device = "cpu"):
+    def __init__(self, model, device: str | torch.device = "cpu", compile: bool = False):
         super().__init__(model, device)
         self.atom_cutoff = float(model.graph_converter.atom_graph_cutoff)
         self.bond_cutoff = float(model.graph_converter.bond_graph_cutoff)
@@ -75,18 +76,29 @@ class CHGNetPotential(BatchedPotential):
         model = self.model
         atom, bond = model.atom_embedding.embedding.embedding_dim, model.bond_embedding.out_features
         angle_widths = [bond, bond, model.angle_embedding.out_features, atom]
-        # inputs: atom, atom, bond (AtomConv); atom, bond, bond, angle (BondConv, AngleUpdate)
-        self.atom_gated = [
-            _Gated(layer.twoBody_atom, [atom, bond, atom], [0, 2, 1])
-            for layer in model.atom_conv_layers
+        # the gated MLPs' inputs: atom, atom, bond (AtomConv); atom, bond, bond, angle (the others)
+        atom_gated = [
+            _Gated(x.twoBody_atom, [atom, bond, atom], [0, 2, 1]) for x in model.atom_conv_layers
         ]
-        self.angle_gated = [
+        bond_gated, angle_gated = (
             [
-                None if layer is None else _Gated(layer.twoBody_bond, angle_widths, [3, 0, 1, 2])
-                for layer in layers
+                None if x is None else _Gated(x.twoBody_bond, angle_widths, [3, 0, 1, 2])
+                for x in layers
             ]
             for layers in (model.bond_conv_layers, model.angle_layers)
-        ]
+        )
+        self.layers = list(
+            zip_longest(
+                model.atom_conv_layers,
+                atom_gated,
+                model.bond_conv_layers,
+                bond_gated,
+                model.angle_layers,
+                angle_gated,
+            )
+        )
+        # fuses each gated MLP's elementwise operations, forward and backward
+        self.gated = torch.compile(_Gated.__call__, dynamic=True) if compile else _Gated.__call__
 
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
         model = self.model
@@ -122,18 +134,10 @@ class CHGNetPotential(BatchedPotential):
         angle_weights = bond_weights_bg.index_select(
             0, angles[:, 1]
         ) * bond_weights_bg.index_select(0, angles[:, 2])
-        layers = zip(
-            model.atom_conv_layers,
-            self.atom_gated,
-            [*model.bond_conv_layers, None],
-            [*self.angle_gated[0], None],
-            [*model.angle_layers, None],
-            [*self.angle_gated[1], None],
-            strict=True,
-        )
-        for atom_layer, atom_gated, bond_layer, bond_gated, angle_layer, angle_gated in layers:
-            messages = atom_gated(
-                [(atom_feas, edges.center), (atom_feas, edges.neighbor), (bond_feas, bond_of_edge)]
+        for atom_layer, atom_gated, bond_layer, bond_gated, angle_layer, angle_gated in self.layers:
+            messages = self.gated(
+                atom_gated,
+                [(atom_feas, edges.center), (atom_feas, edges.neighbor), (bond_feas, bond_of_edge)],
             )
             atom_feas = _residual(
                 atom_layer,
@@ -144,8 +148,8 @@ class CHGNetPotential(BatchedPotential):
             # as CHGNet: no bond graph, no bond updates
             if bond_layer is None or not len(angles):
                 continue
-            update = bond_gated(_angle_inputs(atom_feas, bond_feas, angle_feas, angles))
-            update = update * angle_weights
+            inputs = _angle_inputs(atom_feas, bond_feas, angle_feas, angles)
+            update = self.gated(bond_gated, inputs) * angle_weights
             bond_feas = _residual(
                 bond_layer,
                 _sum_rows(update, angles[:, 1], len(bond_feas)),
@@ -153,9 +157,10 @@ class CHGNetPotential(BatchedPotential):
                 bond_layer.bond_norm,
             )
             if angle_layer is not None:
+                inputs = _angle_inputs(atom_feas, bond_feas, angle_feas, angles)
                 angle_feas = _residual(
                     angle_layer,
-                    angle_gated(_angle_inputs(atom_feas, bond_feas, angle_feas, angles)),
+                    self.gated(angle_gated, inputs),
                     angle_feas,
                     angle_layer.angle_norm,
                 )
@@ -234,6 +239,10 @@ def _residual(layer: nn.Module, new: Tensor, old: Tensor, norm: nn.Module | None
 
 
 def chgnet_engine(spec: EngineSpec) -> BatchedEngine:
-    """The batched engine with CHGNet; ``spec.options`` may set ``max_atoms`` per batch."""
-    potential = CHGNetPotential(load_chgnet_model(spec), device=spec.device)
-    return BatchedEngine(potential, name="chgnet", **spec.options)
+    """The batched engine with CHGNet; ``spec.options`` may set ``max_atoms`` per batch and
+    ``compile`` (``torch.compile`` the gated MLPs: faster steps after a first call that compiles
+    for a minute or more)."""
+    options = dict(spec.options)
+    compile_ = bool(options.pop("compile", False))
+    potential = CHGNetPotential(load_chgnet_model(spec), device=spec.device, compile=compile_)
+    return BatchedEngine(potential, name="chgnet", **options)
