@@ -123,6 +123,17 @@ def test_lean_chgnet_matches_the_stock_calculator(chgnet_model):
     )  # one batch
 
 
+@pytest.mark.slow  # compiles for a minute or more
+def test_compiled_chgnet_matches_the_eager_one(chgnet_model):
+    from amorph.potentials.chgnet import CHGNetPotential
+
+    systems = systems_of(structures())
+    eager, compiled = (CHGNetPotential(chgnet_model, compile=c)(systems) for c in (False, True))
+    assert torch.allclose(compiled.energies, eager.energies, rtol=0, atol=1e-4)
+    assert (compiled.forces - eager.forces).abs().max() < 1e-4
+    assert (compiled.stresses - eager.stresses).abs().max() * GPA < 1e-3
+
+
 @pytest.fixture(scope="module")
 def small_m3gnet():
     """An untrained Li–O M3GNet with element references and a large output scale (forces ~ eV/Å)."""

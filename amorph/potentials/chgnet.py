@@ -2,14 +2,19 @@
 potential on tensors (engine kind ``chgnet``) and through CHGNet's own ASE calculator
 (``chgnet-ase``).
 
-The batched evaluation uses CHGNet's parameters and layers as in ``CHGNet._compute`` with two exact
+The batched evaluation uses CHGNet's parameters and layers as in ``CHGNet._compute`` with exact
 rewrites:
-the graphs come from :mod:`amorph.potentials.graph` instead of the Python/Cython converter, and
+the graphs come from :mod:`amorph.potentials.graph` instead of the Python/Cython converter;
 the first linear layer of each gated MLP, which CHGNet applies to the concatenated features of every
 bond (or angle), is applied to the features of each atom and bond once and the results gathered
-(``W [a_i, b_ij, a_j] = W_1 a_i + W_2 b_ij + W_3 a_j``), which saves most of the matrix products.
+(``W [a_i, b_ij, a_j] = W_1 a_i + W_2 b_ij + W_3 a_j``), which saves most of the matrix products,
+with one product per input and branch (core, gate) so that both branches stay contiguous;
+the bond weights of each edge, and their products over the two bonds of each angle, are gathered
+once for all interaction blocks.
 Forces and stresses come from one gradient without ``create_graph``, where the stock calculator
-takes two with it.
+takes two with it. ``compile=True`` runs the interaction blocks through ``torch.compile``, which
+fuses their elementwise operations (forward and backward): the same numbers to float32 round-off,
+faster steps, and a first evaluation that compiles for a minute or more.
 """
 
 from __future__ import annotations
@@ -97,8 +102,8 @@ class CHGNetPotential(BatchedPotential):
                 angle_gated,
             )
         )
-        # fuses each gated MLP's elementwise operations, forward and backward
-        self.gated = torch.compile(_Gated.__call__, dynamic=True) if compile else _Gated.__call__
+        # fuses the elementwise operations, forward and backward
+        self.convolve = torch.compile(self._convolve, dynamic=True) if compile else self._convolve
 
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
         model = self.model
@@ -134,36 +139,12 @@ class CHGNetPotential(BatchedPotential):
         angle_weights = bond_weights_bg.index_select(
             0, angles[:, 1]
         ) * bond_weights_bg.index_select(0, angles[:, 2])
-        for atom_layer, atom_gated, bond_layer, bond_gated, angle_layer, angle_gated in self.layers:
-            messages = self.gated(
-                atom_gated,
-                [(atom_feas, edges.center), (atom_feas, edges.neighbor), (bond_feas, bond_of_edge)],
-            )
-            atom_feas = _residual(
-                atom_layer,
-                _sum_rows(messages * edge_weights, edges.center, len(atom_feas)),
-                atom_feas,
-                atom_layer.atom_norm,
-            )
-            # as CHGNet: no bond graph, no bond updates
-            if bond_layer is None or not len(angles):
-                continue
-            inputs = _angle_inputs(atom_feas, bond_feas, angle_feas, angles)
-            update = self.gated(bond_gated, inputs) * angle_weights
-            bond_feas = _residual(
-                bond_layer,
-                _sum_rows(update, angles[:, 1], len(bond_feas)),
-                bond_feas,
-                bond_layer.bond_norm,
-            )
-            if angle_layer is not None:
-                inputs = _angle_inputs(atom_feas, bond_feas, angle_feas, angles)
-                angle_feas = _residual(
-                    angle_layer,
-                    self.gated(angle_gated, inputs),
-                    angle_feas,
-                    angle_layer.angle_norm,
-                )
+        atom_feas = self.convolve(
+            (atom_feas, bond_feas, angle_feas),
+            (edge_weights, angle_weights),
+            (edges.center, edges.neighbor, bond_of_edge),
+            angles,
+        )
         if model.readout_norm is not None:
             atom_feas = model.readout_norm(atom_feas)
         if model.mlp_first:  # the pretrained models: a sum of atomic energies
@@ -176,6 +157,42 @@ class CHGNetPotential(BatchedPotential):
             reference = self.reference_energies[systems.numbers - 1]
             energies = energies + torch.zeros_like(energies).index_add(0, systems.owner, reference)
         return energies
+
+    def _convolve(self, feas, weights, pairs, angles: Tensor) -> Tensor:
+        """The atom features after CHGNet's interaction blocks."""
+        atom_feas, bond_feas, angle_feas = feas
+        edge_weights, angle_weights = weights
+        center, neighbor, bond_of_edge = pairs
+        for atom_layer, atom_gated, bond_layer, bond_gated, angle_layer, angle_gated in self.layers:
+            messages = atom_gated(
+                [(atom_feas, center), (atom_feas, neighbor), (bond_feas, bond_of_edge)]
+            )
+            atom_feas = _residual(
+                atom_layer,
+                _sum_rows(messages * edge_weights, center, len(atom_feas)),
+                atom_feas,
+                atom_layer.atom_norm,
+            )
+            # as CHGNet: no bond graph, no bond updates
+            if bond_layer is None or not len(angles):
+                continue
+            inputs = _angle_inputs(atom_feas, bond_feas, angle_feas, angles)
+            update = bond_gated(inputs) * angle_weights
+            bond_feas = _residual(
+                bond_layer,
+                _sum_rows(update, angles[:, 1], len(bond_feas)),
+                bond_feas,
+                bond_layer.bond_norm,
+            )
+            if angle_layer is not None:
+                inputs = _angle_inputs(atom_feas, bond_feas, angle_feas, angles)
+                angle_feas = _residual(
+                    angle_layer,
+                    angle_gated(inputs),
+                    angle_feas,
+                    angle_layer.angle_norm,
+                )
+        return atom_feas
 
 
 def _sum_rows(values: Tensor, index: Tensor, n: int) -> Tensor:
@@ -240,8 +257,8 @@ def _residual(layer: nn.Module, new: Tensor, old: Tensor, norm: nn.Module | None
 
 def chgnet_engine(spec: EngineSpec) -> BatchedEngine:
     """The batched engine with CHGNet; ``spec.options`` may set ``max_atoms`` per batch and
-    ``compile`` (``torch.compile`` the gated MLPs: faster steps after a first call that compiles
-    for a minute or more)."""
+    ``compile`` (``torch.compile`` the interaction blocks: faster steps after a first evaluation
+    that compiles for a minute or more)."""
     options = dict(spec.options)
     compile_ = bool(options.pop("compile", False))
     potential = CHGNetPotential(load_chgnet_model(spec), device=spec.device, compile=compile_)
