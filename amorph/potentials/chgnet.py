@@ -67,7 +67,11 @@ def load_chgnet_model(spec: EngineSpec):
 
 
 class CHGNetPotential(BatchedPotential):
-    """A CHGNet model (``chgnet.model.CHGNet``) evaluated on batches of replicas."""
+    """A CHGNet model (``chgnet.model.CHGNet``) evaluated on batches of replicas.
+
+    The gated MLPs hold views of the model's weights on ``device``: for another device, build
+    another potential.
+    """
 
     name = "chgnet"
     supported_numbers = frozenset(range(1, CHGNET_MAX_Z + 1))
