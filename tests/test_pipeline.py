@@ -240,6 +240,7 @@ def test_store_commands_accept_outputs_after_the_action(day, tmp_path):
         (["Li2O", "--atoms", "100000"], "need about 2000 GB of memory"),
         (["Li2O", "--production-ps", "1e5"], "atom-steps of MD"),
         (["Li2O", "--engine", "gptff"], "unknown engine 'gptff'"),
+        (["Li2O", "--engine", "m3gnet", "--compile"], "--compile works with the chgnet engine"),
         (["Li2O", "--volume-per-atom", "-3"], "volume per atom must lie between 1 and 1000 Å³"),
         (["Li2O", "--volume-per-atom", "nan"], "volume per atom must lie between 1 and 1000 Å³"),
         (["Li2O", "--min-distance", "0"], "minimum distance must lie between 0.3 and 5 Å"),
