@@ -49,6 +49,13 @@ class EOSFit(MSONable):
             return self.b0_GPa * (1 - np.asarray(volume) / self.v0_A3)
         return birch_murnaghan_pressure(volume, self.v0_A3, self.b0_GPa, self.b0_prime)
 
+    def bulk_modulus(self, volume: float) -> float:
+        """The fit's -V dP/dV at ``volume``, in GPa."""
+        step = 1e-4 * volume
+        return float(
+            -volume * (self.pressure(volume + step) - self.pressure(volume - step)) / step / 2
+        )
+
 
 def birch_murnaghan_pressure(volume, v0: float, b0: float, b0_prime: float):
     """Third-order Birch–Murnaghan pressure P(V) in the units of ``b0``."""
@@ -198,8 +205,15 @@ def quenched_volume(
 
     Cooling by ΔT at fixed V lowers the pressure by the :func:`thermal_pressure` of ΔT. The root of
     ``fit.pressure(V)`` minus that drop is searched between 0.4 and 1 times ``hot_volume`` (clipped
-    to that range).
+    to that range). A linear fit has no curvature to extrapolate with: it is replaced by a
+    Birch–Murnaghan P(V) with B0' = 4, zero at ``hot_volume`` with the linear fit's bulk modulus
+    there (``hot_volume`` itself where that modulus is not positive).
     """
+    if fit.kind == "linear":
+        modulus = fit.bulk_modulus(hot_volume)
+        if not modulus > 0:
+            return hot_volume
+        fit = EOSFit("birch-murnaghan-2", hot_volume, modulus, 4.0, fit.rms_residual_GPa)
     cooling = hot_temperature - temperature
 
     def pressure(volume: float) -> float:

@@ -3,6 +3,7 @@ import pytest
 
 from amorph.constants import EV_A3_TO_GPA, K_B_EV
 from amorph.eos import (
+    EOSFit,
     birch_murnaghan_pressure,
     fit_pressure_eos,
     is_bracketed,
@@ -12,6 +13,7 @@ from amorph.eos import (
     zero_pressure_volume,
 )
 from amorph.flows import CheckRunMaker
+from amorph.flows.volume import CheckResult, _modulus
 from amorph.md.engine import RunStats
 
 
@@ -106,6 +108,35 @@ def test_quenched_volume_finds_the_zero_pressure_volume_of_a_mie_gruneisen_solid
     assert quenched_volume(fit, v_hot, hot, 1000, 100, convention="total") < quenched_volume(
         fit, v_hot, hot, 1000, 100
     )
+
+
+def test_a_linear_melt_fit_centres_the_quench_as_a_birch_murnaghan_solid():
+    """A CHGNet Li2O melt (demo, seed 1) whose three P(V) points are collinear: extrapolated
+    linearly, P never rises fast enough and the centre fell to the 0.4 clip (a cell compressed to
+    atoms 1 Å apart, whose MD blew up); with B0' = 4 from the local modulus it is a 18 % shrink."""
+    volumes, pressures = [380.60, 475.75, 570.90], [2.793, 0.552, -1.442]
+    fit = fit_pressure_eos(volumes, pressures)
+    assert fit.kind == "linear"
+    centre = quenched_volume(fit, fit.v0_A3, 5000, 2000, 33)
+    solid = EOSFit("birch-murnaghan-2", fit.v0_A3, fit.bulk_modulus(fit.v0_A3), 4.0, 0.0)
+    assert centre == pytest.approx(quenched_volume(solid, fit.v0_A3, 5000, 2000, 33))
+    assert 0.75 < centre / fit.v0_A3 < 0.9
+    rising = fit_pressure_eos(volumes, pressures[::-1])  # noise: P rises with V
+    assert quenched_volume(rising, 500.0, 5000, 2000, 33) == 500.0
+
+
+def test_a_second_rescale_uses_the_secant_of_the_check_volumes():
+    """LiCuSi2 at 5000 K (demo, seed 3): the fit's B0 (23 GPa) overshot the first rescale
+    (+1.71 GPa at 617.5 Å³ became -1.25 GPa at 663.7 Å³); the secant between them lands between."""
+    fit = EOSFit("birch-murnaghan-2", 617.46, 22.78, 4.0, 0.0)
+    first = RunStats(617.46, 32, 5000.0, 1.71, 0.49, 1.71, 0.0, -5.0, 0.0, "virial", 300, 9)
+    check = CheckResult(617.46, first, None, False, 2, [first], ["extend", "rescale"])
+    assert _modulus(check, fit) == pytest.approx(fit.bulk_modulus(617.46))
+    second = RunStats(663.68, 32, 5000.0, -1.25, 0.77, -1.25, 0.0, -5.0, 0.0, "virial", 150, 9)
+    check.history.append(second)
+    secant = _modulus(check, fit)
+    assert secant == pytest.approx(640.57 * 2.96 / 46.22, rel=1e-3)  # 41 GPa
+    assert 617.46 < rescaled_volume(663.68, -1.25, secant) < 663.68
 
 
 def stats(pressure, sem, drift=0.0, dof=9, drift_sem=0.002):

@@ -250,7 +250,8 @@ class CheckRunMaker(MDStageMaker):
 
     - ``|P| - t·SE > pressure_tolerance_GPa`` (significantly above the tolerance), or, once the
       run has been extended, ``|P|`` above the tolerance and ``|P| > t·SE`` (significantly off
-      zero): the volume is off; the next run starts at ΔV/V = P/B0 (B0 from the P(V) fit);
+      zero): the volume is off; the next run starts at ΔV/V = P/B, B the secant modulus of the
+      last two check volumes once there are two (if positive), else the P(V) fit's -V dP/dV;
     - ``|P| ≤ pressure_tolerance_GPa`` and the drift not significantly beyond
       ``energy_tolerance_eV_per_atom`` (the paper's criteria, 5 kbar and an energy stable between
       halves): converged;
@@ -334,9 +335,9 @@ def check_volume(
             starts.append(searches[i].start)
         elif check.extends:
             starts.append(check.final_state)
-        else:  # B0 ≈ -V dP/dV near V0
+        else:
             volume = rescaled_volume(
-                check.volume_A3, check.stats.pressure_GPa, searches[i].fit.b0_GPa
+                check.volume_A3, check.stats.pressure_GPa, _modulus(check, searches[i].fit)
             )
             starts.append(scaled_state(check.final_state, volume))
         attempts.append(1 if check is None else check.attempts + 1)
@@ -353,6 +354,20 @@ def check_volume(
     again = check_volume(maker, targets, searches, checks)
     again.name = f"check {stage_name(targets)} attempt {max(attempts) + 1}"
     return Response(replace=again)
+
+
+def _modulus(check: CheckResult, fit: EOSFit) -> float:
+    """The bulk modulus a rescale divides by: the secant -V dP/dV between the check's last two
+    volumes where it has run at two and that is positive, else the fit's at the last volume."""
+    last = check.history[-1]
+    earlier = [s for s in check.history if s.volume_A3 != last.volume_A3]
+    if earlier:
+        before = earlier[-1]
+        change = (last.pressure_GPa - before.pressure_GPa) / (last.volume_A3 - before.volume_A3)
+        secant = -0.5 * (last.volume_A3 + before.volume_A3) * change
+        if secant > 0:
+            return secant
+    return fit.bulk_modulus(check.volume_A3)
 
 
 def _checked(
