@@ -263,14 +263,15 @@ class CheckRunMaker(MDStageMaker):
     beyond the tolerance once more frames are in moves it.
 
     After ``max_attempts`` runs (extensions included) the last volume is passed on, flagged
-    ``converged=False`` if it has not passed.
+    ``converged=False`` if it has not passed. The default, 4, leaves a stage whose first run was
+    extended and then rescaled a run to test the new volume and one secant rescale.
     """
 
     name: str = "check run"
     pressure_tolerance_GPa: float = 0.5
     energy_tolerance_eV_per_atom: float = 0.01
     confidence: float = 0.95
-    max_attempts: int = 3
+    max_attempts: int = 4
 
     def validate(self) -> None:
         if self.max_attempts < 1:
