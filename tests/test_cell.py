@@ -50,7 +50,10 @@ def test_hot_estimate_follows_the_aimd_thermal_expansion():
     """Published AIMD volumes at 1000–2500 K: the hot estimate's error barely changes with
     temperature (the cold one's grows by up to 19 %), and it lies within the volume search's first
     round (0.8–1.2) for Li2O, LiAlO2 and LiZn; Li3N is 28 % denser in the estimate."""
-    rows = list(csv.DictReader((SHARED / "data/aimd_reference/multi_temperature.csv").open()))
+    reference = SHARED / "data" / "aimd_reference" / "multi_temperature.csv"
+    if not reference.exists():
+        pytest.skip(f"{reference} is absent")
+    rows = list(csv.DictReader(reference.open()))
     ratios = defaultdict(list)
     for row in rows:
         composition, temperature = Composition(row["formula"]), float(row["temperature_K"])
