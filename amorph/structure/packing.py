@@ -62,8 +62,10 @@ def estimate_volume_per_atom(composition: Composition, temperature: float = 0.0)
     if not low <= volume <= high:
         logger.warning("volume estimate %.1f Å³/atom clipped to [%g, %g]", volume, low, high)
     volume = float(np.clip(volume, low, high))
+    if temperature <= 0:
+        return volume
     bulk_modulus = composition_features(composition)["avg_B_with_Li"]
-    if temperature <= 0 or not bulk_modulus > 0:
+    if not bulk_modulus > 0:
         return volume
     return rescaled_volume(
         volume, thermal_pressure(temperature, volume), bulk_modulus, max_change=1.0
