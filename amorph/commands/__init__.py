@@ -76,7 +76,7 @@ def add_engine_options(parser: argparse.ArgumentParser, role: str = "the MD") ->
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="chgnet: torch.compile its interaction blocks, ~1.5x faster steps after a first "
+        help="chgnet: torch.compile its interaction blocks, ~1.3x faster steps after a first "
         "evaluation that compiles for a minute or more (for long runs)",
     )
 
