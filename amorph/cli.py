@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 import warnings
+from typing import NoReturn
 
 from amorph import __version__
 from amorph.errors import AmorphError
@@ -29,11 +30,20 @@ COMMANDS = (
     "predict",
     "publish",
     "compare",
+    "audit",
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser (and, through ``add_subparsers``, its sub-parsers) whose errors are one
+    ``amorph: error:`` line and exit status 1, as every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"amorph: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amorph", description=__doc__.splitlines()[0])
+    parser = Parser(prog="amorph", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"amorph {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", required=True)

@@ -44,6 +44,11 @@ class EmptyStoreError(StoreError):
     """A store that holds no results yet."""
 
 
+class PathError(AmorphError):
+    """A place amorph should write to is unusable: a file where a folder belongs, a symbolic link
+    amorph did not make, or a folder it cannot write in."""
+
+
 def check_range(what: str, value: float, low: float, high: float, unit: str = "") -> None:
     """Raise ``InputError`` unless ``value`` is a finite number in [``low``, ``high``]."""
     if not (math.isfinite(value) and low <= value <= high):

@@ -1,5 +1,5 @@
-"""Atomic file writes (a reader never sees a half-written file) with the user's permissions, and
-JSON text without NaN."""
+"""Atomic file writes (a reader never sees a half-written file) with the user's permissions, folders
+made without following links amorph did not make, and JSON text without NaN."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from amorph.errors import PathError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp and mkdtemp ignore it (0600, 0700), these helpers do not
@@ -21,6 +23,70 @@ def staging_dir(parent: Path, prefix: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     staging.chmod(0o777 & ~_UMASK)
     return staging
+
+
+def safe_directory(path: str | Path, root: str | Path, make: bool = True) -> Path:
+    """The folder ``path`` inside ``root``, made where missing, reached through no link amorph did
+    not make: every writer of result, export, run, job and store folders makes them here.
+
+    ``root`` is a folder the user named (``--outputs``, ``--folders``, a run folder): made like
+    ``mkdir -p`` and, as the user's choice, allowed to be a link. Below it each part of ``path``
+    must be a real folder: a missing one is made (with the user's umask); a symbolic link (to a
+    folder, a file or nothing) or a file raises :class:`~amorph.errors.PathError` naming it, and
+    neither it nor its target is touched.
+
+    Parameters
+    ----------
+    path, root
+        The folder, and the folder the user named (``path`` itself, or one above it).
+    make
+        False: make nothing, only raise what making would raise (``root`` must exist or be
+        makeable, and writable: a probe folder made in it, or above it, is removed at once).
+
+    Returns
+    -------
+    Path
+        ``path``, absolute (not resolved).
+    """
+    root, path = Path(root).absolute(), Path(path).absolute()
+    parts = path.relative_to(root).parts
+    folder = root
+    try:
+        if make:
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            existing = next(p for p in (root, *root.parents) if p.exists())
+            _refuse_file(existing)
+            os.rmdir(tempfile.mkdtemp(prefix=".amorph-probe-", dir=existing))
+        _refuse_file(root)
+        for part in parts:
+            folder = folder / part
+            if make:
+                with suppress(FileExistsError):  # mkdir follows no link: it fails on any entry
+                    folder.mkdir()
+            elif not folder.is_symlink() and not folder.exists():
+                break
+            if folder.is_symlink():
+                raise PathError(
+                    f"{folder} is a symbolic link (to {os.readlink(folder)}): amorph writes "
+                    "nothing through a link it did not make; remove the link"
+                )
+            _refuse_file(folder)
+    except OSError as exc:
+        _refuse_file(folder)
+        raise PathError(f"cannot make or write in folder {folder}: {exc.strerror}") from None
+    return path
+
+
+def stage_folder(root: str | Path, formula: str, temperature: float, make: bool = True) -> Path:
+    """``<root>/<formula>/<T>K``: the folder of a composition at a temperature (its MD runs, its
+    exported results), reached through no link amorph did not make (:func:`safe_directory`)."""
+    return safe_directory(Path(root) / formula / f"{temperature:.0f}K", root, make)
+
+
+def _refuse_file(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise PathError(f"{path} is a file where amorph needs a folder")
 
 
 def remove_empty_folders(root: Path) -> None:
@@ -59,8 +125,12 @@ def _finite(value: Any) -> Any:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
+
+    ``path`` itself is replaced (a link there too, never its target); with ``replace=False`` a
+    file already at ``path`` is kept and the new one dropped (two processes creating one file).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -71,7 +141,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
+        if replace:
+            os.replace(tmp_path, path)
+        else:
+            with suppress(FileExistsError):
+                os.link(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -32,9 +32,10 @@ import torch
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
-from amorph.potentials.graph import Systems
+from amorph.md.potential import Systems
 from amorph.structure.composition import formula_units_for, parse_composition
-from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
+from amorph.structure.packing import random_packed_structure
+from amorph.volume.estimate import estimate_volume_per_atom
 
 
 def engine_specs(args) -> tuple[EngineSpec, EngineSpec]:

@@ -27,12 +27,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from amorph.analysis.compare import compare, read_reference
-from amorph.eos import EOSFit
 from amorph.flows.presets import protocol_maker
 from amorph.managers.local import run_flow
 from amorph.md.engine import EngineSpec
+from amorph.results.outputs import Outputs
 from amorph.results.reader import Database
 from amorph.results.store import open_store
+from amorph.volume.eos import EOSFit
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "aimd_reference"
 MELT_K = 5000.0
@@ -69,7 +70,7 @@ def run_engine(engine: str, args: argparse.Namespace, plan: dict, outputs: Path)
             run_dir=str((outputs / "runs" / engine).resolve()),
         )
         print(f"{engine}: {' '.join(formulas)} at {' '.join(f'{t:.0f}' for t in temperatures)} K")
-        run_flow(maker.make_batch(formulas), store, outputs)
+        run_flow(maker.make_batch(formulas), store, Outputs(outputs))
     return time.perf_counter() - start
 
 
@@ -148,7 +149,7 @@ def main() -> None:
     for engine in args.engines:
         wall = run_engine(engine, args, plan, args.outputs)
         print(f"{engine}: {wall / 60:.1f} min")
-    database = Database.open(None, args.outputs)
+    database = Database.open(Outputs(args.outputs))
     print_table(table(database, args.engines, args.reference_dir))
 
 

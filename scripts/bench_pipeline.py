@@ -30,7 +30,8 @@ from amorph.flows import ProductionMaker, Target, VolumeSearchMaker
 from amorph.md.engine import EngineSpec, MDSettings
 from amorph.results.documents import density_g_cm3
 from amorph.structure.composition import formula_units_for, parse_composition
-from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
+from amorph.structure.packing import random_packed_structure
+from amorph.volume.estimate import estimate_volume_per_atom
 
 
 class ForceCounter:

@@ -33,9 +33,10 @@ import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from amorph.flows.md import steps_for
 from amorph.flows.presets import protocol_maker
+from amorph.flows.stage import steps_for
 from amorph.managers.local import run_flow
+from amorph.results.outputs import Outputs
 from amorph.results.reader import Database
 from amorph.results.store import open_store
 from amorph.structure.composition import parse_composition
@@ -107,7 +108,7 @@ def run_seed(args: argparse.Namespace, seed: int, outputs: Path) -> tuple[list[d
     maker = seed_maker(args, seed, outputs)
     store = open_store(None, outputs / f"seed{seed}")
     start = time.perf_counter()
-    run_flow(maker.make_batch(args.compositions), store, outputs / f"seed{seed}")
+    run_flow(maker.make_batch(args.compositions), store, Outputs(outputs / f"seed{seed}"))
     return rows_of(maker, Database(store), seed), time.perf_counter() - start
 
 
@@ -159,7 +160,7 @@ def main() -> None:
     rows, walls = [], {}
     for seed in args.seeds:
         if args.report:
-            database = Database.open(outputs=args.outputs / f"seed{seed}")
+            database = Database.open(Outputs(args.outputs / f"seed{seed}"))
             rows += rows_of(seed_maker(args, seed, args.outputs), database, seed)
             continue
         seed_rows, walls[seed] = run_seed(args, seed, args.outputs)

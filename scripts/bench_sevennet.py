@@ -23,7 +23,8 @@ import torch
 
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.structure.composition import formula_units_for, parse_composition
-from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
+from amorph.structure.packing import random_packed_structure
+from amorph.volume.estimate import estimate_volume_per_atom
 
 KINDS = ("sevennet", "sevennet-ase", "chgnet")
 

@@ -9,7 +9,9 @@ trajectory of ``--blob-mb`` MB. For each size the store is first filled with tha
 (one bulk update per 50 compositions; the old store's files are written directly), then one more
 composition is added ``--repeat`` times, each time a new one, and the fastest is reported:
 ``add`` is ``docs_store.update`` + the data store's ``update`` on the connected store, ``open`` is
-building and connecting the store (once). The peer is the previous ``AtomicJSONStore``, copied
+building and connecting the store (once; for the embedded store it includes the integrity check a
+writer's open runs, SQLite's ``quick_check`` over the whole file), ``check`` that check alone, on a
+new connection. The peer is the previous ``AtomicJSONStore``, copied
 below: every update rewrites its whole JSON file, and connecting loads all of it, one upsert per
 document (quadratic: ~30 s for 100 compositions, so above ``--real-open-max`` its files are
 loaded into its in-memory collection directly and its open is not timed). The files live in
@@ -22,6 +24,7 @@ import argparse
 import base64
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -34,7 +37,8 @@ from jobflow import JobStore
 from maggma.stores import JSONStore
 
 from amorph.files import atomic_path
-from amorph.results.store import embedded_store
+from amorph.results.sqlite_store import check_integrity
+from amorph.results.store import DATABASE, embedded_store
 
 FILL_BATCH = 50  # compositions per bulk update while filling
 
@@ -149,6 +153,19 @@ def timed(opener: Callable[[Path], JobStore], directory: Path, blob: str, repeat
     return opened, best
 
 
+def check_time(directory: Path) -> float:
+    """Seconds of the integrity check a writer's open runs, on a new connection."""
+    path = directory / DATABASE
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        start = time.perf_counter()
+        check_integrity(conn, path)
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000])
@@ -164,8 +181,8 @@ def main() -> None:
     blob = base64.b64encode(os.urandom(int(args.blob_mb * 2**20 * 3 / 4))).decode()
     print(f"one composition: 15 job docs (3 with ~50 kB outputs) + a {args.blob_mb:g} MB blob")
     print(
-        f"{'held':>6} {'fill new':>9} {'open new':>9} {'add new':>9} {'open old':>9} {'add old':>9}"
-        f" {'old/new add':>11}"
+        f"{'held':>6} {'size new':>9} {'fill new':>9} {'open new':>9} {'check':>9} {'add new':>9}"
+        f" {'open old':>9} {'add old':>9} {'old/new add':>11}"
     )
     for n in args.sizes:
         root = Path(tempfile.mkdtemp(prefix="bench_store_"))
@@ -176,6 +193,8 @@ def main() -> None:
             fill_new(root / "new", n, blob)
             fill = time.perf_counter() - start
             new_open, new_add = timed(embedded_store, root / "new", blob, args.repeat)
+            check = check_time(root / "new")
+            size = (root / "new" / DATABASE).stat().st_size / 1e9
             fill_old(root / "old", n, blob)
             real = n <= args.real_open_max
             opener = old_store if real else old_store_preloaded
@@ -183,7 +202,8 @@ def main() -> None:
         finally:
             shutil.rmtree(root)
         print(
-            f"{n:>6} {fill:>8.2f}s {new_open:>8.3f}s {new_add:>8.3f}s "
+            f"{n:>6} {size:>7.2f}GB {fill:>8.2f}s {new_open:>8.3f}s {check:>8.3f}s "
+            f"{new_add:>8.3f}s "
             + (f"{old_open:>8.3f}s " if real else f"{'preload':>9} ")
             + f"{old_add:>8.3f}s {old_add / new_add:>10.1f}x",
             flush=True,

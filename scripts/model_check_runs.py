@@ -1,8 +1,8 @@
 """Model: how often a preset's check runs end unconverged when pressures are only noisy.
 
 A Monte Carlo of the check-run stage with amorph's own decision rule
-(:meth:`CheckRunMaker.decide`), rescale (:func:`amorph.eos.rescaled_volume`) and modulus choice
-(:func:`amorph.flows.volume._modulus`), on a stationary liquid whose true pressure is
+(:meth:`CheckRunMaker.decide`), rescale (:func:`amorph.volume.eos.rescaled_volume`) and modulus
+choice (:func:`amorph.flows.volume._modulus`), on a stationary liquid whose true pressure is
 P(V) = -B ln(V/V*) (no MD). What it draws:
 
 - the first check volume's true pressure, normal with ``--start-sd`` (the EOS fit's error);
@@ -29,9 +29,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from amorph.analysis.timeseries import MAX_BLOCKS, MIN_BLOCKS, SampleMean
-from amorph.eos import rescaled_volume
 from amorph.flows.presets import PRESETS
 from amorph.flows.volume import CheckRunMaker, _modulus
+from amorph.volume.eos import rescaled_volume
 
 
 def stage(rng, check: CheckRunMaker, sigma: float, start_sd: float, modulus_sd: float, bulk=30.0):

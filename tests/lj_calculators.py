@@ -5,7 +5,7 @@ import torch
 from ase.calculators.lj import LennardJones
 
 from amorph.constants import EV_A3_TO_GPA
-from amorph.potentials.base import BatchedPotential
+from amorph.md.potential import BatchedPotential
 from amorph.potentials.graph import neighbor_list
 
 ARGON = {"sigma": 3.4, "epsilon": 0.0104, "rc": 8.0, "smooth": True}

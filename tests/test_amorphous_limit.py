@@ -70,8 +70,8 @@ def test_offline_elemental_references():
 def test_elements_without_a_reference_stop_the_flow_before_it_runs():
     boron = Structure(Lattice.cubic(5.0), ["B"], [[0, 0, 0]])
     with pytest.raises(InputError, match="no offline reference structure for B"):
-        AmorphousLimitMaker().validate(["B"], LJ_ARGON)
-    AmorphousLimitMaker(references={"B": boron}).validate(["B"], LJ_ARGON)
+        AmorphousLimitMaker().validate(["B"])
+    AmorphousLimitMaker(references={"B": boron}).validate(["B"])
 
 
 def test_formation_energy_weights_the_elements_by_atom_fraction():
@@ -92,7 +92,9 @@ def test_amorphous_argon_lies_above_the_fcc_crystal(tmp_path):
     engine = LJ_ARGON.load()
     production = liquid_argon_run(tmp_path / "md")
     result = run_flow(
-        AmorphousLimitMaker(snapshots=3, interval_ps=0.5, max_steps=500).make(production, LJ_ARGON),
+        AmorphousLimitMaker(engine=LJ_ARGON, snapshots=3, interval_ps=0.5, max_steps=500).make(
+            production
+        ),
         tmp_path,
     )
     assert [s.time_ps for s in result.snapshots] == pytest.approx([0.5, 1.0, 1.5])
@@ -132,8 +134,8 @@ def test_vasp_amorphous_limit_uses_mp_relax_and_static_sets(tmp_path, monkeypatc
     production = spec.load().run_one(
         MDTask(MDState(li2o), 1000.0, 20, MDSettings(), tmp_path / "md", seed=1)
     )
-    maker = AmorphousLimitMaker(snapshots=2, interval_ps=0.02, fmax=0.1, max_steps=8)
-    result = run_flow(maker.make(production.trajectory_path, spec), tmp_path)
+    maker = AmorphousLimitMaker(engine=spec, snapshots=2, interval_ps=0.02, fmax=0.1, max_steps=8)
+    result = run_flow(maker.make(production.trajectory_path), tmp_path)
 
     incars = {
         path.parent.parent.name + path.parent.name: Incar.from_file(path)

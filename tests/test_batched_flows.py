@@ -17,6 +17,7 @@ from amorph.flows import RandomCellMaker, demo_maker
 from amorph.managers.local import run_flow
 from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec
+from amorph.results.outputs import Outputs
 from amorph.results.reader import Database
 from amorph.results.schemas import StageDoc
 
@@ -46,7 +47,7 @@ def melt_quench(engine: EngineSpec, outputs: Path) -> list[StageDoc]:
         run_dir=str(outputs / "runs"),
     ).with_engine(engine)
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
-    run_flow(maker.make("Ar"), store, outputs)
+    run_flow(maker.make("Ar"), store, Outputs(outputs))
     (entry,) = Database(store).compositions()
     return [stage.doc for stage in entry.stages]
 

@@ -13,7 +13,8 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from amorph.errors import InputError
 from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
-from amorph.potentials.graph import Systems, neighbor_list, pairs_sharing_center
+from amorph.md.potential import Systems
+from amorph.potentials.graph import neighbor_list, pairs_sharing_center
 from amorph.trajectory import Trajectory
 
 GPA = 160.21766208  # eV/Å³ in GPa

@@ -8,9 +8,10 @@ from pymatgen.core import Composition
 
 from amorph.constants import K_B_J
 from amorph.descriptors.compositional import composition_features
-from amorph.eos import thermal_pressure
 from amorph.errors import PackingError
-from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
+from amorph.structure.packing import random_packed_structure
+from amorph.volume.eos import thermal_pressure
+from amorph.volume.estimate import estimate_volume_per_atom
 
 # Crystal volumes per atom (Å³) from room-temperature lattice constants: antifluorite Li2O
 # (a = 4.61 Å) and Li2S (5.71 Å), rock-salt LiCl (5.13), NaCl (5.64), MgO (4.21), LiF (4.03),

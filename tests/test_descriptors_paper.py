@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 
 from amorph.descriptors import FEATURE_NAMES, compute_features
 from amorph.descriptors.compositional import composition_features
-from amorph.descriptors.elements import element_property, fallback_elements, paper_elements
+from amorph.elements import element_property, fallback_elements, paper_elements
 
 # B, G (GPa), Ecoh (eV/atom) as published (paper_elements.json); R (Å, Slater), m (amu) and
 # Pauling X from pymatgen.

@@ -20,7 +20,7 @@ from amorph.descriptors import (
     frame_indices,
     trajectory_features,
 )
-from amorph.descriptors.elements import ionic_model, lattice_anion
+from amorph.elements import ionic_model, lattice_anion
 from amorph.errors import InputError
 from amorph.trajectory import Trajectory
 

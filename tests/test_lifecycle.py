@@ -114,3 +114,17 @@ def test_a_damaged_finished_run_is_set_aside_and_run_again(tmp_path):
     again = ASEEngine(argon(), "lj").run_one(task(tmp_path))
     assert again.n_force_calls == 101 and (tmp_path / "md.npz.corrupt").exists()
     assert Trajectory.load(again.trajectory_path).metadata["complete"]
+
+
+@pytest.mark.parametrize("engine", ["ase", "batched"])
+def test_what_a_killed_run_was_writing_is_removed_by_the_next_run(tmp_path, engine):
+    """A run killed inside an atomic write leaves a hidden temporary file; the next run of the
+    same task removes it, and nothing else of the folder."""
+    stale = [tmp_path / ".md.chunk0001.npz.k3x9.tmp", tmp_path / ".md.checkpoint.npz.a1b2.tmp"]
+    other = tmp_path / ".eos00.npz.zz.tmp"  # another run's: not this task's to remove
+    for path in [*stale, other]:
+        path.write_bytes(b"half a file")
+    live = {"ase": ASEEngine(argon(), "lj"), "batched": BatchedEngine(TorchArgon(), "lj")}[engine]
+    live.run_one(task(tmp_path, steps=20, chunk=10))
+    assert not any(path.exists() for path in stale) and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".npz") == ["md.npz"]

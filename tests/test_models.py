@@ -200,7 +200,7 @@ def test_rows_without_target_are_left_out(tmp_path):
 
 def test_features_and_models_import_without_torch_or_jobflow():
     modules = (
-        "amorph.descriptors.table, amorph.regression.plots, amorph.regression.predict, "
+        "amorph.descriptors.table, amorph.regression.parity, amorph.regression.predict, "
         "amorph.commands.features, amorph.commands.train, amorph.commands.predict"
     )
     check = f"import sys, {modules}; print(sorted({{'torch', 'jobflow'}} & set(sys.modules)))"

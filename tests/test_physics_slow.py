@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
-from amorph.eos import fit_pressure_eos, zero_pressure_volume
-from amorph.flows.md import scaled_state
+from amorph.flows.stage import scaled_state
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
 from amorph.structure.packing import random_packed_structure
+from amorph.volume.eos import fit_pressure_eos, zero_pressure_volume
 
 
 @pytest.mark.slow

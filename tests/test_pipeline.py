@@ -4,12 +4,9 @@ folder with the default relative paths, then the commands that read its results 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,44 +18,8 @@ TESTS = Path(__file__).resolve().parent
 AIMD = TESTS.parent / ".." / "shared" / "data" / "aimd_reference" / "multi_temperature.csv"
 
 
-def amorph(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``amorph ARGS`` run by a user in ``cwd`` (test calculators importable by name)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "amorph.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=_environment(),
-        timeout=1800,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
-
-
-def _environment() -> dict[str, str]:
-    """This environment, the test potentials importable (before the amorph the tests import)."""
-    import os
-
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    path = filter(None, [str(TESTS), environment.get("PYTHONPATH")])
-    return environment | {"PYTHONPATH": os.pathsep.join(path)}
-
-
-def digest(folder: Path) -> dict[str, tuple[str, int]]:
-    """Content and modification time of every file below ``folder``."""
-    return {
-        str(p.relative_to(folder)): (
-            hashlib.sha256(p.read_bytes()).hexdigest(),
-            p.stat().st_mtime_ns,
-        )
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
-def day(tmp_path_factory):
+def day(tmp_path_factory, amorph):
     """``amorph run Li2O --preset demo``: 30 atoms, melt 3000 K, quench 1500 K, in a new folder."""
     home = tmp_path_factory.mktemp("user")
     run = amorph(
@@ -77,7 +38,7 @@ def day(tmp_path_factory):
     return home, json.loads(run.stdout)
 
 
-def test_the_store_holds_both_temperatures_and_db_reads_them_back(day):
+def test_the_store_holds_both_temperatures_and_db_reads_them_back(amorph, digest, day):
     home, summaries = day
     assert [s["temperature_K"] for s in summaries] == [3000.0, 1500.0]
     before = digest(home / "outputs" / "store")
@@ -150,7 +111,7 @@ def test_every_run_holds_its_temperature(day):
 def test_melt_search_is_centred_on_the_hot_estimate(day):
     from pymatgen.core import Composition
 
-    from amorph.structure.packing import estimate_volume_per_atom
+    from amorph.volume.estimate import estimate_volume_per_atom
 
     _, (melt, _) = day
     centre = estimate_volume_per_atom(Composition("Li2O"), 3000) * melt["n_atoms"]
@@ -159,7 +120,7 @@ def test_melt_search_is_centred_on_the_hot_estimate(day):
 
 
 def test_quench_search_is_centred_where_the_melt_predicts(day):
-    from amorph.eos import EOSFit, quenched_volume
+    from amorph.volume.eos import EOSFit, quenched_volume
 
     _, (melt, quench) = day
     centre = quenched_volume(
@@ -173,7 +134,7 @@ def test_quench_search_is_centred_where_the_melt_predicts(day):
     assert np.allclose(np.array(volumes[:3]) / centre, [0.8, 1.0, 1.2])
 
 
-def test_result_folders_are_an_export_of_the_store(day, tmp_path):
+def test_result_folders_are_an_export_of_the_store(amorph, day, tmp_path):
     home, summaries = day
     folder = home / "outputs" / "results" / "Li2O" / "1500K"  # written by run, from the store
     expected = {
@@ -194,7 +155,7 @@ def test_result_folders_are_an_export_of_the_store(day, tmp_path):
     assert (again / "POSCAR").read_text() == (folder / "POSCAR").read_text()
 
 
-def test_features_and_publish_dry_run_read_the_store(day):
+def test_features_and_publish_dry_run_read_the_store(amorph, day):
     home, summaries = day
     features = amorph(home, "features", "--include-unconverged").stdout
     table = list(csv.DictReader(io.StringIO(features)))
@@ -217,7 +178,7 @@ def test_features_and_publish_dry_run_read_the_store(day):
     assert "2 valid, 0 invalid; nothing uploaded" in dry.stdout
 
 
-def test_store_commands_accept_outputs_after_the_action(day, tmp_path):
+def test_store_commands_accept_outputs_after_the_action(amorph, day, tmp_path):
     home, _ = day
     elsewhere = amorph(tmp_path, "db", "list", "--outputs", str(home / "outputs")).stdout
     assert "Li2O" in elsewhere
@@ -256,7 +217,7 @@ def test_store_commands_accept_outputs_after_the_action(day, tmp_path):
         (["Li2O", "--engine", "m3gnet-ase", "--model", "/nonexistent"], "no matgl model"),
     ],
 )
-def test_bad_input_gives_one_error_line_and_writes_nothing(args, message, tmp_path):
+def test_bad_input_gives_one_error_line_and_writes_nothing(amorph, args, message, tmp_path):
     result = amorph(tmp_path, "run", *args, check=False)
     err = result.stderr.strip().splitlines()
     assert result.returncode == 1
@@ -264,7 +225,7 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(args, message, tmp_pa
     assert not (tmp_path / "outputs").exists()
 
 
-def test_failing_md_stops_the_run_and_leaves_no_result(tmp_path):
+def test_failing_md_stops_the_run_and_leaves_no_result(amorph, tmp_path):
     result = amorph(
         tmp_path,
         "run",
@@ -294,21 +255,9 @@ LJ = [
 ]
 
 
-def test_runs_and_readers_at_the_same_time_lose_nothing(tmp_path):
+def test_runs_and_readers_at_the_same_time_lose_nothing(amorph, tmp_path):
     """Two runs of different compositions into one store, and a reader, started together."""
-    env = _environment()
-    command = [sys.executable, "-m", "amorph.cli"]
-    runs = [
-        subprocess.Popen(
-            [*command, "run", formula, *LJ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for formula in ("Ar", "Kr")
-    ]
+    runs = [amorph.start(tmp_path, "run", formula, *LJ) for formula in ("Ar", "Kr")]
     readers = 0
     while any(run.poll() is None for run in runs):
         listing = amorph(tmp_path, "db", "list", check=False)
@@ -321,7 +270,7 @@ def test_runs_and_readers_at_the_same_time_lose_nothing(tmp_path):
     assert {line.split()[0] for line in listing.splitlines()[1:]} == {"Ar", "Kr"}
 
 
-def test_analyze_and_compare_read_the_store(day, tmp_path):
+def test_analyze_and_compare_read_the_store(amorph, day, tmp_path):
     home, summaries = day
     analysis = json.loads(amorph(home, "analyze", "--formula", "Li2O", "--json").stdout)
     measured = analysis["trajectories"]

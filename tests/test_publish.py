@@ -20,6 +20,7 @@ from amorph.analysis.synthetic import random_walk
 from amorph.cli import main
 from amorph.publish.contributions import ATTACHMENT_TARGET_BYTES, build_groups, identifier, quantity
 from amorph.publish.rules import MAX_ATTACHMENT_BYTES, column_problem, data_problems
+from amorph.results.outputs import Outputs
 from amorph.results.reader import Database
 from amorph.results.schemas import StageDoc
 from amorph.results.store import open_store
@@ -104,7 +105,7 @@ def results(tmp_path_factory) -> Path:
 
 
 def read_results(outputs: Path):
-    return Database.open(None, outputs).stages()
+    return Database.open(Outputs(outputs)).stages()
 
 
 @pytest.fixture

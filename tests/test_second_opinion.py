@@ -14,6 +14,7 @@ from amorph.flows.presets import protocol_maker
 from amorph.flows.second_opinion import second_engine
 from amorph.managers.local import run_flow
 from amorph.md.engine import EngineSpec
+from amorph.results.outputs import Outputs
 from amorph.results.reader import Database
 
 ARGON = EngineSpec("ase", "lj_calculators:argon")
@@ -32,7 +33,7 @@ def melt(tmp_path, second) -> StageDoc:  # noqa: F821
         second_opinion=second,
     )
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
-    run_flow(maker.make("Ar"), store, tmp_path)
+    run_flow(maker.make("Ar"), store, Outputs(tmp_path))
     (stage,) = Database(store).stages()
     return stage.doc
 

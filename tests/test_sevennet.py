@@ -12,7 +12,7 @@ from amorph.constants import EV_A3_TO_GPA as GPA
 from amorph.errors import EngineError, InputError
 from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
-from amorph.potentials.graph import Systems
+from amorph.md.potential import Systems
 from amorph.trajectory import Trajectory
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pickle
+import random
 import re
 import signal
 import socket
@@ -25,8 +26,9 @@ from maggma.stores import MemoryStore
 from monty.json import MontyDecoder, MontyEncoder
 from ruamel.yaml import YAML
 
-from amorph.errors import EmptyStoreError, StoreError
-from amorph.results.store import DATABASE, FORMAT, SQLiteStore, embedded_store, open_store
+from amorph.errors import EmptyStoreError, PathError, StoreError
+from amorph.results.sqlite_store import FORMAT, SQLiteStore
+from amorph.results.store import DATABASE, embedded_store, open_store
 
 HERE = Path(__file__).resolve()
 
@@ -189,8 +191,9 @@ def test_read_only_open_of_a_missing_store_creates_nothing(tmp_path):
 
 def test_a_store_where_a_file_is_refused(tmp_path):
     (tmp_path / "outputs").write_text("not a folder")
-    with pytest.raises(StoreError, match="cannot open store"):
+    with pytest.raises(PathError, match="outputs is a file where amorph needs a folder"):
         open_store(None, tmp_path / "outputs")
+    assert (tmp_path / "outputs").read_text() == "not a folder"
 
 
 def _sqlite_file(path: Path, statements: list[str]) -> None:
@@ -213,12 +216,14 @@ def _bad_files(directory: Path) -> dict[str, tuple[Path, str]]:
         "truncated": full[: len(full) // 2],
         "random": os.urandom(20_000),
         "json": b"{}",
+        "empty": b"",
     }.items():
         (directory / name).mkdir()
         (directory / name / DATABASE).write_bytes(content)
     cases["truncated"] = (directory / "truncated", "truncated")
     cases["random"] = (directory / "random", "not an SQLite database")
     cases["json"] = (directory / "json", "not an SQLite database")
+    cases["empty"] = (directory / "empty", r"is empty \(0 bytes\)")
     meta = "CREATE TABLE amorph_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
     for name, statements, phrase in [
         ("foreign", ["CREATE TABLE people (name TEXT)"], "not an amorph store"),
@@ -245,6 +250,36 @@ def test_corrupt_or_foreign_databases_are_refused_untouched(tmp_path):
             assert str(directory / DATABASE) in str(error.value), name
             assert "\n" not in str(error.value)
         assert _tree(directory) == before, name
+
+
+def test_damaged_pages_are_refused_to_writers_and_readers_fail_in_one_line(tmp_path):
+    store = embedded_store(tmp_path)
+    store.docs_store.update([{"uuid": str(i), "index": 1, "x": "y" * 5000} for i in range(50)])
+    store.close()
+    database = tmp_path / DATABASE
+    data = database.read_bytes()
+    half = len(data) // 2
+    database.write_bytes(data[:half] + random.Random(27).randbytes(len(data) - half))
+    before = _tree(tmp_path)
+    with pytest.raises(StoreError, match="is damaged .*: copy it aside") as error:
+        embedded_store(tmp_path)  # SQLite's quick_check, as a writer opens it
+    assert str(database) in str(error.value) and "\n" not in str(error.value)
+    reader = embedded_store(tmp_path, read_only=True)  # readers do not check every page first
+    with pytest.raises(StoreError, match="is damaged") as error:
+        reader.docs_store.count({"x": "z"})  # reads every document, half of them damaged
+    assert str(database) in str(error.value) and "\n" not in str(error.value)
+    assert _tree(tmp_path) == before
+
+
+def test_a_document_that_does_not_decode_is_a_store_error_naming_the_file(tmp_path):
+    store = embedded_store(tmp_path)
+    store.update({"uuid": "a", "index": 1, "output": 1})
+    store.close()
+    _sqlite_file(tmp_path / DATABASE, ["UPDATE documents SET doc = x'0500000001'"])
+    for read_only in (True, False):
+        with pytest.raises(StoreError, match="a document does not decode") as error:
+            embedded_store(tmp_path, read_only=read_only).query_one({"uuid": "a"})
+        assert str(tmp_path / DATABASE) in str(error.value)
 
 
 LEGACY_JOBS = [

@@ -21,7 +21,7 @@ from torch_sim.models.interface import validate_model_outputs  # noqa: E402
 from torch_sim.units import MetalUnits  # noqa: E402
 
 from amorph.errors import InputError  # noqa: E402
-from amorph.potentials.graph import Systems  # noqa: E402
+from amorph.md.potential import Systems  # noqa: E402
 from amorph.potentials.torchsim import chgnet_model, m3gnet_model  # noqa: E402
 
 GPA = 160.21766208  # eV/Å³ in GPa

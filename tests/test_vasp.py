@@ -180,6 +180,7 @@ def test_killed_chunk_is_rerun_from_the_last_complete_one(tmp_path, vasp_log, mo
     ):
         engine.run_one(md(tmp_path / "run", steps=30, chunk=10))
     assert sorted(p.name for p in (tmp_path / "run").glob("*.npz")) == [
+        "md.checkpoint.npz",
         "md.chunk0000.npz",
         "md.chunk0001.npz",
     ]
@@ -400,6 +401,50 @@ def test_volume_search_check_and_production_flows_run_with_vasp(tmp_path, vasp_l
     trajectory = Trajectory.load(produced.trajectory_path)
     assert trajectory.n_frames == 20 and trajectory.metadata["chunk_steps"] == 10
     nsw = [int(line.rsplit("=", 1)[1]) for line in vasp_log.read_text().splitlines()]
-    assert nsw == [10] * (
-        len(result.points) + 1 + 2
-    )  # EOS runs, one check run, two production chunks
+    # EOS runs, the basis-set stress (two single points), one check run, two production chunks
+    assert nsw == [10] * 3 + [0, 0] + [10] * (len(result.points) - 3 + 1 + 2)
+
+
+def test_the_volume_search_aims_at_zero_pressure_at_the_converged_basis(tmp_path):
+    """The fake VASP's stress lacks 2 GPa × exp(-(ENCUT - 400 eV) / 100 eV): the search measures
+    what 520 eV lacks against 780 eV, and finds the volume where the corrected P(V) is zero."""
+    stage = {"md": MDSettings(thermostat_time_fs=20.0), "seed": 3, "duration_ps": 0.02}
+    searches = {}
+    for correct in (True, False):
+        spec = EngineSpec("vasp", options={**SPEC.options, "basis_correction": correct})
+        targets = [Target(li2o(), 1000.0, "Li2O", str(tmp_path / str(correct)))]
+        flow = VolumeSearchMaker(engine=spec, **stage).make(targets)
+        store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+        run_locally(flow, store=store, root_dir=tmp_path, raise_immediately=True, log=False)
+        (searches[correct],) = flow.output.resolve(store)
+    corrected, plain = searches[True], searches[False]
+    expected = 2.0 * (np.exp(-1.2) - np.exp(-3.8))
+    assert corrected.basis.cutoff_eV == 520 and corrected.basis.converged_cutoff_eV == 780
+    assert corrected.basis.correction_GPa == pytest.approx(expected, abs=0.01)
+    assert plain.basis is None
+    shared = min(len(corrected.points), len(plain.points))
+    for a, b in zip(corrected.points[:shared], plain.points[:shared], strict=True):
+        assert a.pressure_GPa - b.pressure_GPa == pytest.approx(corrected.basis.correction_GPa)
+    assert corrected.volume_A3 > plain.volume_A3  # higher pressures: zero at a larger volume
+    # where the corrected search puts zero, the run's own (uncorrected) P(V) reads -correction
+    volumes, pressures = np.array(sorted((p.volume_A3, p.pressure_GPa) for p in plain.points)).T
+    assert np.interp(corrected.volume_A3, volumes, pressures) == pytest.approx(-expected, abs=0.1)
+
+
+def test_single_points_come_back_in_the_structures_atom_order(tmp_path):
+    """VASP sorts atoms by electronegativity; evaluate() hands forces back in the structure's own
+    order, and the stress (kB, VASP's sign) as ASE's eV/Å³: equal to the fake's model."""
+    from fake_vasp import Model
+
+    structure = li2o(4.7)
+    structure.perturb(0.05, 0.05)
+    mixed = Structure.from_sites([structure[i] for i in (5, 0, 9, 1, 2, 3, 4, 6, 7, 8, 10, 11)])
+    (point,) = SPEC.load().evaluate([mixed], tmp_path)
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(mixed)
+    energy, forces, stress_kbar = Model(list(atoms.symbols), 520).evaluate(atoms)
+    assert point.energy_eV == pytest.approx(energy, abs=1e-5)
+    assert np.allclose(point.forces, forces, atol=1e-5)
+    assert point.virial_pressure_GPa == pytest.approx(np.trace(stress_kbar) / 30, abs=1e-4)
+    assert (tmp_path / "point0000" / "vasprun.xml").exists()

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from amorph.constants import EV_A3_TO_GPA, K_B_EV
-from amorph.eos import (
+from amorph.flows import CheckRunMaker, demo_maker
+from amorph.flows.volume import _modulus
+from amorph.md.engine import RunStats
+from amorph.volume.eos import (
     EOSFit,
     birch_murnaghan_pressure,
     fit_pressure_eos,
@@ -16,9 +19,7 @@ from amorph.eos import (
     rescaled_volume,
     zero_pressure_volume,
 )
-from amorph.flows import CheckRunMaker, demo_maker
-from amorph.flows.volume import CheckResult, _modulus
-from amorph.md.engine import RunStats
+from amorph.volume.results import CheckResult
 
 
 def test_fit_recovers_known_v0_from_noisy_birch_murnaghan_data():
@@ -186,11 +187,12 @@ def test_quench_search_is_centred_by_the_melt_and_check_runs_extend_at_their_vol
     from jobflow import JobStore
     from maggma.stores import MemoryStore
 
-    from amorph.eos import EOSFit
     from amorph.flows import RandomCellMaker, demo_maker
     from amorph.managers.local import run_flow
     from amorph.md.engine import EngineSpec
+    from amorph.results.outputs import Outputs
     from amorph.results.reader import Database
+    from amorph.volume.eos import EOSFit
 
     maker = demo_maker(
         melt_temperature=100.0,
@@ -203,7 +205,7 @@ def test_quench_search_is_centred_by_the_melt_and_check_runs_extend_at_their_vol
         {"pressure_tolerance_GPa": 1e-3, "max_attempts": 3}, class_filter=CheckRunMaker
     )
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
-    run_flow(maker.make("Ar"), store, tmp_path)
+    run_flow(maker.make("Ar"), store, Outputs(tmp_path))
     (entry,) = Database(store).compositions()
     melt, quench = (stage.doc for stage in entry.stages)
 

@@ -8,7 +8,9 @@ taking the parsed arguments and returning an exit code; heavy imports (torch, jo
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
+from typing import Any
 
 from amorph.errors import InputError
 
@@ -63,13 +65,24 @@ def add_featurise_options(parser: argparse.ArgumentParser, frames: int = 0) -> N
     )
 
 
-def add_engine_options(parser: argparse.ArgumentParser, role: str = "the MD") -> None:
-    """``--engine``, ``--model`` and ``--device``."""
+def add_engine_options(
+    parser: argparse.ArgumentParser, role: str = "the MD", default: str = "chgnet"
+) -> None:
+    """``--engine``, ``--engine-option``, ``--model``, ``--device`` and ``--compile``."""
     parser.add_argument(
         "--engine",
-        default="chgnet",
-        help=f"engine of {role}: chgnet (default), m3gnet, sevennet, their -ase variants, vasp, "
-        "or package.module:function returning an ASE calculator",
+        default=default,
+        help=f"engine of {role} (default {default}): chgnet, m3gnet, sevennet, their -ase "
+        "variants, gpaw, vasp, or package.module:function returning an ASE calculator",
+    )
+    parser.add_argument(
+        "--engine-option",
+        action="append",
+        default=[],
+        type=engine_option,
+        metavar="KEY=VALUE",
+        help="an option of the engine (repeatable; VALUE read as JSON where it parses, e.g. "
+        "cutoff_eV=600, kpoints=[2,2,2], ranks=4; gpaw's and vasp's are in the README)",
     )
     parser.add_argument("--model", help="pretrained model name or local model path of the engine")
     parser.add_argument("--device", default="cpu", help="torch device of ML potentials (cpu)")
@@ -81,12 +94,62 @@ def add_engine_options(parser: argparse.ArgumentParser, role: str = "the MD") ->
     )
 
 
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """``--audit``, ``--audit-option``, ``--audit-frames`` and ``--audit-frames-per-job``: a DFT
+    audit of every stage (``run``, ``campaign``, ``submit``)."""
+    parser.add_argument(
+        "--audit",
+        metavar="ENGINE",
+        help="DFT engine (gpaw, or vasp on clusters) that audits every stage as it ends: single "
+        "points on frames of its production run beside the MD engine's (default: no audit)",
+    )
+    parser.add_argument(
+        "--audit-option",
+        action="append",
+        default=[],
+        type=engine_option,
+        metavar="KEY=VALUE",
+        help="an option of the audit's engine (as --engine-option)",
+    )
+    parser.add_argument(
+        "--audit-frames", type=int_at_least(2), default=8, help="frames per audit (default 8)"
+    )
+    parser.add_argument(
+        "--audit-frames-per-job",
+        type=int_at_least(1),
+        default=1,
+        help="DFT frames per job (default 1: each frame its own job, in parallel on a cluster)",
+    )
+
+
+def audit_maker(engine: str, options: list[tuple[str, Any]], frames: int, per_job: int):
+    """The :class:`~amorph.flows.audit.AuditMaker` of a DFT engine name and its options."""
+    from amorph.flows.audit import AuditMaker
+    from amorph.md.engine import EngineSpec
+
+    spec = EngineSpec.parse(engine)
+    spec.options.update(options)
+    return AuditMaker(engine=spec, frames=frames, frames_per_job=per_job)
+
+
+def engine_option(text: str) -> tuple[str, Any]:
+    """An argparse type: ``KEY=VALUE`` with VALUE as JSON where it parses, else as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def engine_spec(args: argparse.Namespace):
     """The :class:`~amorph.md.engine.EngineSpec` of ``--engine``/``--model``/``--device``/
     ``--compile``."""
     from amorph.md.engine import EngineSpec
 
     spec = EngineSpec.parse(args.engine, model=args.model, device=args.device)
+    spec.options.update(args.engine_option)
     if args.compile:
         if spec.kind != "chgnet":
             raise InputError(f"--compile works with the chgnet engine, not {spec.kind!r}")

@@ -100,9 +100,10 @@ def run(args: argparse.Namespace) -> int:
         for path, temperature in zip(args.trajectories, temperatures, strict=True)
     ]
     if args.formula:
+        from amorph.results.outputs import Outputs
         from amorph.results.reader import Database
 
-        database = Database.open(args.store, args.outputs)
+        database = Database.open(Outputs(args.outputs, args.store))
         trajectories += [stage.trajectory() for stage in database.stages(args.formula, args.engine)]
     reports = []
     for traj in trajectories:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from amorph.commands import int_at_least
 from amorph.commands.run import add_protocol_options, protocol
@@ -46,35 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def campaign(args: argparse.Namespace) -> int:
-    from amorph.errors import InputError
-    from amorph.managers.campaign import Campaign, read_compositions
-    from amorph.managers.local import check_engine, check_size
-    from amorph.results.store import open_store
-    from amorph.structure.composition import parse_composition
+    from amorph.managers.campaign import read_compositions, run_campaign
+    from amorph.results.outputs import Outputs
 
-    outputs = Path(args.outputs).resolve()
+    outputs = Outputs(args.outputs, args.store)
     spellings = read_compositions(args.file)
-    formulas = list(spellings)
     for formula, found in spellings.items():
         if len(found) > 1:
             print(f"{', '.join(found)}: one composition, run once as {formula}")
-    maker = protocol(args, run_dir=str(outputs / "runs"))
-    maker.validate()
-    compositions = []  # those that can run; the others are recorded as failed by the campaign
-    for formula in formulas:
-        try:
-            composition = parse_composition(formula, whole=True)
-            maker.validate(composition)
-        except InputError:
-            continue
-        compositions.append(composition)
-    check_size(maker, compositions, args.force)
-    check_engine(maker, [])  # a wrong engine or model fails once, here, not per composition
     slurm = {"walltime": args.slurm_walltime, "memory": args.slurm_memory}
     slurm |= {"queue": args.slurm_partition, "account": args.slurm_account}
-    runner = Campaign(maker, open_store(args.store, outputs), outputs)
-    status = runner.run(
-        formulas,
+    status = run_campaign(
+        protocol(args, run_dir=str(outputs.runs)),
+        list(spellings),
+        outputs,
+        force=args.force,
         executor=args.executor,
         workers=args.workers,
         batch=args.batch,

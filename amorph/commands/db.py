@@ -42,9 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _database(args: argparse.Namespace):
+    from amorph.results.outputs import Outputs
     from amorph.results.reader import Database
 
-    return Database.open(args.store, args.outputs)
+    return Database.open(Outputs(args.outputs, args.store))
 
 
 def list_compositions(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def list_compositions(args: argparse.Namespace) -> int:
 
 def show_composition(args: argparse.Namespace) -> int:
 
-    from amorph.commands.tables import print_stages
+    from amorph.commands.tables import print_audits, print_stages
 
     for entry in _database(args).compositions(args.formula, args.engine):
         if args.json:
@@ -70,6 +71,10 @@ def show_composition(args: argparse.Namespace) -> int:
             continue
         print(f"{entry.formula} ({entry.doc.engine}, finished {entry.completed_at})")
         print_stages(entry.stages)
+        audits = [stage.audit for stage in entry.stages if stage.audit is not None]
+        if audits:
+            print("\nDFT audits:")
+            print_audits(audits)
     return 0
 
 

@@ -50,13 +50,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from amorph.descriptors.table import features_table, write_table
     from amorph.files import atomic_path
+    from amorph.results.outputs import Outputs
     from amorph.results.reader import Database
 
     if args.temperature is not None and not args.temperature > 0:
         raise InputError(f"--temperature must be positive, got {args.temperature}")
     stages = []
     if not args.paths or args.all:
-        stages = Database.open(args.store, args.outputs).stages(args.formula, args.engine)
+        stages = Database.open(Outputs(args.outputs, args.store)).stages(args.formula, args.engine)
     rows = features_table(
         stages,
         args.paths,

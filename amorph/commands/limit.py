@@ -45,18 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from amorph.flows.amorphous_limit import AmorphousLimitMaker
     from amorph.managers.local import run_flow
+    from amorph.results.outputs import Outputs
     from amorph.results.store import open_store
 
     maker = AmorphousLimitMaker(
+        engine=engine_spec(args),
         snapshots=args.snapshots,
         interval_ps=args.interval_ps,
         fmax=args.fmax,
         max_steps=args.max_steps,
     )
     trajectory = str(Path(args.trajectory).resolve())
-    flow = maker.make(trajectory, engine_spec(args))  # validates before any file is written
-    store = open_store(args.store, args.outputs)
-    run_flow(flow, store, args.outputs, log=bool(args.verbose))
+    flow = maker.make(trajectory)  # validates before any file is written
+    outputs = Outputs(args.outputs, args.store)
+    store = open_store(outputs.store, outputs.root)
+    run_flow(flow, store, outputs, log=bool(args.verbose))
     result = flow.output.resolve(store)
     summary = result.summary()
     if args.json:

@@ -86,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
     structures = [path for path in args.inputs if not path.endswith(".csv")]
     stages = []
     if args.formula:
+        from amorph.results.outputs import Outputs
         from amorph.results.reader import Database
 
-        stages = Database.open(args.store, args.outputs).stages(args.formula, args.engine)
+        stages = Database.open(Outputs(args.outputs, args.store)).stages(args.formula, args.engine)
     rows = features_table(
         stages,
         structures,

@@ -63,10 +63,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from amorph.publish.upload import check_project_name
+    from amorph.results.outputs import Outputs
     from amorph.results.reader import Database
 
     project = check_project_name(args.project)
-    entries = Database.open(args.store, args.outputs).stages(args.formula, args.engine)
+    entries = Database.open(Outputs(args.outputs, args.store)).stages(args.formula, args.engine)
     return (dry_run if args.dry_run else upload)(args, project, entries)
 
 
@@ -74,11 +75,12 @@ def dry_run(args: argparse.Namespace, project: str, entries) -> int:
     """Build and check every contribution; 1 if any is invalid or the project would be too wide."""
     from amorph.publish.contributions import build_groups
     from amorph.publish.rules import column_problem
+    from amorph.results.outputs import Outputs
 
     candidates = [c for group in build_groups(entries, args.attachment_frames) for c in group]
     invalid = [c for c in candidates if not c.valid]
     too_many_columns = column_problem(c.contribution.data for c in candidates if c.valid)
-    source = args.store or f"{args.outputs}/store"
+    source = Outputs(args.outputs, args.store).description
     print(f"dry run for project {project}: {len(candidates)} contributions from {source}")
     if invalid:
         print(format_invalid(invalid))

@@ -7,9 +7,14 @@ exported from it to ``outputs/results/<formula>/`` (files and plots); ``amorph d
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from amorph.commands import add_engine_options, add_store_options, engine_spec
+from amorph.commands import (
+    add_audit_options,
+    add_engine_options,
+    add_store_options,
+    audit_maker,
+    engine_spec,
+)
 from amorph.files import json_text
 
 
@@ -63,6 +68,7 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
         help="second potential that evaluates frames of every production run: auto (default: "
         "SevenNet-0 for CHGNet/M3GNet, CHGNet for SevenNet/VASP), none, or an engine",
     )
+    add_audit_options(parser)
     parser.add_argument(
         "--force",
         action="store_true",
@@ -98,28 +104,24 @@ def protocol(args: argparse.Namespace, run_dir: str | None):
         run_dir=run_dir,
         store_trajectory=args.trajectory_in_store or bool(args.store) or None,
         second_opinion=args.second_opinion,
+        audit=None
+        if args.audit is None
+        else audit_maker(
+            args.audit, args.audit_option, args.audit_frames, args.audit_frames_per_job
+        ),
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from amorph.commands.tables import print_stages
-    from amorph.managers.local import check_engine, check_size, run_flow
-    from amorph.results.export import write_folders
-    from amorph.results.reader import Database
-    from amorph.results.store import open_store
+    from amorph.managers.local import run_composition
+    from amorph.results.outputs import Outputs
     from amorph.structure.composition import parse_composition
 
-    outputs = Path(args.outputs).resolve()
-    maker = protocol(args, run_dir=str(outputs / "runs"))
+    outputs = Outputs(args.outputs, args.store)
+    maker = protocol(args, run_dir=str(outputs.runs))
     composition = parse_composition(args.formula, whole=True)
-    flow = maker.make(composition)  # checks every setting before anything is written
-    check_size(maker, [composition], args.force)
-    check_engine(maker, [composition])
-    store = open_store(args.store, outputs)
-    run_flow(flow, store, outputs, log=bool(args.verbose))
-    database = Database(store, args.store or str(outputs / "store"))
-    (entry,) = database.compositions(composition.reduced_formula, maker.engine.label)
-    write_folders([entry], outputs / "results")
+    entry = run_composition(maker, composition, outputs, force=args.force, log=args.verbose)
     if args.json:
         print(json_text([stage.summary for stage in entry.stages]))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amorph.results.reader import CompositionEntry, StageEntry
+from amorph.results.schemas import AuditDoc
 
 
 def print_stages(stages: list[StageEntry]) -> None:
@@ -20,6 +21,14 @@ def print_stages(stages: list[StageEntry]) -> None:
             f"{s.density_g_cm3:9.3f} {s.pressure_GPa:8.2f} {str(s.converged):>9} {d:>12}  "
             f"{' '.join(flags(stage))}"
         )
+    for stage in stages:
+        basis = stage.doc.basis
+        if basis is not None:
+            print(
+                f"{stage.doc.temperature_K:.0f} K: pressures at the converged basis: the run's "
+                f"{basis.cutoff_eV:g} eV + {basis.correction_GPa:+.2f} GPa measured at "
+                f"{basis.converged_cutoff_eV:g} eV"
+            )
 
 
 def print_compositions(compositions: list[CompositionEntry]) -> None:
@@ -47,4 +56,28 @@ def flags(stage: StageEntry) -> list[str]:
     marks += [f"non-diffusive:{sp}" for sp, d in s.diffusivity.items() if d.diffusive is False]
     if s.surrogate_disagreement:
         marks.append("surrogate_disagreement")
+    if stage.audit is not None and stage.audit.disagreement:
+        marks.append("dft_disagreement")
     return marks
+
+
+def print_audits(audits: list[AuditDoc]) -> None:
+    """One line per audited stage: pressures, their paired difference, force and energy errors,
+    the volume shift DFT implies."""
+    print(
+        f"{'formula':10} {'T (K)':>6} {'engine':9} {'DFT':6} {'frames':>6} {'P DFT (GPa)':>11} "
+        f"{'ΔP (GPa)':>14} {'F RMSE':>7} {'E spread':>9} {'ΔV/V':>6}  flags"
+    )
+    for a in audits:
+        print(
+            f"{a.formula:10} {a.temperature_K:6.0f} {a.engine:9} {a.dft_engine:6} "
+            f"{len(a.frame_indices):6d} {a.dft_pressure_GPa:11.2f} "
+            f"{a.pressure_difference_GPa:+7.2f} ± {a.pressure_difference_sem_GPa:4.2f} "
+            f"{a.force_rmse_eV_A:7.3f} {1000 * a.energy_spread_eV_per_atom:6.1f} meV "
+            f"{100 * a.volume_shift:+5.1f}%  {'dft_disagreement' if a.disagreement else ''}"
+        )
+    print(
+        "ΔP: the stage engine's pressure minus DFT's on the same frames (± paired standard error); "
+        "F RMSE in eV/Å; E spread per atom, the mean offset removed; ΔV/V: the change DFT's "
+        "pressures imply for the zero-pressure volume"
+    )

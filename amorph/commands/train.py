@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     )
     metrics = result.metrics()
     if args.plots:
-        from amorph.regression.plots import plot_results
+        from amorph.regression.parity import plot_results
 
         plot_results(result, args.plots)
     if args.predictions:

@@ -1,7 +1,7 @@
 """Compositional descriptors of the published feature table (Zheng et al. 2024, Table 1).
 
 Every average is a plain atomic-fraction average of an element property
-(:func:`amorph.descriptors.elements.element_property`): over all atoms ("with Li") or over the
+(:func:`amorph.elements.element_property`): over all atoms ("with Li") or over the
 non-Li atoms, weighted by their fractions among the non-Li atoms ("without Li"). An element without
 a value makes the average NaN; nothing is renormalised away. Column names are the published ones,
 spelling included (``wiout``, ``Echo``); ``Li_percentage`` is the Li atomic fraction (0 to 1), as
@@ -20,7 +20,7 @@ import math
 
 from pymatgen.core import Composition
 
-from amorph.descriptors.elements import ELEMENT_UNITS, LITHIUM, element_property
+from amorph.elements import ELEMENT_UNITS, LITHIUM, element_property
 
 AVERAGES = {
     "B": ("avg_B_with_Li", "avg_B_wiout_Li"),

@@ -11,7 +11,7 @@ Conventions
   centres of the same kind appears once from each end.
 * *Bond ionicity* is the Pauling electronegativity difference ``|chi_i - chi_j|``.
 * The *anion* is the most electronegative element other than Li
-  (:func:`~amorph.descriptors.elements.lattice_anion`); the *sublattice* is every non-Li atom.
+  (:func:`~amorph.elements.lattice_anion`); the *sublattice* is every non-Li atom.
 * *Sphere radii* are Cordero covalent radii.
 * "Minimum separation" features are per-atom minima averaged over the centre atoms.
 * A feature whose defining set of atoms is empty is NaN rather than an error: everything about Li
@@ -48,7 +48,7 @@ SLPE     straight-line path electronegativity: mean over Li of the electronegati
 Extended set (``extended=True``; amorph's own variants, not in the published table)
 -------------------------------------------------------------------------------------
 AFC_ionic, AASD_ionic, VPA_ionic, LASD_ionic   as above with the anions of
-         :func:`~amorph.descriptors.elements.ionic_model` (all anions of an oxidation-state guess,
+         :func:`~amorph.elements.ionic_model` (all anions of an oxidation-state guess,
          e.g. S and Cl in Li6PS5Cl).
 PF_union, SPF_union   fraction of the cell inside the union of the Shannon-radius spheres of all
          atoms / of the sublattice (overlaps counted once), on a grid of spacing ``GRID_SPACING``.
@@ -66,7 +66,7 @@ from pymatgen.core import Composition, Structure
 from pymatgen.optimization.neighbors import find_points_in_spheres
 
 from amorph.constants import AMU_A3_TO_G_CM3
-from amorph.descriptors.elements import (
+from amorph.elements import (
     LITHIUM,
     covalent_radius,
     electronegativity,

@@ -12,7 +12,7 @@ Inputs
 
 Output columns: ``formula``, ``temperature`` (K), ``D_cm2_s`` (Li tracer diffusivity, cm²/s), then
 :func:`amorph.descriptors.feature_names`; missing values are empty cells. Elements whose elemental
-data are not the published ones (:func:`~amorph.descriptors.elements.fallback_elements`) are named
+data are not the published ones (:func:`~amorph.elements.fallback_elements`) are named
 in one logged warning.
 """
 
@@ -27,8 +27,8 @@ from typing import IO, TYPE_CHECKING
 
 from pymatgen.core import Composition, Structure
 
-from amorph.descriptors import compute_features, feature_names, trajectory_features
-from amorph.descriptors.elements import fallback_elements
+from amorph.descriptors.features import compute_features, feature_names, trajectory_features
+from amorph.elements import fallback_elements
 from amorph.errors import AmorphError, InputError
 from amorph.trajectory import Trajectory
 

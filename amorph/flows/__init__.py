@@ -1,10 +1,10 @@
 """jobflow Makers for the melt-quench pipeline."""
 
-from amorph.flows.md import MDStageMaker, Target
+from amorph.flows.cell import RandomCellMaker
 from amorph.flows.melt_quench import MeltQuenchMaker, TemperatureStageMaker
-from amorph.flows.packing import RandomCellMaker
 from amorph.flows.presets import PRESETS, demo_maker, protocol_maker
 from amorph.flows.production import ProductionMaker
+from amorph.flows.stage import MDStageMaker, Target
 from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker
 
 __all__ = [

@@ -170,6 +170,8 @@ class AmorphousLimitMaker(Maker):
     ----------
     name
         Flow name.
+    engine
+        The engine of every relaxation and static computation (loaded only when they run).
     snapshots
         Number of snapshots, taken back from the last frame.
     interval_ps
@@ -184,14 +186,15 @@ class AmorphousLimitMaker(Maker):
     """
 
     name: str = "amorphous limit"
+    engine: EngineSpec = field(default_factory=EngineSpec)
     snapshots: int = 10
     interval_ps: float = 2.0
     fmax: float = 0.05
     max_steps: int = 200
     references: dict[str, Structure] = field(default_factory=dict)
 
-    def validate(self, elements: list[str], engine: EngineSpec) -> None:
-        """Raise before any job runs if a setting, an element reference or the engine can't work."""
+    def validate(self, elements: list[str]) -> None:
+        """Raise before any job runs if a setting or an element's reference cannot work."""
         if self.snapshots < 1 or self.interval_ps <= 0:
             raise InputError(
                 "the amorphous limit needs at least one snapshot and a positive interval"
@@ -200,19 +203,19 @@ class AmorphousLimitMaker(Maker):
             raise InputError("relaxations need a positive force tolerance and at least one step")
         for element in elements:
             self.reference(element)
-        engine.load().check_elements(elements)
 
     def reference(self, element: str) -> Reference:
         if element in self.references:
             return Reference(self.references[element], f"{element} structure given to the maker")
         return reference_structure(element)
 
-    def make(self, production: MDResult | str, engine: EngineSpec) -> Flow:
-        """The flow for the production run ``production`` (its result, or its trajectory's path)."""
+    def make(self, production: MDResult | str) -> Flow:
+        """The flow for the production run ``production`` (its result, or its trajectory's path,
+        whose elements are checked here; an output reference is checked when the flow runs)."""
         if isinstance(production, MDResult | str):
             trajectory = Trajectory.load(_trajectory_path(production))
-            self.validate(sorted(set(trajectory.symbols)), engine)
-        plan = plan_amorphous_limit(self, production, engine)
+            self.validate(sorted(set(trajectory.symbols)))
+        plan = plan_amorphous_limit(self, production)
         plan.name = "amorphous limit snapshots"
         return Flow([plan], output=plan.output, name=self.name)
 
@@ -222,13 +225,13 @@ def _trajectory_path(production: MDResult | str) -> str:
 
 
 @job
-def plan_amorphous_limit(
-    maker: AmorphousLimitMaker, production: MDResult | str, engine: EngineSpec
-) -> Response:
+def plan_amorphous_limit(maker: AmorphousLimitMaker, production: MDResult | str) -> Response:
     """Sample snapshots; replace this job by their relaxations, the references' and the summary."""
     trajectory = Trajectory.load(_trajectory_path(production))
     elements = sorted(set(trajectory.symbols))
-    maker.validate(elements, engine)
+    maker.validate(elements)
+    engine = maker.engine
+    engine.load().check_elements(elements)
     indices = sample_snapshots(trajectory, maker.snapshots, maker.interval_ps)
     snapshot_jobs = []
     for index in indices:

@@ -9,7 +9,6 @@ JobStore; a ``collect`` job per composition writes its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from jobflow import Flow, Maker, job
@@ -17,16 +16,30 @@ from monty.json import MSONable
 from pymatgen.core import Composition
 
 from amorph.errors import InputError, check_range
-from amorph.flows.md import HotterStage, MDStageMaker, Target, stage_name
-from amorph.flows.packing import RandomCellMaker
+from amorph.flows.audit import AuditMaker, audit_production
+from amorph.flows.cell import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.second_opinion import second_engine, second_opinion
-from amorph.flows.volume import CheckResult, CheckRunMaker, VolumeSearchMaker, VolumeSearchResult
+from amorph.flows.stage import MDStageMaker, Target, stage_name
+from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker
 from amorph.md.engine import TEMPERATURES_K, EngineSpec, MDResult
 from amorph.results.documents import analyze_production, composition_document, stage_document
 from amorph.results.schemas import CompositionDoc, StageDoc, TrajectoryRef
 from amorph.structure.composition import formula_units_for, guess_charges, parse_composition
 from amorph.trajectory import Trajectory
+from amorph.volume.results import CheckResult, HotterStage, VolumeSearchResult
+
+
+@dataclass
+class StageOutput(MSONable):
+    """What a temperature stage hands the rest of the flow for one target: its document, the uuid
+    of the job that writes it, its production run and its volume search (output references while
+    the flow is built)."""
+
+    document: StageDoc
+    uuid: str
+    production: MDResult
+    search: VolumeSearchResult
 
 
 @dataclass
@@ -46,6 +59,8 @@ class TemperatureStageMaker(Maker):
         built-in potential), ``"none"``, an engine kind or an ``EngineSpec``.
     disagreement_tolerance
         A stage whose implied volume shift exceeds this is flagged ``surrogate_disagreement``.
+    audit
+        DFT audit of every stage as it ends (:mod:`amorph.flows.audit`); None: none.
     """
 
     name: str = "temperature stage"
@@ -55,6 +70,7 @@ class TemperatureStageMaker(Maker):
     second_opinion: EngineSpec | str | None = "auto"
     second_opinion_frames: int = 12
     disagreement_tolerance: float = 0.05
+    audit: AuditMaker | None = None
 
     def validate(self) -> None:
         """Raise ``InputError`` for settings that cannot work."""
@@ -63,11 +79,11 @@ class TemperatureStageMaker(Maker):
         self.production.validate()
         if self.second_opinion_frames < 2:
             raise InputError("the second opinion needs at least two frames")
+        if self.audit is not None:
+            self.audit.validate()
 
     def make(self, targets: list[Target]) -> Flow:
-        """The stage's flow; its output lists ``{"document", "uuid", "production", "search"}`` per
-        target: the stage document, the uuid of the job that writes it, the production run and the
-        volume search."""
+        """The stage's flow; its output is a :class:`StageOutput` per target."""
         search = self.volume_search.make(targets)
         check = self.check.make(targets, search.output)
         production = self.production.make(
@@ -95,16 +111,24 @@ class TemperatureStageMaker(Maker):
             )
             result.name = f"results {target.name}"
             results.append(result)
+        audits = []
+        for i, (target, result) in enumerate(zip(targets, results, strict=True)):
+            if self.audit is not None:
+                audit = audit_production(
+                    self.audit,
+                    result.output,
+                    result.uuid,
+                    production.output[i],
+                    self.production.engine,
+                )
+                audit.name = f"dft audit {target.name}"
+                audits.append(audit)
         output = [
-            {
-                "document": result.output,
-                "uuid": result.uuid,
-                "production": production.output[i],
-                "search": search.output[i],
-            }
+            StageOutput(result.output, result.uuid, production.output[i], search.output[i])
             for i, result in enumerate(results)
         ]
-        return Flow([search, check, production, *results], output=output, name=stage_name(targets))
+        jobs = [search, check, production, *results, *audits]
+        return Flow(jobs, output=output, name=stage_name(targets))
 
 
 @job(output_schema=StageDoc)
@@ -146,7 +170,17 @@ def stage_results(
         else production.time_step_fs,
     )
     report = analyze_production(trajectory, charges=guess_charges(formula))
-    doc = stage_document(formula, temperature, engine, search, check, production, reference, report)
+    doc = stage_document(
+        formula,
+        temperature,
+        engine,
+        search,
+        check,
+        production,
+        reference,
+        report,
+        trajectory.metadata.get("engine_settings"),
+    )
     if opinion.engine is not None:
         doc.second_opinion = second_opinion(
             trajectory,
@@ -288,10 +322,10 @@ class MeltQuenchMaker(Maker):
         melts, melt_outputs = self._stages(melt_targets)
         quench_targets = [
             self._target(
-                melt["production"].final_state.structure,
+                melt.production.final_state.structure,
                 t,
                 f,
-                HotterStage(melt["search"].fit, melt["search"].volume_A3, self.melt_temperature),
+                HotterStage(melt.search.fit, melt.search.volume_A3, self.melt_temperature),
             )
             for melt, f in zip(melt_outputs, formulas, strict=True)
             for t in self.quench_temperatures
@@ -304,8 +338,8 @@ class MeltQuenchMaker(Maker):
             collected[formula] = collect(
                 formula,
                 self.engine,
-                [o["document"] for o in outputs],
-                [o["uuid"] for o in outputs],
+                [o.document for o in outputs],
+                [o.uuid for o in outputs],
             )
             collected[formula].name = f"collect {formula}"
         jobs = [*packs, *melts, *quenches, *collected.values()]
@@ -314,12 +348,9 @@ class MeltQuenchMaker(Maker):
     def _target(
         self, structure, temperature: float, formula: str, hotter: HotterStage | None = None
     ) -> Target:
-        run_dir = None
-        if self.run_dir is not None:
-            run_dir = str(Path(self.run_dir) / formula / f"{temperature:.0f}K")
-        return Target(structure, temperature, formula, run_dir, hotter)
+        return Target(structure, temperature, formula, self.run_dir, hotter)
 
-    def _stages(self, targets: list[Target]) -> tuple[list[Flow], list[dict[str, Any]]]:
+    def _stages(self, targets: list[Target]) -> tuple[list[Flow], list[StageOutput]]:
         """Stage flows for ``targets`` (one for all when batching) and each target's output."""
         batch = self.batch_stages if self.batch_stages is not None else self.engine.batches
         groups = [targets] if batch else [[target] for target in targets]

@@ -7,14 +7,14 @@ jobflow's ``update_kwargs`` to every Maker they concern.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from amorph.errors import InputError
-from amorph.flows.md import MDStageMaker
+from amorph.flows.audit import AuditMaker
+from amorph.flows.cell import RandomCellMaker
 from amorph.flows.melt_quench import MeltQuenchMaker, TemperatureStageMaker
-from amorph.flows.packing import RandomCellMaker
 from amorph.flows.production import ProductionMaker
+from amorph.flows.stage import MDStageMaker
 from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker
 from amorph.md.engine import EngineSpec, MDSettings
 
@@ -60,6 +60,7 @@ def protocol_maker(
     run_dir: str | None = None,
     store_trajectory: bool | None = None,
     second_opinion: EngineSpec | str | None = None,
+    audit: AuditMaker | None = None,
 ) -> MeltQuenchMaker:
     """The ``preset``'s maker with the given options (None: the preset's value).
 
@@ -88,18 +89,20 @@ def protocol_maker(
     second_opinion
         ``"auto"``, ``"none"``, an engine kind or spec: the second potential asked about every
         production run (see :class:`~amorph.flows.melt_quench.TemperatureStageMaker`).
+    audit
+        The DFT audit of every stage (:mod:`amorph.flows.audit`).
     """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     maker = PRESETS[preset]()
-    top: dict[str, Any] = {"run_dir": run_dir}
+    melt, quenches = None, None
     if temperatures:
-        hottest, *quenches = sorted(temperatures, reverse=True)
-        top |= {"melt_temperature": hottest, "quench_temperatures": tuple(quenches)}
-    if second_opinion is not None:
-        top["stage"] = dataclasses.replace(maker.stage, second_opinion=second_opinion)
-    maker = dataclasses.replace(maker, **top)
+        melt, *rest = sorted(temperatures, reverse=True)
+        quenches = tuple(rest)
     updates = [
+        (MeltQuenchMaker, {"run_dir": run_dir}),
+        (MeltQuenchMaker, {"melt_temperature": melt, "quench_temperatures": quenches}),
+        (TemperatureStageMaker, {"second_opinion": second_opinion, "audit": audit}),
         (RandomCellMaker, {"atoms": atoms, "volume_per_atom": volume_per_atom, "seed": seed}),
         (RandomCellMaker, {"min_distance": min_distance}),
         (MDStageMaker, {"engine": engine, "seed": seed}),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from jobflow import job
 
 from amorph.errors import check_range
-from amorph.flows.md import DURATIONS_PS, MDStageMaker, Target
+from amorph.flows.stage import DURATIONS_PS, MDStageMaker, Target
 from amorph.md.engine import MDResult, MDState
 from amorph.trajectory import Trajectory
 
@@ -41,7 +41,12 @@ class ProductionMaker(MDStageMaker):
     def make(self, targets: list[Target], starts: list[MDState]) -> list[MDResult]:
         """One production run per target from its start state, all in one engine call."""
         results = self.run_md(
-            targets, starts, [1000] * len(targets), ["production"] * len(targets), self.chunk_ps
+            targets,
+            starts,
+            "production",
+            [0] * len(targets),
+            ["production"] * len(targets),
+            self.chunk_ps,
         )
         if self.store_trajectory:
             for result in results:

@@ -16,6 +16,7 @@ import numpy as np
 
 from amorph.errors import AmorphError
 from amorph.md.engine import EngineSpec
+from amorph.results.documents import sample_mean_of_pairs
 from amorph.results.schemas import SecondOpinionDoc
 from amorph.trajectory import Trajectory
 
@@ -95,18 +96,15 @@ def second_opinion(
     p2 = np.array([p.virial_pressure_GPa for p in theirs])
     f1 = np.concatenate([p.forces for p in ours])
     f2 = np.concatenate([p.forces for p in theirs])
-    difference = p2 - p1
-    sem = float(difference.std(ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+    difference = sample_mean_of_pairs(p2 - p1)
     return SecondOpinionDoc(
         engine=second.label,
         engine_model=second.model,
         n_frames=len(indices),
         pressure_GPa=float(p2.mean()),
-        pressure_sem_GPa=sem,
+        pressure_sem_GPa=difference.sem,
         first_pressure_GPa=float(p1.mean()),
         force_rms_difference_eV_A=float(np.sqrt(np.mean((f2 - f1) ** 2))),
         force_rms_eV_A=float(np.sqrt(np.mean(f1**2))),
-        volume_shift=float(difference.mean() / bulk_modulus_GPa)
-        if bulk_modulus_GPa > 0
-        else np.nan,
+        volume_shift=difference.mean / bulk_modulus_GPa if bulk_modulus_GPa > 0 else np.nan,
     )

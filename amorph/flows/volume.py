@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 
 import numpy as np
 from jobflow import Flow, Job, Response, job
-from monty.json import MSONable
 
-from amorph.eos import (
+from amorph.errors import InputError, VolumeSearchError, check_range
+from amorph.files import write_text_atomic
+from amorph.flows.stage import MDStageMaker, Target, scaled_state, stage_name
+from amorph.md.engine import BasisStress, MDResult, MDState, RunStats
+from amorph.trajectory import Trajectory
+from amorph.volume.eos import (
     GRUNEISEN,
     EOSFit,
     EOSPoint,
@@ -19,45 +24,7 @@ from amorph.eos import (
     rescaled_volume,
     zero_pressure_volume,
 )
-from amorph.errors import InputError, VolumeSearchError, check_range
-from amorph.flows.md import MDStageMaker, Target, scaled_state, stage_name
-from amorph.md.engine import MDResult, MDState, RunStats
-from amorph.trajectory import Trajectory
-
-
-@dataclass
-class VolumeSearchResult(MSONable):
-    """The sampled P(V) points, their fit, and the zero-pressure volume with a state to start at."""
-
-    points: list[EOSPoint]
-    fit: EOSFit
-    volume_A3: float
-    start: MDState
-    extra_volumes: int
-
-
-@dataclass
-class CheckResult(MSONable):
-    """Where the check runs stand: the last volume, the statistics there, whether they passed.
-
-    ``stats`` pool every run at the last volume (see :class:`CheckRunMaker`); ``history`` holds,
-    after each run, the statistics its decision used, and ``decisions`` that decision
-    ("converged", "extend", "rescale", "stop").
-    """
-
-    volume_A3: float
-    stats: RunStats
-    final_state: MDState
-    converged: bool
-    attempts: int
-    history: list[RunStats] = field(default_factory=list)
-    decisions: list[str] = field(default_factory=list)
-    segments: list[str] = field(default_factory=list)  # trajectories of the runs at this volume
-
-    @property
-    def extends(self) -> bool:
-        """Whether the next run continues the last one at its volume."""
-        return self.decisions[-1] == "extend"
+from amorph.volume.results import CheckResult, VolumeSearchResult
 
 
 @dataclass
@@ -68,7 +35,7 @@ class VolumeSearchMaker(MDStageMaker):
     expanded to the melt temperature), except for a target quenched from a hotter stage
     (``Target.hotter``): there it is the zero-pressure volume that the hotter stage's P(V) fit
     predicts at the target's temperature with a Mie–Grüneisen thermal pressure
-    (:func:`~amorph.eos.quenched_volume`, Grüneisen parameter ``gruneisen``). The centre only
+    (:func:`~amorph.volume.eos.quenched_volume`, Grüneisen parameter ``gruneisen``). The centre only
     decides where to sample; the bracketing rule and the fit decide the volume.
 
     Parameters
@@ -85,7 +52,12 @@ class VolumeSearchMaker(MDStageMaker):
         An added volume lies ``overshoot`` beyond the fitted V0 (as seen from the sampled range),
         but ``min_step`` to ``max_step`` (relative) beyond the sampled range.
 
-    Pressures are averaged after ``md.equilibration_fraction`` of each ``duration_ps`` run.
+    Pressures are averaged after ``md.equilibration_fraction`` of each ``duration_ps`` run. A
+    plane-wave DFT engine (GPAW, VASP) first measures its basis-set stress on the last frame of the
+    first round's middle run (:meth:`~amorph.md.engine.Engine.basis_stress`: that frame at the
+    run's cutoff and at a converged one), and the search aims at zero pressure at the converged
+    basis: every pressure is corrected by that difference (engines told otherwise, e.g. VASP's
+    ``inputs="paper"``, measure nothing).
     """
 
     name: str = "volume search"
@@ -109,9 +81,17 @@ class VolumeSearchMaker(MDStageMaker):
         """The search for every target; each round's runs, of all targets, are one engine call."""
         runs = eos_runs(self, targets, None, [0] * len(targets))
         runs.name = f"eos {stage_name(targets)}"
-        search = fit_or_extend(self, targets, runs.output, [[] for _ in targets])
+        jobs, basis = [runs], None
+        if self.engine.plane_waves:
+            measured = basis_stresses(self, targets, runs.output)
+            measured.name = f"basis-set stress {stage_name(targets)}"
+            jobs.append(measured)
+            basis = measured.output
+        search = fit_or_extend(self, targets, runs.output, [[] for _ in targets], basis)
         search.name = f"eos fit {stage_name(targets)}"
-        return Flow([runs, search], output=search.output, name=f"{self.name} {stage_name(targets)}")
+        return Flow(
+            [*jobs, search], output=search.output, name=f"{self.name} {stage_name(targets)}"
+        )
 
     def centre_volume(self, target: Target) -> float:
         """The volume the first round's factors multiply (see the class docstring)."""
@@ -160,7 +140,8 @@ def eos_runs(
     results = maker.run_md(
         [targets[i] for i, _, _ in plan],
         [scaled_state(MDState(targets[i].structure), volume) for i, volume, _ in plan],
-        seed_keys=[n for _, _, n in plan],
+        stream="eos",
+        numbers=[n for _, _, n in plan],
         labels=[f"eos{n:02d}" for _, _, n in plan],
     )
     grouped: list[list[MDResult]] = [[] for _ in targets]
@@ -170,11 +151,35 @@ def eos_runs(
 
 
 @job
+def basis_stresses(
+    maker: VolumeSearchMaker, targets: list[Target], runs: list[list[MDResult]]
+) -> list[BasisStress | None]:
+    """Per target, the engine's basis-set stress on the last frame of its middle first-round run
+    (kept in ``<run folder>/basis.json``, so that a rerun does not compute it again)."""
+    engine = maker.engine.load()
+    measured = []
+    for target, target_runs in zip(targets, runs, strict=True):
+        structure = target_runs[len(target_runs) // 2].final_state.structure
+        folder = target.work_dir()
+        saved = folder / "basis.json"
+        key = MDState(structure).digest()
+        if saved.exists() and json.loads(saved.read_text()).get("start") == key:
+            measured.append(BasisStress.from_dict(json.loads(saved.read_text())["basis"]))
+            continue
+        basis = engine.basis_stress(structure, folder / "basis")
+        if basis is not None:
+            write_text_atomic(saved, json.dumps({"start": key, "basis": basis.as_dict()}))
+        measured.append(basis)
+    return measured
+
+
+@job
 def fit_or_extend(
     maker: VolumeSearchMaker,
     targets: list[Target],
     new_runs: list[list[MDResult]],
     previous_runs: list[list[MDResult]],
+    basis: list[BasisStress | None] | None = None,
 ) -> list[VolumeSearchResult] | Response:
     """Fit P(V) of each target; once all are bracketed, return their zero-pressure volumes.
 
@@ -187,11 +192,14 @@ def fit_or_extend(
         The volume search and its systems.
     new_runs, previous_runs
         Per target, the runs of the last :func:`eos_runs` job and those of earlier ones.
+    basis
+        Per target, the engine's basis-set stress (None: no correction).
     """
+    basis = basis or [None] * len(targets)
     runs = [[*old, *new] for old, new in zip(previous_runs, new_runs, strict=True)]
     outcomes = [
-        _fit_one(maker, target, target_runs)
-        for target, target_runs in zip(targets, runs, strict=True)
+        _fit_one(maker, target, target_runs, target_basis)
+        for target, target_runs, target_basis in zip(targets, runs, basis, strict=True)
     ]
     if all(isinstance(outcome, VolumeSearchResult) for outcome in outcomes):
         return outcomes
@@ -199,16 +207,17 @@ def fit_or_extend(
     more = eos_runs(maker, targets, volumes, [len(r) for r in runs])
     extra = max(len(r) for r in runs) - len(maker.volume_factors) + 1
     more.name = f"eos {stage_name(targets)} extra {extra}"
-    again = fit_or_extend(maker, targets, more.output, runs)
+    again = fit_or_extend(maker, targets, more.output, runs, basis)
     again.name = f"eos fit {stage_name(targets)}"
     return Response(replace=Flow([more, again], output=again.output))
 
 
 def _fit_one(
-    maker: VolumeSearchMaker, target: Target, runs: list[MDResult]
+    maker: VolumeSearchMaker, target: Target, runs: list[MDResult], basis: BasisStress | None
 ) -> VolumeSearchResult | float:
-    """The search's result if zero pressure is bracketed, else the volume to sample next."""
-    points = [_eos_point(run) for run in runs]
+    """The search's result if zero pressure (at the converged basis) is bracketed, else the
+    volume to sample next."""
+    points = [_eos_point(run, basis) for run in runs]
     volumes = np.array([p.volume_A3 for p in points])
     pressures = np.array([p.pressure_GPa for p in points])
     fit = fit_pressure_eos(volumes, pressures)
@@ -216,7 +225,8 @@ def _fit_one(
     if is_bracketed(pressures):
         v0 = zero_pressure_volume(volumes, pressures, fit)
         nearest = runs[int(np.argmin(np.abs(volumes - v0)))]
-        return VolumeSearchResult(points, fit, v0, scaled_state(nearest.final_state, v0), extra)
+        start = scaled_state(nearest.final_state, v0)
+        return VolumeSearchResult(points, fit, v0, start, extra, basis)
     if extra >= maker.max_extra_volumes:
         sampled = ", ".join(
             f"{v:.1f} Å³: {p:+.2f} GPa" for v, p in zip(volumes, pressures, strict=True)
@@ -227,8 +237,8 @@ def _fit_one(
     return next_volume(volumes, pressures, fit, maker.min_step, maker.max_step, maker.overshoot)
 
 
-def _eos_point(run: MDResult) -> EOSPoint:
-    s = run.stats
+def _eos_point(run: MDResult, basis: BasisStress | None) -> EOSPoint:
+    s = run.stats.corrected(basis)
     return EOSPoint(
         s.volume_A3,
         s.pressure_GPa,
@@ -260,7 +270,8 @@ class CheckRunMaker(MDStageMaker):
       its frames are pooled with the earlier ones.
 
     One noisy run thus never moves the volume unless it is far off, and a pressure that stays
-    beyond the tolerance once more frames are in moves it.
+    beyond the tolerance once more frames are in moves it. With a plane-wave DFT engine every
+    pressure is at the converged basis (the volume search's basis-set stress added).
 
     After ``max_attempts`` runs (extensions included) the last volume is passed on, flagged
     ``converged=False`` if it has not passed. The default, 4, leaves a stage whose first run was
@@ -346,11 +357,12 @@ def check_volume(
     runs = maker.run_md(
         [targets[i] for i in retry],
         starts,
-        seed_keys=[100 + a for a in attempts],
+        stream="check",
+        numbers=attempts,
         labels=[f"check{a}" for a in attempts],
     )
     for i, attempt, run in zip(retry, attempts, runs, strict=True):
-        checks[i] = _checked(maker, checks[i], run, attempt)
+        checks[i] = _checked(maker, checks[i], run, attempt, searches[i].basis)
     if all(maker.is_settled(check) for check in checks):
         return checks
     again = check_volume(maker, targets, searches, checks)
@@ -373,9 +385,14 @@ def _modulus(check: CheckResult, fit: EOSFit) -> float:
 
 
 def _checked(
-    maker: CheckRunMaker, previous: CheckResult | None, run: MDResult, attempt: int
+    maker: CheckRunMaker,
+    previous: CheckResult | None,
+    run: MDResult,
+    attempt: int,
+    basis: BasisStress | None = None,
 ) -> CheckResult:
-    """The check result after ``run``: its frames pooled with the earlier runs at its volume."""
+    """The check result after ``run``: its frames pooled with the earlier runs at its volume,
+    pressures at the converged basis where ``basis`` is given."""
     extends = previous is not None and previous.extends
     segments = [*(previous.segments if extends else []), run.trajectory_path]
     stats = run.stats
@@ -383,6 +400,7 @@ def _checked(
         parts = [Trajectory.load(path) for path in segments]
         first = int(parts[0].n_frames * maker.md.equilibration_fraction)
         stats = RunStats.from_trajectory(Trajectory.concatenate(parts), maker.md, start=first)
+    stats = stats.corrected(basis)
     decision = maker.decide(stats, len(segments))
     if decision != "converged" and attempt >= maker.max_attempts:
         decision = "stop"

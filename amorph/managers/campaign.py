@@ -25,7 +25,16 @@ from tqdm.auto import tqdm
 from amorph.errors import AmorphError, InputError
 from amorph.files import write_text_atomic
 from amorph.flows.melt_quench import MeltQuenchMaker
-from amorph.managers.local import add_contents, contents, job_folders, private_store
+from amorph.managers.local import (
+    add_contents,
+    check_engine,
+    check_size,
+    contents,
+    job_folders,
+    private_store,
+)
+from amorph.results.outputs import Outputs
+from amorph.results.store import open_store
 from amorph.structure.composition import parse_composition
 
 logger = logging.getLogger(__name__)
@@ -161,6 +170,46 @@ def _cluster(executor: str, workers: int, slurm: dict[str, Any]):
     return cluster
 
 
+def run_campaign(
+    maker: MeltQuenchMaker,
+    formulas: list[str],
+    outputs: Outputs,
+    force: bool = False,
+    **options: Any,
+) -> dict[str, dict[str, Any]]:
+    """``amorph campaign``: check, then run the pending ``formulas`` into the store of ``outputs``.
+
+    What would fail for every composition fails once, before anything is written: the settings,
+    the sizes (unless ``force``), the outputs folder (before any model loads), the engine, and a
+    list none of whose formulas can run (their reasons in one line). A composition that cannot
+    run among others that can is recorded as failed. ``options`` go to :meth:`Campaign.run`.
+
+    Returns
+    -------
+    dict
+        The status of each formula (see :meth:`Campaign.run`).
+    """
+    maker.validate()
+    compositions, invalid = [], {}
+    for formula in formulas:
+        try:
+            composition = parse_composition(formula, whole=True)
+            maker.validate(composition)
+        except InputError as exc:
+            invalid[formula] = str(exc)
+            continue
+        compositions.append(composition)
+    if not compositions:
+        reasons = "; ".join(f"{formula}: {reason}" for formula, reason in invalid.items())
+        raise InputError(f"no composition of the campaign can run ({reasons})")
+    check_size(maker, compositions, force)
+    outputs.check(c.reduced_formula for c in compositions)
+    check_engine(maker, [])  # a wrong engine or model fails once, here, not per composition
+    runner = Campaign(maker, open_store(outputs.store, outputs.root), outputs)
+    outputs.folder(outputs.runs)
+    return runner.run(formulas, **options)
+
+
 @dataclass
 class Campaign:
     """A set of compositions run with one maker into one store, with a status file for resuming.
@@ -172,19 +221,18 @@ class Campaign:
     store
         Where the documents of finished compositions go.
     outputs
-        Folder of the job folders (``jobs``) and the status file (``campaign.json``).
+        Where the job folders and the status file go.
     status
         Outcome per composition; read from the status file when there is one.
     """
 
     maker: MeltQuenchMaker
     store: JobStore
-    outputs: Path
+    outputs: Outputs
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.outputs = Path(self.outputs)
-        self.status_path = self.outputs / "campaign.json"
+        self.status_path = self.outputs.campaign_status
         if self.status_path.exists():
             self.status = json.loads(self.status_path.read_text())
 

@@ -1,7 +1,9 @@
-"""Running flows on this machine, into the store, with every path resolved once.
+"""Running flows on this machine, into the store: ``amorph run`` from its checks to its exported
+folders, and the pieces campaigns share.
 
 jobflow runs each job inside its own folder; a path given relative to where the command started
-would resolve again there. Everything here is made absolute before the first job runs.
+would resolve again there, so every path comes from an :class:`~amorph.results.outputs.Outputs`,
+made absolute once.
 """
 
 from __future__ import annotations
@@ -18,9 +20,16 @@ from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Composition
 
-from amorph.errors import InputError
+from amorph.errors import AmorphError, EngineError, InputError
 from amorph.files import process_alive, remove_empty_folders
+from amorph.flows.audit import AuditMaker
 from amorph.flows.melt_quench import MeltQuenchMaker
+from amorph.results.export import write_folders
+from amorph.results.outputs import Outputs
+from amorph.results.reader import CompositionEntry, Database
+from amorph.results.schemas import AuditDoc
+from amorph.results.store import open_store
+from amorph.structure.composition import parse_composition
 
 MAX_ATOM_STEPS = 1e9  # about 100 times the paper's protocol: weeks of CHGNet MD on a CPU
 PAIR_BYTES = 200  # the batched potentials' dense neighbour search: 27 cell images × ~7 bytes
@@ -48,11 +57,54 @@ def check_size(maker: MeltQuenchMaker, compositions: list[Composition], force: b
             )
 
 
+def run_composition(
+    maker: MeltQuenchMaker,
+    composition: Composition,
+    outputs: Outputs,
+    force: bool = False,
+    log: bool = False,
+) -> CompositionEntry:
+    """``amorph run``: the melt-quench flow of ``composition`` here, into the store of
+    ``outputs``, then its result folders exported from the store to ``outputs.results``.
+
+    Everything that can be checked is checked before anything is written: the settings, the size
+    of the run (unless ``force``), the outputs folder (before any model loads), the engine and its
+    elements, the store (a damaged one is refused before any MD).
+
+    Returns
+    -------
+    CompositionEntry
+        The composition's result as the store holds it.
+    """
+    flow = maker.make(composition)
+    check_size(maker, [composition], force)
+    outputs.check([composition.reduced_formula])
+    check_engine(maker, [composition])
+    store = open_store(outputs.store, outputs.root)
+    outputs.folder(outputs.runs)
+    run_flow(flow, store, outputs, log=log)
+    database = Database(store, outputs.description)
+    (entry,) = database.compositions(composition.reduced_formula, maker.engine.label)
+    write_folders([entry], outputs.folder(outputs.results))
+    return entry
+
+
 def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> None:
-    """Load the maker's engine and check it models every element, before anything is written."""
-    engine = maker.engine.load()
+    """Load the maker's engine and check it models every element, before anything is written.
+
+    An engine factory (``module:function``) may be any function: whatever it raises is one
+    :class:`~amorph.errors.EngineError` naming it.
+    """
+    try:
+        engine = maker.engine.load()
+    except AmorphError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user code, named in one line
+        raise EngineError(
+            f"engine {maker.engine.label} could not be made: {type(exc).__name__}: {exc}"
+        ) from exc
     for composition in compositions:
-        engine.check_elements([el.symbol for el in composition.elements])
+        engine.check_cell(maker.cell.stand_in(composition, maker.melt_temperature))
 
 
 def private_store() -> JobStore:
@@ -83,7 +135,7 @@ def add_contents(
             store.additional_stores[name].update(blobs, key="blob_uuid")
 
 
-def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False) -> None:
+def run_flow(flow: Flow, store: JobStore, outputs: Outputs, log: bool = False) -> None:
     """Run ``flow`` here; the first failing job stops it with its error. Its documents go to
     ``store`` once every job has finished.
 
@@ -92,7 +144,7 @@ def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False
     flow, store
         What to run, and the store its documents go to.
     outputs
-        Folder under which the job folders go (``<outputs>/jobs``).
+        Where the job folders go (``outputs.jobs``).
     log
         Whether jobflow logs each job.
     """
@@ -105,22 +157,62 @@ def run_flow(flow: Flow, store: JobStore, outputs: str | Path, log: bool = False
 
 
 @contextmanager
-def job_folders(outputs: str | Path) -> Iterator[Path]:
-    """A folder of this process's own, ``<outputs>/jobs/<time>-<host>-<pid>``, for jobflow's job
+def job_folders(outputs: Outputs) -> Iterator[Path]:
+    """A folder of this process's own, ``<outputs.jobs>/<time>-<host>-<pid>``, for jobflow's job
     folders.
 
     Most jobs write nothing in theirs: the empty ones, and this folder if it ends empty, are removed
     afterwards, and before it those that killed processes of this host left. Running processes'
     folders are never touched, so runs can share ``outputs``.
     """
-    jobs, host = Path(outputs).resolve() / "jobs", socket.gethostname()
+    jobs, host = outputs.folder(outputs.jobs), socket.gethostname()
     for folder in jobs.glob(f"*-{host}-*"):
         pid = folder.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)) and not folder.is_symlink():
             remove_empty_folders(folder)
-    root = jobs / f"{time.strftime('%Y%m%d-%H%M%S')}-{host}-{os.getpid()}"
-    root.mkdir(parents=True, exist_ok=True)
+    root = outputs.folder(jobs / f"{time.strftime('%Y%m%d-%H%M%S')}-{host}-{os.getpid()}")
     try:
         yield root
     finally:
         remove_empty_folders(root)
+
+
+def audit_stages(
+    maker: AuditMaker,
+    formulas: list[str],
+    outputs: Outputs,
+    stage_engine: str | None = None,
+    temperatures: list[float] | None = None,
+    log: bool = False,
+) -> list[AuditDoc]:
+    """``amorph audit``: audit the stored stages of ``formulas`` (of ``stage_engine`` and at
+    ``temperatures`` only, if given) here; their audits go into the store and are returned."""
+    from amorph.flows.audit import AuditSubject
+    from amorph.md.engine import EngineSpec
+
+    store = open_store(outputs.store, outputs.root)
+    database = Database(store, outputs.description)
+    maker.engine.load().check_elements(
+        sorted({el.symbol for f in formulas for el in parse_composition(f).elements})
+    )
+    flows = []
+    for formula in formulas:
+        for entry in database.compositions(parse_composition(formula).reduced_formula):
+            for stage in entry.stages:
+                doc = stage.doc
+                if (stage_engine and doc.engine != stage_engine) or (
+                    temperatures and not any(abs(doc.temperature_K - t) < 0.5 for t in temperatures)
+                ):
+                    continue
+                trajectory = stage.trajectory()
+                indices = maker.frame_indices(trajectory)
+                engine = EngineSpec.parse(doc.engine, model=doc.engine_model)
+                subject = AuditSubject(
+                    doc.formula, doc.temperature_K, stage.uuid, engine, doc.eos.fit.b0_GPa
+                )
+                frames = [trajectory.structure(i) for i in indices]
+                flows.append(maker.make(subject, frames, indices))
+    if not flows:
+        return []
+    run_flow(Flow(flows, name="dft audits"), store, outputs, log=log)
+    return [f.output.resolve(store) for f in flows]

@@ -9,6 +9,8 @@ same directory, with no frame lost or repeated.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +35,10 @@ from amorph.md.engine import (
     MDTask,
     RelaxResult,
     SinglePoint,
+    ThermostatState,
     import_factory,
 )
-from amorph.md.lifecycle import (
-    Frames,
-    RunFiles,
-    chain_state,
-    instability,
-    langevin_state,
-    start_state,
-)
+from amorph.md.lifecycle import Run
 
 
 @dataclass
@@ -68,14 +64,22 @@ class ForceCallCounter:
 
 
 class ASEEngine(Engine):
-    """MD with an ASE calculator (CHGNet, M3GNet, or any user-supplied one)."""
+    """MD with an ASE calculator (CHGNet, M3GNet, GPAW, or any user-supplied one).
+
+    Every run and evaluation takes its calculator from :meth:`session`: the engine's one calculator
+    here; engines whose calculator belongs to a cell (a DFT code's basis, an MPI process) make one
+    per session.
+    """
 
     def __init__(
-        self, calculator: Calculator, name: str, supported_numbers: set[int] | None = None
+        self,
+        calculator: Calculator | None,
+        name: str,
+        supported_numbers: set[int] | None = None,
     ):
         self.name = name
         self.counter = ForceCallCounter()
-        self.calculator = self.counter.instrument(calculator)
+        self.calculator = None if calculator is None else self.counter.instrument(calculator)
         self.supported_numbers = supported_numbers
 
     def check_elements(self, symbols: list[str]) -> None:
@@ -89,44 +93,53 @@ class ASEEngine(Engine):
                 f"engine {self.name} has no parameters for element(s) {', '.join(missing)}"
             )
 
+    @contextmanager
+    def session(self, structure: Structure, log: Path | None = None) -> Iterator[Calculator]:
+        """The calculator for structures with the atoms and cell of ``structure``; ``log``: where
+        a calculator that writes a log writes it."""
+        yield self.calculator
+
     def run_one(self, task: MDTask) -> MDResult:
-        files = RunFiles.integrated(task, self.name)
-        finished = files.finished()
+        run = Run.integrated(task, self.name, self.describe(task.state.structure))
+        finished = run.finished()
         if finished is not None:
             return finished
-        clock = time.perf_counter()
-        calls, seconds = self.counter.calls, self.counter.seconds
-        state = start_state(task, files)
+        state = run.start()
         atoms = AseAtomsAdaptor.get_atoms(task.state.structure)
-        atoms.calc = self.calculator
-        atoms.set_positions(state.positions)
-        atoms.set_momenta(state.momenta)
-        dyn = self._dynamics(atoms, task, state.rng)
-        _restore_chain(dyn, state.thermostat)
-        frames = Frames()
-        with tqdm(
-            total=task.steps,
-            initial=min(state.chunks_done * files.chunk_steps, task.steps),
-            desc=f"{task.label} {task.temperature:.0f} K",
-            unit="step",
-            disable=None,
-            leave=False,
-        ) as progress:
-            observer = _Observer(atoms, dyn, task, frames, progress)
-            for index in range(state.chunks_done, files.n_chunks):
-                observer.start_chunk(index * files.chunk_steps)
-                dyn.run(files.chunk_length(index))
-                state.positions, state.momenta = atoms.get_positions(), atoms.get_momenta()
-                state.thermostat = _thermostat_state(dyn, state.rng)
-                state.chunks_done = index + 1
-                files.save_chunk(index, frames.pop_trajectory(state, files.metadata), state)
-        trajectory = files.finish(state.final_state())
-        return files.result(
-            trajectory,
-            n_force_calls=self.counter.calls - calls,
-            force_time_s=self.counter.seconds - seconds,
-            wall_time_s=time.perf_counter() - clock,
-        )
+        with (
+            self.session(task.state.structure, task.path(".log")) as calculator,
+            tqdm(
+                total=task.steps,
+                initial=run.step,
+                desc=f"{task.label} {task.temperature:.0f} K",
+                unit="step",
+                disable=None,
+                leave=False,
+            ) as progress,
+        ):
+            atoms.calc = calculator
+            atoms.set_positions(state.positions)
+            atoms.set_momenta(state.momenta)
+            dyn = self._dynamics(atoms, task, state.rng)
+            _restore_chain(dyn, state.thermostat)
+            calls, seconds = self.counter.calls, self.counter.seconds
+            observer = _Observer(atoms, dyn, run, progress)
+            for steps in run.chunks():
+                observer.start_nsteps = dyn.nsteps
+                try:
+                    dyn.run(steps)
+                except EngineError as exc:
+                    formula = task.state.structure.composition.reduced_formula
+                    raise EngineError(
+                        f"{self.name} MD of {formula} at {task.temperature:g} K ({task.label} in "
+                        f"{task.work_dir}), step {run.step + 1}: {exc}"
+                    ) from None
+                run.force_calls = self.counter.calls - calls
+                run.force_seconds = self.counter.seconds - seconds
+                run.end_chunk(
+                    atoms.get_positions(), atoms.get_momenta(), _thermostat_state(dyn, state.rng)
+                )
+        return run.result
 
     @staticmethod
     def _dynamics(atoms: Atoms, task: MDTask, rng: np.random.Generator):
@@ -157,85 +170,92 @@ class ASEEngine(Engine):
         """FIRE on the positions, and on the cell through ``FrechetCellFilter`` with
         ``relax_cell``."""
         atoms = AseAtomsAdaptor.get_atoms(structure)
-        atoms.calc = self.calculator
-        optimizer = FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
-        converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
+        with self.session(structure, _log(work_dir, "relax")) as calculator:
+            atoms.calc = calculator
+            optimizer = FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
+            converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
+            energy = float(atoms.get_potential_energy())
         return RelaxResult(
-            AseAtomsAdaptor.get_structure(atoms),
-            float(atoms.get_potential_energy()),
-            converged,
-            optimizer.nsteps,
+            AseAtomsAdaptor.get_structure(atoms), energy, converged, optimizer.nsteps
         )
 
     def static(self, structure: Structure, work_dir: Path | None = None) -> float:
         atoms = AseAtomsAdaptor.get_atoms(structure)
-        atoms.calc = self.calculator
-        return float(atoms.get_potential_energy())
+        with self.session(structure, _log(work_dir, "static")) as calculator:
+            atoms.calc = calculator
+            return float(atoms.get_potential_energy())
 
-    def evaluate(self, structures: list[Structure]) -> list[SinglePoint]:
+    def evaluate(
+        self, structures: list[Structure], work_dir: Path | None = None
+    ) -> list[SinglePoint]:
         points = []
-        for structure in structures:
-            atoms = AseAtomsAdaptor.get_atoms(structure)
-            atoms.calc = self.calculator
-            points.append(
-                SinglePoint(
-                    float(atoms.get_potential_energy()),
-                    atoms.get_forces(),
-                    atoms.get_stress(voigt=False, include_ideal_gas=False),
-                )
-            )
-        return points
+        for group in _same_atoms(structures):
+            with self.session(structures[group[0]], _log(work_dir, "evaluate")) as calculator:
+                for i in group:
+                    atoms = AseAtomsAdaptor.get_atoms(structures[i])
+                    atoms.calc = calculator
+                    points.append(
+                        (
+                            i,
+                            SinglePoint(
+                                float(atoms.get_potential_energy()),
+                                atoms.get_forces(),
+                                atoms.get_stress(voigt=False, include_ideal_gas=False),
+                            ),
+                        )
+                    )
+        return [point for _, point in sorted(points, key=lambda item: item[0])]
 
 
-def _thermostat_state(dyn, rng: np.random.Generator) -> dict[str, Any]:
-    """The thermostat state of ASE dynamics in the engines' plain form."""
+def _log(work_dir: Path | None, name: str) -> Path | None:
+    return None if work_dir is None else Path(work_dir) / f"{name}.log"
+
+
+def _same_atoms(structures: list[Structure]) -> list[list[int]]:
+    """Indices of ``structures`` grouped by their atoms (in order), first appearance first."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, structure in enumerate(structures):
+        groups.setdefault(tuple(structure.atomic_numbers), []).append(i)
+    return list(groups.values())
+
+
+def _thermostat_state(dyn, rng: np.random.Generator) -> ThermostatState:
+    """The thermostat state of ASE dynamics."""
     if isinstance(dyn, NoseHooverChainNVT):
         chain = dyn._thermostat  # ASE keeps the chain variables private; they are the whole state
-        return chain_state(chain._eta, chain._p_eta)
-    return langevin_state(rng)
+        return ThermostatState.chain(chain._eta, chain._p_eta)
+    return ThermostatState.langevin(rng)
 
 
-def _restore_chain(dyn, state: dict[str, Any]) -> None:
+def _restore_chain(dyn, state: ThermostatState) -> None:
     """Set the chain variables of ASE's Nosé–Hoover dynamics (Langevin's state is its
     generator's)."""
     if isinstance(dyn, NoseHooverChainNVT):
-        dyn._thermostat._eta = np.array(state["eta"], dtype=float)
-        dyn._thermostat._p_eta = np.array(state["p_eta"], dtype=float)
+        dyn._thermostat._eta = np.array(state.eta, dtype=float)
+        dyn._thermostat._p_eta = np.array(state.p_eta, dtype=float)
 
 
 class _Observer:
-    """Called by the dynamics after every step: detects blow-ups and samples frames."""
+    """Called by the dynamics after every step: counts it (blow-ups raise) and samples frames."""
 
-    def __init__(self, atoms: Atoms, dyn, task: MDTask, frames: Frames, progress):
-        self.atoms, self.dyn, self.task = atoms, dyn, task
-        self.frames, self.progress = frames, progress
-        self.dt_fs = task.time_step_fs
-        self.interval = task.settings.sample_interval
-        self.step_offset = 0
-        self.start_nsteps = 0
+    def __init__(self, atoms: Atoms, dyn, run: Run, progress):
+        self.atoms, self.dyn, self.run, self.progress = atoms, dyn, run, progress
+        self.start_nsteps = 0  # the dynamics' step count where the chunk in progress began
         dyn.attach(self, interval=1)
 
-    def start_chunk(self, step_offset: int) -> None:
-        self.step_offset, self.start_nsteps = step_offset, self.dyn.nsteps
-
     def __call__(self) -> None:
-        steps_in_chunk = self.dyn.nsteps - self.start_nsteps
-        if steps_in_chunk == 0:  # ASE calls observers once before the first step of every run()
+        if self.dyn.nsteps == self.start_nsteps:  # ASE calls observers before a run()'s 1st step
             return
-        step = self.step_offset + steps_in_chunk
         atoms = self.atoms
-        energy = atoms.get_potential_energy()
-        temperature = atoms.get_temperature()
-        error = instability(self.task, step, temperature, energy)
-        if error is not None:
-            raise error
+        energy, temperature = atoms.get_potential_energy(), atoms.get_temperature()
+        step = self.run.advance(energy, temperature)
         self.progress.update(1)
-        if step % self.interval:
+        if not self.run.sampled(step):
             return
         stress = atoms.get_stress(voigt=False, include_ideal_gas=False)
-        self.frames.add(
+        self.run.add_frame(
+            step,
             atoms.get_positions(),
-            step * self.dt_fs,
             energy,
             temperature,
             -np.trace(stress) / 3 * EV_A3_TO_GPA,

@@ -31,9 +31,8 @@ from amorph.md.engine import (
     import_factory,
 )
 from amorph.md.integrators import INTEGRATORS, BatchedIntegrator
-from amorph.md.lifecycle import Frames, RunFiles, RunState, instability, start_state
-from amorph.potentials.base import BatchedPotential, PotentialCalculator
-from amorph.potentials.graph import Systems
+from amorph.md.lifecycle import Run
+from amorph.md.potential import BatchedPotential, PotentialCalculator, Systems
 
 CPU_ATOMS_PER_THREAD = (
     64  # on a CPU a larger batch gains little: about one 100-atom replica per 2 threads
@@ -79,7 +78,9 @@ class BatchedEngine(Engine):
     def static(self, structure: Structure, work_dir: Path | None = None) -> float:
         return self.calculator_engine.static(structure, work_dir)
 
-    def evaluate(self, structures: list[Structure]) -> list[SinglePoint]:
+    def evaluate(
+        self, structures: list[Structure], work_dir: Path | None = None
+    ) -> list[SinglePoint]:
         """Single points of ``structures``, as many per model call as the atom budget allows."""
         from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -113,57 +114,66 @@ class BatchedEngine(Engine):
             raise InputError(
                 "tasks run together need distinct work_dir or label: their files would collide"
             )
-        replicas = [_Replica(self.name, task) for task in tasks]
-        results = [replica.files.finished() for replica in replicas]
+        runs = [
+            Run.integrated(task, self.name, self.describe(task.state.structure)) for task in tasks
+        ]
+        results = [run.finished() for run in runs]
         failures: list[MDInstabilityError] = []
         for kind in INTEGRATORS:
             group = [
-                r
-                for r, done in zip(replicas, results, strict=True)
-                if done is None and r.task.settings.thermostat == kind
+                run
+                for run, done in zip(runs, results, strict=True)
+                if done is None and run.task.settings.thermostat == kind
             ]
             if group:
                 failures += self._run_group(group)
         if failures:
             raise failures[0]
-        return [done or replica.result for replica, done in zip(replicas, results, strict=True)]
+        return [done or run.result for run, done in zip(runs, results, strict=True)]
 
-    def _run_group(self, replicas: list[_Replica]) -> list[MDInstabilityError]:
-        """Run replicas of one thermostat, as many at a time as the atom budget allows."""
-        pending, active, failures = deque(replicas), [], []
-        total = sum(r.task.steps - r.step for r in replicas)
+    def _run_group(self, runs: list[Run]) -> list[MDInstabilityError]:
+        """Run runs of one thermostat, as many at a time as the atom budget allows."""
+        pending, active, failures = deque(runs), [], []
+        forces: dict[Run, torch.Tensor] = {}  # kept from one batch to the next
         with tqdm(
-            total=total, desc=f"{self.name} batch", unit="step", disable=None, leave=False
+            total=sum(run.task.steps for run in runs),
+            desc=f"{self.name} batch",
+            unit="step",
+            disable=None,
+            leave=False,
         ) as progress:
             while pending or active:
                 budget = self.max_atoms or self._atom_budget(pending[0] if pending else active[0])
                 while pending and (
-                    not active or sum(r.n_atoms for r in active) + pending[0].n_atoms <= budget
+                    not active or sum(_size(r) for r in active) + _size(pending[0]) <= budget
                 ):
-                    replica = pending.popleft()
-                    replica.start()
-                    active.append(replica)
-                batch = _Batch(self.potential, active)
-                while all(r.running for r in active):
+                    run = pending.popleft()
+                    if run.state is None:
+                        run.start()
+                        progress.update(run.step)
+                    active.append(run)
+                batch = _Batch(self.potential, active, forces)
+                while all(run.running for run in active):
                     batch.step()
                     progress.update(len(active))
                 batch.hand_back(range(len(active)))
-                failures += [r.failure for r in active if r.failure is not None]
-                active = [r for r in active if r.running]
+                failures += [run.failure for run in active if run.failure is not None]
+                active = [run for run in active if run.running]
         return failures
 
-    def _atom_budget(self, replica: _Replica) -> int:
+    def _atom_budget(self, run: Run) -> int:
         device = self.potential.device
         if device.type != "cuda":
             return CPU_ATOMS_PER_THREAD * torch.get_num_threads()
-        replica.start()
+        if run.state is None:
+            run.start()
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        self.potential(_systems([replica], device))
-        per_atom = (torch.cuda.max_memory_allocated(device) - before) / replica.n_atoms
+        self.potential(_systems([run], device))
+        per_atom = (torch.cuda.max_memory_allocated(device) - before) / _size(run)
         free, _ = torch.cuda.mem_get_info(device)
-        self.max_atoms = max(replica.n_atoms, int(GPU_MEMORY_FRACTION * free / per_atom))
+        self.max_atoms = max(_size(run), int(GPU_MEMORY_FRACTION * free / per_atom))
         return self.max_atoms
 
 
@@ -181,94 +191,39 @@ def potential_factory_engine(spec: EngineSpec) -> BatchedEngine:
     return BatchedEngine(potential, name=spec.model, max_atoms=max_atoms)
 
 
-class _Replica:
-    """One task in a batch: its files, its state as plain arrays, its frames and its counters."""
-
-    def __init__(self, engine_name: str, task: MDTask):
-        self.task = task
-        self.files = RunFiles.integrated(task, engine_name)
-        self.n_atoms = len(task.state.structure)
-        self.dt_fs = task.time_step_fs
-        self.interval = task.settings.sample_interval
-        self.state: RunState | None = None  # set by start()
-        self.step = 0
-        self.forces: torch.Tensor | None = None  # kept between batches
-        self.frames = Frames()
-        self.failure: MDInstabilityError | None = None
-        self.result: MDResult | None = None
-        self.force_calls, self.force_seconds, self.started = 0, 0.0, 0.0
-
-    @property
-    def running(self) -> bool:
-        return self.result is None and self.failure is None
-
-    def start(self) -> None:
-        """Positions, momenta and thermostat at the start or at the last checkpoint (once)."""
-        if self.state is not None:
-            return
-        self.started = time.perf_counter()
-        self.state = start_state(self.task, self.files)
-        self.step = self.state.chunks_done * self.files.chunk_steps
-
-    def record(
-        self,
-        positions: np.ndarray | None,
-        energy: float,
-        temperature: float,
-        virial: float,
-        kinetic: float,
-    ) -> None:
-        """Check the step just taken for a blow-up and store it if it is a sample."""
-        self.step += 1
-        self.failure = instability(self.task, self.step, temperature, energy)
-        if self.failure is None and self.step % self.interval == 0:
-            self.frames.add(positions, self.step * self.dt_fs, energy, temperature, virial, kinetic)
-
-    @property
-    def at_chunk_end(self) -> bool:
-        return self.step % self.files.chunk_steps == 0 or self.step == self.task.steps
-
-    def end_chunk(self) -> None:
-        """Write the chunk and a checkpoint (of the state handed back by the batch); finish at the
-        end."""
-        state, files = self.state, self.files
-        state.chunks_done = (self.step - 1) // files.chunk_steps + 1
-        files.save_chunk(
-            state.chunks_done - 1, self.frames.pop_trajectory(state, files.metadata), state
-        )
-        if self.step == self.task.steps:
-            self.result = files.result(
-                files.finish(state.final_state()),
-                n_force_calls=self.force_calls,
-                force_time_s=self.force_seconds,
-                wall_time_s=time.perf_counter() - self.started,
-            )
+def _size(run: Run) -> int:
+    return len(run.task.state.structure)
 
 
-def _systems(replicas: list[_Replica], device: torch.device) -> Systems:
-    """The replicas' current positions, cells and atoms as one batch on ``device``."""
+def _systems(runs: list[Run], device: torch.device) -> Systems:
+    """The runs' current positions, cells and atoms as one batch on ``device``."""
     return Systems.from_arrays(
-        [r.state.positions for r in replicas],
-        [r.state.cell for r in replicas],
-        [r.state.numbers for r in replicas],
+        [r.state.positions for r in runs],
+        [r.state.cell for r in runs],
+        [r.state.numbers for r in runs],
         device,
     )
 
 
 class _Batch:
-    """The running replicas as one set of tensors, stepped together until one of them finishes."""
+    """The running runs as one set of tensors, stepped together until one of them finishes.
 
-    def __init__(self, potential: BatchedPotential, replicas: list[_Replica]):
-        self.potential, self.replicas = potential, replicas
+    ``forces`` holds each run's forces from an earlier batch; the others' are evaluated first.
+    """
+
+    def __init__(
+        self, potential: BatchedPotential, runs: list[Run], forces: dict[Run, torch.Tensor]
+    ):
+        self.potential, self.runs, self.kept = potential, runs, forces
         device = potential.device
-        self.systems = _systems(replicas, device)
+        self.systems = _systems(runs, device)
         self.positions = self.systems.positions
-        states = [r.state for r in replicas]
+        states = [r.state for r in runs]
         self.momenta, masses = (
             torch.from_numpy(np.concatenate(arrays)).to(device)
             for arrays in ([s.momenta for s in states], [s.masses for s in states])
         )
-        settings = [r.task.settings for r in replicas]
+        settings = [r.task.settings for r in runs]
         kind = settings[0].thermostat
         thermostat = (
             {"rngs": [s.rng for s in states]}
@@ -279,40 +234,40 @@ class _Batch:
             masses,
             self.systems.owner,
             self.systems.counts,
-            temperatures_K=[r.task.temperature for r in replicas],
-            time_steps_fs=[r.dt_fs for r in replicas],
+            temperatures_K=[r.task.temperature for r in runs],
+            time_steps_fs=[r.dt_fs for r in runs],
             damping_fs=[s.thermostat_time_fs for s in settings],
             **thermostat,
         )
         self.forces = self._initial_forces()
 
     def _initial_forces(self) -> torch.Tensor:
-        """Forces kept from the previous batch, evaluated only for replicas that have none."""
-        new = [r for r in self.replicas if r.forces is None]
+        """Forces kept from the previous batch, evaluated only for runs that have none."""
+        new = [r for r in self.runs if r not in self.kept]
         if new:
             evaluation = self._evaluate(_systems(new, self.positions.device), new)
-            for replica, forces in zip(
-                new, torch.split(evaluation.forces, [r.n_atoms for r in new]), strict=True
+            for run, forces in zip(
+                new, torch.split(evaluation.forces, [_size(r) for r in new]), strict=True
             ):
-                replica.forces = forces.double()
-        return torch.cat([r.forces for r in self.replicas])
+                self.kept[run] = forces.double()
+        return torch.cat([self.kept[r] for r in self.runs])
 
-    def _evaluate(self, systems: Systems, replicas: list[_Replica]):
+    def _evaluate(self, systems: Systems, runs: list[Run]):
         start = time.perf_counter()
         evaluation = self.potential(systems)
         if systems.positions.device.type == "cuda":
             torch.cuda.synchronize(systems.positions.device)
-        share = (time.perf_counter() - start) / len(replicas)
-        for replica in replicas:
-            replica.force_calls += 1
-            replica.force_seconds += share
+        share = (time.perf_counter() - start) / len(runs)
+        for run in runs:
+            run.force_calls += 1
+            run.force_seconds += share
         return evaluation
 
     def step(self) -> None:
         evaluations = []
 
         def compute_forces(positions: torch.Tensor) -> torch.Tensor:
-            evaluations.append(self._evaluate(self.systems, self.replicas))
+            evaluations.append(self._evaluate(self.systems, self.runs))
             return evaluations[-1].forces.double()
 
         integrator = self.integrator
@@ -334,22 +289,27 @@ class _Batch:
             .cpu()
             .numpy()
         )
-        sampled = any((r.step + 1) % r.interval == 0 for r in self.replicas)
+        sampled = any(r.sampled(r.step + 1) for r in self.runs)
         positions = self.positions.to("cpu", copy=True).numpy() if sampled else None
         ends = np.cumsum(self.systems.counts)
-        for b, replica in enumerate(self.replicas):
-            replica.record(
-                None if positions is None else positions[ends[b] - replica.n_atoms : ends[b]],
-                *thermo[:, b],
-            )
-        ending = [b for b, r in enumerate(self.replicas) if r.at_chunk_end and r.failure is None]
+        for b, run in enumerate(self.runs):
+            energy, temperature, virial_b, kinetic_b = thermo[:, b]
+            try:
+                step = run.advance(energy, temperature)
+            except MDInstabilityError:  # kept as run.failure; the others go on
+                continue
+            if run.sampled(step):
+                atoms = positions[ends[b] - _size(run) : ends[b]]
+                run.add_frame(step, atoms, energy, temperature, virial_b, kinetic_b)
+        ending = [b for b, r in enumerate(self.runs) if r.at_chunk_end and r.failure is None]
         if ending:
             self.hand_back(ending)
             for b in ending:
-                self.replicas[b].end_chunk()
+                run = self.runs[b]
+                run.end_chunk(run.state.positions, run.state.momenta)
 
     def hand_back(self, indices) -> None:
-        """Hand the replicas ``indices`` (positions in the batch) their current positions, momenta,
+        """Hand the runs ``indices`` (positions in the batch) their current positions, momenta,
         forces and thermostat state (to write a checkpoint, or to run on in another batch)."""
         sizes = self.systems.counts
         parts = zip(
@@ -361,8 +321,8 @@ class _Batch:
         for b, (positions, momenta, forces) in enumerate(parts):
             if b not in indices:
                 continue
-            replica = self.replicas[b]
-            replica.state.positions = positions.to("cpu", copy=True).numpy()
-            replica.state.momenta = momenta.to("cpu", copy=True).numpy()
-            replica.state.thermostat = self.integrator.state(b)
-            replica.forces = forces
+            run = self.runs[b]
+            run.state.positions = positions.to("cpu", copy=True).numpy()
+            run.state.momenta = momenta.to("cpu", copy=True).numpy()
+            run.state.thermostat = self.integrator.state(b)
+            self.kept[run] = forces

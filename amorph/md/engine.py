@@ -14,7 +14,7 @@ import importlib
 import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,8 +41,10 @@ ENGINE_FACTORIES = {
     "ase": "amorph.md.ase:calculator_factory_engine",
     "batched": "amorph.md.batched:potential_factory_engine",
     "vasp": "amorph.md.vasp:vasp_engine",
+    "gpaw": "amorph.md.gpaw:gpaw_engine",
 }
 BATCHED_KINDS = frozenset({"chgnet", "m3gnet", "sevennet", "batched"})
+PLANE_WAVE_KINDS = frozenset({"gpaw", "vasp"})  # DFT engines, whose basis-set stress is measured
 
 
 SEEDS = (0, 2**32 - 1)  # numpy's SeedSequence and packmol take non-negative 32-bit seeds
@@ -89,20 +91,57 @@ class MDSettings(MSONable):
             raise InputError(f"unknown thermostat {self.thermostat!r}")
 
 
+CHAIN_LENGTH = 3  # Nosé–Hoover chain variables (ASE's default)
+
+
+@dataclass
+class ThermostatState(MSONable):
+    """A thermostat's state, the same for every engine: the positions ``eta`` and momenta ``p_eta``
+    of a Nosé–Hoover chain, or the state of the generator that draws the Langevin noise."""
+
+    kind: Thermostat
+    eta: list[float] | None = None
+    p_eta: list[float] | None = None
+    rng: dict[str, Any] | None = None
+
+    @classmethod
+    def chain(cls, eta, p_eta) -> ThermostatState:
+        return cls("nose-hoover", np.asarray(eta).tolist(), np.asarray(p_eta).tolist())
+
+    @classmethod
+    def langevin(cls, rng: np.random.Generator) -> ThermostatState:
+        return cls("langevin", rng=rng.bit_generator.state)
+
+    @classmethod
+    def fresh(cls, kind: Thermostat, rng: np.random.Generator) -> ThermostatState:
+        """A thermostat at rest: a chain with zero positions and momenta, or ``rng``'s state."""
+        zeros = [0.0] * CHAIN_LENGTH
+        return cls.langevin(rng) if kind == "langevin" else cls.chain(zeros, zeros)
+
+    def values(self) -> dict[str, Any]:
+        """The fields that are set (what identifies the state)."""
+        return {k: v for k, v in self.as_dict().items() if v is not None and k[0] != "@"}
+
+
 @dataclass
 class MDState(MSONable):
     """Where a run ends and the next may go on: positions, velocities (Å/fs), thermostat state."""
 
     structure: Structure
     velocities: list[list[float]] | None = None
-    thermostat: dict[str, Any] | None = None
+    thermostat: ThermostatState | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.thermostat, dict):  # as older documents and checkpoints hold it
+            self.thermostat = ThermostatState.from_dict(self.thermostat)
 
     def digest(self) -> str:
         """A short hash of the state, so that a finished run is reused only for the same start."""
         digest = hashlib.sha256(np.round(self.structure.lattice.matrix, 6).tobytes())
         digest.update(np.round(self.structure.cart_coords, 6).tobytes())
         digest.update(np.round(np.asarray(self.velocities or [], dtype=float), 8).tobytes())
-        digest.update(json.dumps(self.thermostat, sort_keys=True).encode())
+        thermostat = self.thermostat.values() if self.thermostat else None
+        digest.update(json.dumps(thermostat, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
 
@@ -232,6 +271,18 @@ class RunStats(MSONable):
     def pressure(self) -> SampleMean:
         return SampleMean(self.pressure_GPa, self.pressure_sem_GPa, self.pressure_dof)
 
+    def corrected(self, basis: BasisStress | None) -> RunStats:
+        """These statistics with the pressures at a converged basis (``basis``'s correction
+        added); unchanged without one."""
+        if basis is None:
+            return self
+        shift = basis.correction_GPa
+        return replace(
+            self,
+            pressure_GPa=self.pressure_GPa + shift,
+            virial_pressure_GPa=self.virial_pressure_GPa + shift,
+        )
+
 
 @dataclass
 class MDResult(MSONable):
@@ -269,6 +320,17 @@ class Engine(ABC):
         """
         return None
 
+    def check_cell(self, structure: Structure) -> None:
+        """Raise ``InputError`` if the engine cannot run a cell of ``structure``'s atoms and size
+        (its elements, the memory it needs); called before anything runs."""
+        self.check_elements(sorted({site.specie.symbol for site in structure}))
+
+    def describe(self, structure: Structure) -> dict[str, Any]:
+        """The settings that decide this engine's numbers for ``structure`` (a DFT code's cutoff,
+        k-points and datasets, a model's hash), JSON-ready: part of every run's fingerprint and
+        of the stage documents. Empty for engines whose name says it all."""
+        return {}
+
     def relax(
         self,
         structure: Structure,
@@ -286,9 +348,19 @@ class Engine(ABC):
         """The total energy of ``structure`` in eV."""
         raise NotImplementedError(f"engine {self.name} cannot compute static energies")
 
-    def evaluate(self, structures: list[Structure]) -> list[SinglePoint]:
-        """Energy, forces and stress of each structure (no MD), e.g. frames of a trajectory."""
+    def evaluate(
+        self, structures: list[Structure], work_dir: Path | None = None
+    ) -> list[SinglePoint]:
+        """Energy, forces and stress of each structure (no MD), e.g. frames of a trajectory;
+        engines that write files write them under ``work_dir``."""
         raise NotImplementedError(f"engine {self.name} cannot evaluate structures")
+
+    def basis_stress(
+        self, structure: Structure, work_dir: Path | None = None
+    ) -> BasisStress | None:
+        """A plane-wave engine's basis-set (Pulay) stress on ``structure``; None for engines
+        without a basis to converge (ML potentials) or told not to correct for it."""
+        return None
 
 
 @dataclass
@@ -303,6 +375,21 @@ class SinglePoint:
     @property
     def virial_pressure_GPa(self) -> float:
         return float(-np.trace(self.stress) / 3 * EV_A3_TO_GPA)
+
+
+@dataclass
+class BasisStress(MSONable):
+    """A plane-wave engine's virial pressure (GPa) on one structure at the run's cutoff and at a
+    converged one (eV): what the run's pressures lack is :attr:`correction_GPa`."""
+
+    cutoff_eV: float
+    converged_cutoff_eV: float
+    pressure_GPa: float
+    converged_pressure_GPa: float
+
+    @property
+    def correction_GPa(self) -> float:
+        return self.converged_pressure_GPa - self.pressure_GPa
 
 
 @dataclass
@@ -322,7 +409,7 @@ class EngineSpec(MSONable):
     ``kind`` is a key of :data:`ENGINE_FACTORIES` ("chgnet", "m3gnet", "chgnet-ase", "ase", "vasp"
     ...). ``model`` is engine specific: a pretrained model name or a local model directory for the
     ML potentials, ``"package.module:function"`` returning an ASE calculator for ``kind="ase"``, or
-    returning a :class:`~amorph.potentials.base.BatchedPotential` for ``kind="batched"``.
+    returning a :class:`~amorph.md.potential.BatchedPotential` for ``kind="batched"``.
     """
 
     kind: str = "chgnet"
@@ -339,6 +426,11 @@ class EngineSpec(MSONable):
     def batches(self) -> bool:
         """Whether the engine advances many MD runs in one call (known without loading it)."""
         return self.kind in BATCHED_KINDS
+
+    @property
+    def plane_waves(self) -> bool:
+        """Whether the engine is a plane-wave DFT code, with a basis-set (Pulay) stress."""
+        return self.kind in PLANE_WAVE_KINDS
 
     @classmethod
     def parse(cls, text: str, model: str | None = None, device: str = "cpu") -> EngineSpec:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 from ase import units
 from torch import Tensor
 
-from amorph.md.lifecycle import CHAIN_LENGTH, chain_state, langevin_state
+from amorph.md.engine import CHAIN_LENGTH, ThermostatState
 
 # Suzuki–Yoshida weights of the fourth-order factorisation of the chain propagator (as in ASE)
 FOURTH_ORDER = (
@@ -81,8 +80,8 @@ class BatchedIntegrator(ABC):
         """Advance ``positions`` and ``momenta`` in place by one step; return the new forces."""
 
     @abstractmethod
-    def state(self, replica: int) -> dict[str, Any]:
-        """The thermostat state of one replica, JSON-serialisable."""
+    def state(self, replica: int) -> ThermostatState:
+        """The thermostat state of one replica."""
 
 
 class BatchedLangevin(BatchedIntegrator):
@@ -128,8 +127,8 @@ class BatchedLangevin(BatchedIntegrator):
         momenta.copy_(velocities * self.masses)
         return forces
 
-    def state(self, replica: int) -> dict[str, Any]:
-        return langevin_state(self.rngs[replica])
+    def state(self, replica: int) -> ThermostatState:
+        return ThermostatState.langevin(self.rngs[replica])
 
 
 class BatchedNoseHooverChain(BatchedIntegrator):
@@ -137,17 +136,15 @@ class BatchedNoseHooverChain(BatchedIntegrator):
 
     The chain variables are a few numbers per replica, so they are propagated with numpy on the
     host; only each replica's kinetic energy goes there and one momentum scale factor comes back.
-    ``states`` are the replicas' chain states (``eta``, ``p_eta``) in the engines' common form.
+    ``states`` are the replicas' chain states.
     """
 
     kind = "nose-hoover"
 
-    def __init__(self, *args, states: list[dict[str, Any]], **kwargs):
+    def __init__(self, *args, states: list[ThermostatState], **kwargs):
         super().__init__(*args, **kwargs)
-        self.eta = np.array([state["eta"] for state in states], dtype=float).reshape(
-            -1, CHAIN_LENGTH
-        )
-        self.p_eta = np.array([state["p_eta"] for state in states], dtype=float).reshape(
+        self.eta = np.array([state.eta for state in states], dtype=float).reshape(-1, CHAIN_LENGTH)
+        self.p_eta = np.array([state.p_eta for state in states], dtype=float).reshape(
             -1, CHAIN_LENGTH
         )
         self.kT_host, self.n_atoms_host = (
@@ -201,8 +198,8 @@ class BatchedNoseHooverChain(BatchedIntegrator):
         if not last:
             p_eta[:, j] *= np.exp(-delta / 4 * p_eta[:, j + 1] / Q[:, j + 1])
 
-    def state(self, replica: int) -> dict[str, Any]:
-        return chain_state(self.eta[replica], self.p_eta[replica])
+    def state(self, replica: int) -> ThermostatState:
+        return ThermostatState.chain(self.eta[replica], self.p_eta[replica])
 
 
 INTEGRATORS = {cls.kind: cls for cls in (BatchedLangevin, BatchedNoseHooverChain)}

@@ -1,18 +1,22 @@
-"""The life of one MD run, the same for every engine: its files, start, chunks, end and result.
+"""The life of one MD run, the same for every engine: files, start, frames, chunks, end, result.
 
-A run of an :class:`~amorph.md.engine.MDTask` writes ``<label>.chunkNNNN.npz`` after every chunk of
-``chunk_steps`` steps, with a checkpoint ``<label>.checkpoint.npz`` (positions, momenta, thermostat
-state) where the engine integrates itself, and joins the chunks into ``<label>.npz`` marked complete
-at the end. :class:`RunFiles` holds these files and the run's fingerprint: a rerun with the same
-fingerprint reuses a completed run, or continues from the last checkpoint. :class:`RunState` is a
-run in progress as plain arrays; :func:`start_state` sets it up, fresh or from the checkpoint.
-A damaged file (final trajectory, checkpoint or a chunk it counts) is found before any step, moved
-aside as ``<name>.corrupt`` with a warning, and the run recomputes from the last good state.
+An engine only advances its systems; a :class:`Run` does the rest. It writes
+``<label>.chunkNNNN.npz`` after every chunk of ``chunk_steps`` steps, with a checkpoint
+``<label>.checkpoint.npz`` (positions, momenta, thermostat state), and at the end joins the chunks
+into ``<label>.npz``, marked complete and holding the final :class:`~amorph.md.engine.MDState`. A
+rerun with the same fingerprint reuses a completed run, or continues from the last checkpoint with
+no frame lost or repeated. A damaged file (final trajectory, checkpoint or a chunk it counts) is
+found before any step, moved aside as ``<name>.corrupt`` with a warning, and the run recomputes from
+the last good state; temporary files that a killed run left are removed. An engine drives a run so::
 
-Thermostat states are plain dicts, the same for every engine:
-``{"kind": "nose-hoover", "eta": [...], "p_eta": [...]}`` (a Nosé–Hoover chain of
-:data:`CHAIN_LENGTH`) or ``{"kind": "langevin", "rng": ...}`` (the state of the numpy generator
-that draws the noise).
+    run = Run.integrated(task, engine_name)  # or Run(task, fingerprint) for an engine of its own
+    if (result := run.finished()) is not None:
+        return result
+    state = run.start()  # arrays at the task's start or at the last checkpoint
+    for steps in run.chunks():
+        ...  # each step: run.advance(energy, temperature); run.add_frame(...) if run.sampled(step)
+        run.end_chunk(positions, momenta, thermostat)
+    return run.result
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import json
 import logging
 import math
 import os
+import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,38 +35,14 @@ from typing import Any
 import numpy as np
 from ase import units
 from ase.data import atomic_masses
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from amorph.errors import MDInstabilityError, TrajectoryError
 from amorph.files import atomic_path
-from amorph.md.engine import MDResult, MDState, MDTask, RunStats
+from amorph.md.engine import MDResult, MDState, MDTask, RunStats, ThermostatState
 from amorph.trajectory import Trajectory
 
 logger = logging.getLogger(__name__)
-
-CHAIN_LENGTH = 3  # Nosé–Hoover chain variables (ASE's default)
-FRAME_COLUMNS = (  # what Frames.add takes, as Trajectory names it
-    "positions",
-    "time_fs",
-    "energies",
-    "temperatures",
-    "virial_pressures",
-    "kinetic_pressures",
-)
-
-
-def chain_state(eta, p_eta) -> dict[str, Any]:
-    """A Nosé–Hoover chain's thermostat state."""
-    return {
-        "kind": "nose-hoover",
-        "eta": np.asarray(eta).tolist(),
-        "p_eta": np.asarray(p_eta).tolist(),
-    }
-
-
-def langevin_state(rng: np.random.Generator) -> dict[str, Any]:
-    """A Langevin thermostat's state: that of the generator of its noise."""
-    return {"kind": "langevin", "rng": rng.bit_generator.state}
 
 
 def masses_of(numbers: np.ndarray) -> np.ndarray:
@@ -99,26 +81,21 @@ def maxwell_boltzmann_momenta(
     return momenta * np.sqrt(scale)
 
 
-def instability(
-    task: MDTask, step: int, temperature: float, energy: float
-) -> MDInstabilityError | None:
-    """The error for a step whose energy or temperature is not finite, or whose temperature exceeds
-    ``blowup_temperature_factor`` × the target; ``None`` for a sound step."""
-    limit = task.settings.blowup_temperature_factor * task.temperature
-    if math.isfinite(energy) and math.isfinite(temperature) and temperature <= limit:
-        return None
-    return MDInstabilityError(
-        f"MD at {task.temperature:g} K became unstable at step {step}: temperature "
-        f"{temperature:.3g} K, energy {energy:.6g} eV ({task.label} in {task.work_dir})"
-    )
+def start_momenta(task: MDTask, rng: np.random.Generator) -> np.ndarray:
+    """The momenta a task starts with: its state's velocities, else Maxwell–Boltzmann ones at its
+    temperature drawn from ``rng`` (an instantaneous quench when the structure comes hotter)."""
+    masses = masses_of(np.array(task.state.structure.atomic_numbers))
+    if task.state.velocities is not None:
+        return to_momenta(task.state.velocities, masses)
+    return maxwell_boltzmann_momenta(masses, task.temperature, rng)
 
 
 @dataclass
 class RunState:
     """A run in progress as plain arrays in ASE units (Å, amu, momenta in amu·Å per ASE time unit).
 
-    ``thermostat`` is the thermostat state dict as of the last update; ``rng`` draws the Langevin
-    noise; ``chunks_done`` counts the chunks written.
+    ``positions`` are unwrapped (continuous across chunks); ``rng`` draws the Langevin noise;
+    ``thermostat`` is None for an engine whose thermostat state is its own (VASP).
     """
 
     positions: np.ndarray
@@ -126,57 +103,22 @@ class RunState:
     masses: np.ndarray
     numbers: np.ndarray
     cell: np.ndarray
-    thermostat: dict[str, Any]
+    thermostat: ThermostatState | None
     rng: np.random.Generator
-    chunks_done: int = 0
 
-    def final_state(self) -> dict[str, Any]:
-        """What a completed run stores for the next one: velocities (Å/fs) and thermostat state."""
-        return {
-            "velocities": to_velocities(self.momenta, self.masses).tolist(),
-            "thermostat": self.thermostat,
-        }
-
-
-def start_state(task: MDTask, files: RunFiles) -> RunState:
-    """The state at the last checkpoint of ``files``, or else at the task's start: its velocities,
-    or Maxwell–Boltzmann ones from its seed. A saved thermostat state of another kind is not
-    used."""
-    structure = task.state.structure
-    numbers = np.array(structure.atomic_numbers, dtype=np.int64)
-    masses = masses_of(numbers)
-    rng = np.random.default_rng(task.seed)
-    positions = structure.cart_coords.copy()
-    thermostat = task.state.thermostat
-    chunks_done = 0
-    checkpoint = files.read_checkpoint()
-    if checkpoint is not None:
-        positions, momenta = checkpoint["positions"], checkpoint["momenta"]
-        thermostat, chunks_done = checkpoint["thermostat"], checkpoint["chunks_done"]
-    elif task.state.velocities is not None:
-        momenta = to_momenta(task.state.velocities, masses)
-    else:
-        momenta = maxwell_boltzmann_momenta(masses, task.temperature, rng)
-    kind = task.settings.thermostat
-    if not thermostat or thermostat.get("kind") != kind:
-        zeros = [0.0] * CHAIN_LENGTH
-        thermostat = langevin_state(rng) if kind == "langevin" else chain_state(zeros, zeros)
-    elif kind == "langevin":
-        rng.bit_generator.state = thermostat["rng"]
-    return RunState(
-        positions,
-        momenta,
-        masses,
-        numbers,
-        structure.lattice.matrix.copy(),
-        thermostat,
-        rng,
-        chunks_done,
-    )
+    def md_state(self) -> MDState:
+        """The state the next run starts from: positions wrapped into the cell, velocities in
+        Å/fs."""
+        structure = Structure(
+            Lattice(self.cell), self.numbers, self.positions, coords_are_cartesian=True,
+            to_unit_cell=True,
+        )  # fmt: skip
+        velocities = to_velocities(self.momenta, self.masses).tolist()
+        return MDState(structure, velocities, self.thermostat)
 
 
-class RunFiles:
-    """The files of one task's run, named by its ``work_dir`` and ``label``, and its fingerprint.
+class Run:
+    """One task's run: its files and fingerprint, its state, the frames of the chunk in progress.
 
     Parameters
     ----------
@@ -201,22 +143,36 @@ class RunFiles:
         self.checkpoint_path = task.path(".checkpoint.npz")
         self.chunk_steps = task.chunk_size
         self.n_chunks = math.ceil(task.steps / self.chunk_steps)
+        self.dt_fs = task.time_step_fs
+        self.state: RunState | None = None  # set by start()
+        self.step = 0  # steps done
+        self.frames: list[tuple] = []  # of the chunk in progress
+        self.chunk_notes: dict[str, Any] = {}  # engine-specific entries of the chunk's metadata
+        self.failure: MDInstabilityError | None = None
+        self.result: MDResult | None = None
+        self.force_calls, self.force_seconds, self.started = 0, 0.0, 0.0
         task.work_dir.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def integrated(cls, task: MDTask, engine_name: str) -> RunFiles:
-        """The files of a run integrated by amorph (the ASE and batched engines): the thermostat and
-        its time are part of the fingerprint."""
+    def integrated(
+        cls, task: MDTask, engine_name: str, engine_settings: dict[str, Any] | None = None
+    ) -> Run:
+        """The run of a task integrated by amorph (the ASE and batched engines): the thermostat and
+        its time are part of the fingerprint, and so are the engine's settings for it
+        (:meth:`~amorph.md.engine.Engine.describe`), where it has any."""
         settings = task.settings
         fingerprint = {
             **task.fingerprint(engine_name),
             "thermostat": settings.thermostat,
             "thermostat_time_fs": settings.thermostat_time_fs,
         }
+        if engine_settings:
+            fingerprint["engine_settings"] = engine_settings
         return cls(task, fingerprint)
 
-    def chunk_path(self, index: int) -> Path:
-        return self.task.chunk_path(index)
+    @property
+    def running(self) -> bool:
+        return self.result is None and self.failure is None
 
     def chunk_length(self, index: int) -> int:
         """Steps of chunk ``index`` (the last may be shorter)."""
@@ -235,13 +191,143 @@ class RunFiles:
         return trajectory if all(meta.get(k) == v for k, v in self.fingerprint.items()) else None
 
     def finished(self) -> MDResult | None:
-        """The result of an identical run already completed here, if any."""
+        """The result of an identical run already completed here, if any (and, either way, the
+        temporary files a killed run was writing removed)."""
+        for stale in self.task.work_dir.glob(f".{self.task.label}.*.tmp"):
+            stale.unlink(missing_ok=True)
         trajectory = self.load(self.final_path)
         if trajectory is None or not trajectory.metadata.get("complete"):
             return None
-        return self.result(trajectory)
+        return self._result(trajectory)
 
-    def read_checkpoint(self) -> dict[str, Any] | None:
+    def start(self) -> RunState:
+        """The state at the last checkpoint, or else at the task's start (:func:`start_momenta`
+        from the task's seed); a saved thermostat state of another kind is not used."""
+        self.started = time.perf_counter()
+        task = self.task
+        structure = task.state.structure
+        numbers = np.array(structure.atomic_numbers, dtype=np.int64)
+        rng = np.random.default_rng(task.seed)
+        positions, thermostat = structure.cart_coords.copy(), task.state.thermostat
+        checkpoint = self._read_checkpoint()
+        if checkpoint is not None:
+            positions, momenta = checkpoint["positions"], checkpoint["momenta"]
+            thermostat = checkpoint["thermostat"] and ThermostatState.from_dict(
+                checkpoint["thermostat"]
+            )
+            self.step = min(checkpoint["chunks_done"] * self.chunk_steps, task.steps)
+        else:
+            momenta = start_momenta(task, rng)
+        kind = task.settings.thermostat
+        if thermostat is None or thermostat.kind != kind:
+            thermostat = ThermostatState.fresh(kind, rng)
+        elif kind == "langevin":
+            rng.bit_generator.state = thermostat.rng
+        self.state = RunState(
+            positions,
+            momenta,
+            masses_of(numbers),
+            numbers,
+            structure.lattice.matrix.copy(),
+            thermostat,
+            rng,
+        )
+        return self.state
+
+    def chunks(self) -> Iterator[int]:
+        """The lengths in steps of the chunks still to run, from the current step on."""
+        while self.step < self.task.steps:
+            yield self.chunk_length(self.step // self.chunk_steps)
+
+    def sampled(self, step: int) -> bool:
+        """Whether the frame after ``step`` steps is stored."""
+        return step % self.task.settings.sample_interval == 0
+
+    def advance(self, energy: float, temperature: float) -> int:
+        """Count one step taken and check it; return the number of steps done.
+
+        A step whose energy or temperature is not finite, or whose temperature exceeds
+        ``blowup_temperature_factor`` × the target, sets :attr:`failure` and raises it.
+        """
+        self.step += 1
+        self.check(self.step, energy, temperature)
+        return self.step
+
+    def check(self, step: int, energy: float, temperature: float) -> None:
+        """Raise (and keep as :attr:`failure`) the instability of step ``step``, if any."""
+        task = self.task
+        limit = task.settings.blowup_temperature_factor * task.temperature
+        if math.isfinite(energy) and math.isfinite(temperature) and temperature <= limit:
+            return
+        self.failure = MDInstabilityError(
+            f"MD at {task.temperature:g} K became unstable at step {step}: temperature "
+            f"{temperature:.3g} K, energy {energy:.6g} eV ({task.label} in {task.work_dir})"
+        )
+        raise self.failure
+
+    def add_frame(
+        self,
+        step: int,
+        positions: np.ndarray,
+        energy: float,
+        temperature: float,
+        virial: float,
+        kinetic: float,
+    ) -> None:
+        """The frame after ``step`` steps: positions (Å), energy (eV), temperature (K), virial and
+        kinetic pressure (GPa)."""
+        self.frames.append((positions, step * self.dt_fs, energy, temperature, virial, kinetic))
+
+    @property
+    def at_chunk_end(self) -> bool:
+        return self.step % self.chunk_steps == 0 or self.step == self.task.steps
+
+    def end_chunk(
+        self, positions: np.ndarray, momenta: np.ndarray, thermostat: ThermostatState | None = None
+    ) -> None:
+        """Write the chunk that ends at the current step and a checkpoint of the state at its end
+        (each file atomically: a checkpoint never points past the chunks on disk); at the last
+        step, finish the run into :attr:`result`."""
+        state = self.state
+        state.positions, state.momenta = positions, momenta
+        if thermostat is not None:
+            state.thermostat = thermostat
+        done = math.ceil(self.step / self.chunk_steps)
+        self._chunk_trajectory().save(self.task.chunk_path(done - 1))
+        saved = {
+            "fingerprint": self.fingerprint,
+            "chunks_done": done,
+            "thermostat": state.thermostat and state.thermostat.as_dict(),
+        }
+        with atomic_path(self.checkpoint_path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                positions=state.positions,
+                momenta=state.momenta,  # exact, unlike velocities converted to Å/fs
+                state=np.array(json.dumps(saved)),
+            )
+        if self.step == self.task.steps:
+            self.result = self._finish()
+
+    def _chunk_trajectory(self) -> Trajectory:
+        """The frames added since the last chunk, as a trajectory in the fixed cell."""
+        columns = [np.array(column) for column in zip(*self.frames, strict=True)]
+        self.frames = []
+        positions, time_fs, energies, temperatures, virial, kinetic = columns
+        notes, self.chunk_notes = self.chunk_notes, {}
+        return Trajectory(
+            numbers=self.state.numbers,
+            positions=positions,
+            cells=self.state.cell,
+            time_fs=time_fs,
+            energies=energies,
+            temperatures=temperatures,
+            virial_pressures=virial,
+            kinetic_pressures=kinetic,
+            metadata={**self.metadata, "chunk_notes": notes},
+        )
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
         """The last checkpoint of a run with this fingerprint: ``positions``, ``momenta``,
         ``thermostat``, ``chunks_done``; None if there is none, or if it or a chunk it counts is
         damaged (set aside: the run starts again)."""
@@ -257,57 +343,47 @@ class RunFiles:
         if state["fingerprint"] != self.fingerprint:
             return None
         for index in range(state["chunks_done"]):
-            if self.load(self.chunk_path(index)) is None:  # missing, damaged or foreign
+            if self.load(self.task.chunk_path(index)) is None:  # missing, damaged or foreign
                 self.checkpoint_path.unlink()
                 return None
         return checkpoint
 
-    def save_chunk(self, index: int, chunk: Trajectory, state: RunState | None = None) -> None:
-        """Write chunk ``index``, then, given the ``state`` at its end, the checkpoint (each file
-        atomically: a checkpoint never points past the chunks on disk)."""
-        chunk.save(self.chunk_path(index))
-        if state is None:
-            return
-        saved = {
-            "fingerprint": self.fingerprint,
-            "chunks_done": state.chunks_done,
-            "thermostat": state.thermostat,
+    def _finish(self) -> MDResult:
+        """Join the chunks into the final trajectory, marked complete with the final state and the
+        chunks' non-empty notes by chunk index, delete the chunks and the checkpoint, and return
+        the result."""
+        chunks = [Trajectory.load(self.task.chunk_path(i)) for i in range(self.n_chunks)]
+        notes: dict[str, dict[str, Any]] = {}
+        for index, chunk in enumerate(chunks):
+            for key, value in chunk.metadata.get("chunk_notes", {}).items():
+                notes.setdefault(key, {})
+                if value:
+                    notes[key][str(index)] = value
+        trajectory = Trajectory.concatenate(chunks)
+        trajectory.metadata = {
+            **self.metadata,
+            **notes,
+            "complete": True,
+            "final_state": self.state.md_state().as_dict(),
         }
-        with atomic_path(self.checkpoint_path) as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                positions=state.positions,
-                momenta=state.momenta,  # exact, unlike velocities converted to Å/fs
-                state=np.array(json.dumps(saved)),
-            )
-
-    def finish(self, final_state: dict[str, Any]) -> Trajectory:
-        """Join the chunks into the final trajectory, marked complete with ``final_state``, and
-        delete the chunks and the checkpoint."""
-        trajectory = Trajectory.concatenate(
-            [Trajectory.load(self.chunk_path(i)) for i in range(self.n_chunks)]
-        )
-        trajectory.metadata = {**self.metadata, "complete": True, "final_state": final_state}
         trajectory.save(self.final_path)
         for i in range(self.n_chunks):
-            self.chunk_path(i).unlink(missing_ok=True)
+            self.task.chunk_path(i).unlink(missing_ok=True)
         self.checkpoint_path.unlink(missing_ok=True)
-        return trajectory
+        return self._result(
+            trajectory,
+            n_force_calls=self.force_calls,
+            force_time_s=self.force_seconds,
+            wall_time_s=time.perf_counter() - self.started,
+        )
 
-    def result(self, trajectory: Trajectory, **timing: float) -> MDResult:
+    def _result(self, trajectory: Trajectory, **timing: float) -> MDResult:
         """The task's result from its complete trajectory; ``timing``: ``MDResult``'s counters."""
         final = trajectory.metadata["final_state"]
-        structure = (
-            Structure.from_dict(final["structure"])
-            if "structure" in final
-            else trajectory.structure(-1)
-        )
+        if "structure" not in final:  # a run completed before final states held their structure
+            final = {**final, "structure": trajectory.structure(-1).as_dict()}
         return MDResult(
-            final_state=MDState(
-                structure=structure,
-                velocities=final["velocities"],
-                thermostat=final.get("thermostat"),
-            ),
+            final_state=MDState.from_dict(final),
             stats=RunStats.from_trajectory(trajectory, self.task.settings),
             trajectory_path=str(self.final_path.resolve()),
             steps=self.task.steps,
@@ -321,32 +397,3 @@ def set_aside(path: Path, error: Exception) -> None:
     corrupt = path.with_name(f"{path.name}.corrupt")
     os.replace(path, corrupt)
     logger.warning("%s is damaged (%s): moved to %s; computing it again", path, error, corrupt.name)
-
-
-class Frames:
-    """The sampled frames of the chunk in progress, turned into its trajectory."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-
-    def add(
-        self,
-        positions: np.ndarray,
-        time_fs: float,
-        energy: float,
-        temperature: float,
-        virial: float,
-        kinetic: float,
-    ) -> None:
-        """One frame: positions (Å), time (fs), energy (eV), temperature (K), virial and kinetic
-        pressure (GPa)."""
-        self.rows.append((positions, time_fs, energy, temperature, virial, kinetic))
-
-    def pop_trajectory(self, state: RunState, metadata: dict[str, Any]) -> Trajectory:
-        """The frames added since the last call, as a trajectory in ``state``'s fixed cell."""
-        columns = zip(*self.rows, strict=True)
-        arrays = {k: np.array(v) for k, v in zip(FRAME_COLUMNS, columns, strict=True)}
-        self.rows = []
-        return Trajectory(
-            numbers=state.numbers, cells=state.cell, metadata=dict(metadata), **arrays
-        )

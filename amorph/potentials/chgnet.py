@@ -30,8 +30,8 @@ from amorph.errors import EngineError
 from amorph.md.ase import ASEEngine
 from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec
-from amorph.potentials.base import BatchedPotential
-from amorph.potentials.graph import Systems, neighbor_list, pairs_sharing_center
+from amorph.md.potential import BatchedPotential, Systems
+from amorph.potentials.graph import neighbor_list, pairs_sharing_center
 
 CHGNET_MAX_Z = 94  # CHGNet's atom embedding covers H to Pu
 

@@ -1,78 +1,22 @@
 """Periodic neighbour lists and bond-angle triplets built with tensor operations only.
 
-Everything here runs on the device of the positions, for a batch of replicas at once: the atoms of
-replica ``b`` are rows ``offsets[b] : offsets[b] + counts[b]`` of one position tensor, and each
-replica has its own cell. Nothing needs a gradient: the lists choose which pairs the models see, and
-the models recompute the pair vectors from the positions (and strains) they differentiate.
+Everything here runs on the device of the positions, for a batch of replicas at once
+(:class:`~amorph.md.potential.Systems`: the atoms of replica ``b`` are rows
+``offsets[b] : offsets[b] + counts[b]`` of one position tensor, and each replica has its own
+cell). Nothing needs a gradient: the lists choose which pairs the models see, and the models
+recompute the pair vectors from the positions (and strains) they differentiate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from amorph.md.potential import Systems
+
 PAIR_BUDGET = 2**24  # pair distances the neighbour search holds at once (128 MiB in float64)
-
-
-@dataclass
-class Systems:
-    """A batch of periodic replicas: positions (N, 3) in Å, cells (B, 3, 3) as rows, numbers
-    (N,)."""
-
-    positions: Tensor
-    cells: Tensor
-    numbers: Tensor
-    counts: list[int]
-
-    def __post_init__(self) -> None:
-        device = self.positions.device
-        self.counts_tensor = torch.tensor(self.counts, device=device)
-        self.offsets = torch.cumsum(self.counts_tensor, 0) - self.counts_tensor
-        self.owner = torch.repeat_interleave(
-            torch.arange(len(self.counts), device=device), self.counts_tensor
-        )
-
-    @classmethod
-    def from_arrays(
-        cls,
-        positions: list[np.ndarray],
-        cells: list[np.ndarray],
-        numbers: list[np.ndarray],
-        device: torch.device | str = "cpu",
-    ) -> Systems:
-        """The batch of replicas with Cartesian ``positions`` (n, 3), ``cells`` (3, 3) and atomic
-        ``numbers`` (n,), one array each per replica, on ``device`` (float64/int64)."""
-
-        def joined(values):
-            return torch.from_numpy(np.concatenate(values)).to(device)
-
-        return cls(
-            positions=joined(positions),
-            cells=joined([np.asarray(cell)[None] for cell in cells]),
-            numbers=joined(numbers),
-            counts=[len(p) for p in positions],
-        )
-
-    @classmethod
-    def from_atoms(cls, atoms_list: list, device: torch.device | str = "cpu") -> Systems:
-        """The batch of ASE ``Atoms`` on ``device``."""
-        return cls.from_arrays(
-            [a.get_positions() for a in atoms_list],
-            [a.cell.array for a in atoms_list],
-            [a.numbers for a in atoms_list],
-            device,
-        )
-
-    @property
-    def n_replicas(self) -> int:
-        return len(self.counts)
-
-    @property
-    def volumes(self) -> Tensor:
-        return torch.linalg.det(self.cells).abs()
 
 
 @dataclass

@@ -22,8 +22,8 @@ from amorph.errors import EngineError
 from amorph.md.ase import ASEEngine
 from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec
-from amorph.potentials.base import BatchedPotential
-from amorph.potentials.graph import Systems, neighbor_list
+from amorph.md.potential import BatchedPotential, Systems
+from amorph.potentials.graph import neighbor_list
 
 DEFAULT_M3GNET_MODEL = "M3GNet-MP-2021.2.8-DIRECT-PES"
 

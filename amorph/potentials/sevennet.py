@@ -12,7 +12,7 @@ SevenNet's model is a sequence of modules over a dictionary of tensors whose onl
 (``force_output``) differentiates the energy with respect to those vectors. The batched potential
 drops that module and feeds the model edge vectors built from amorph's neighbour list and the
 (strained) positions and cells of many replicas at once, with the replica of each atom as ``batch``,
-so that the energies are differentiated by :class:`~amorph.potentials.base.BatchedPotential`: the
+so that the energies are differentiated by :class:`~amorph.md.potential.BatchedPotential`: the
 arithmetic of every other module is SevenNet's own.
 """
 
@@ -29,8 +29,8 @@ from amorph.errors import EngineError
 from amorph.md.ase import ASEEngine
 from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec
-from amorph.potentials.base import BatchedPotential
-from amorph.potentials.graph import Systems, neighbor_list
+from amorph.md.potential import BatchedPotential, Systems
+from amorph.potentials.graph import neighbor_list
 
 DEFAULT_SEVENNET_MODEL = "7net-0"
 

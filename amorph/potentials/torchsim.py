@@ -1,6 +1,6 @@
 """amorph's batched potentials as torch-sim models (the ``torchsim`` extra, Python ≥ 3.12).
 
-:class:`TorchSimModel` wraps any :class:`~amorph.potentials.base.BatchedPotential` in
+:class:`TorchSimModel` wraps any :class:`~amorph.md.potential.BatchedPotential` in
 torch-sim's ``ModelInterface``, so that torch-sim's integrators, optimizers and autobatching drive
 CHGNet and M3GNet as amorph evaluates them; :func:`chgnet_model` and :func:`m3gnet_model` load them
 as amorph's batched engines do. No other amorph module imports this one or ``torch_sim``.
@@ -14,9 +14,8 @@ from torch_sim.state import SimState
 
 from amorph.errors import InputError
 from amorph.md.engine import EngineSpec
-from amorph.potentials.base import BatchedPotential
+from amorph.md.potential import BatchedPotential, Systems
 from amorph.potentials.chgnet import CHGNetPotential, load_chgnet_model
-from amorph.potentials.graph import Systems
 from amorph.potentials.m3gnet import DEFAULT_M3GNET_MODEL, load_m3gnet_potential
 
 

@@ -26,9 +26,9 @@ from amorph import __version__
 from amorph.constants import K_B_EV
 from amorph.errors import InputError
 from amorph.files import atomic_path
+from amorph.regression.dataset import INVERSE_KT, TEMPERATURE_COLUMN
 from amorph.regression.ensembles import MODEL_NAMES, EnsembleFit, spread
 from amorph.regression.sisso import Descriptor, SissoModel
-from amorph.regression.table import INVERSE_KT, TEMPERATURE_COLUMN
 
 FORMAT = "amorph-model"
 FORMAT_VERSION = 1

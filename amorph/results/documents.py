@@ -9,7 +9,7 @@ and :func:`diffusivity_curves` give the analysis objects back for plots of an ex
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +21,13 @@ from amorph.analysis.arrhenius import (
     points_by_species,
 )
 from amorph.analysis.rdf import RDF
+from amorph.analysis.timeseries import SampleMean
 from amorph.constants import AMU_A3_TO_G_CM3
 from amorph.errors import AmorphError
 from amorph.results.schemas import (
     ArrheniusDoc,
+    AuditDoc,
+    BasisStressDoc,
     CheckDoc,
     CheckRunDoc,
     CompositionDoc,
@@ -42,9 +45,9 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
 
     from amorph.analysis.diffusion import Diffusivity
-    from amorph.flows.volume import CheckResult, VolumeSearchResult
-    from amorph.md.engine import EngineSpec, MDResult
+    from amorph.md.engine import EngineSpec, MDResult, SinglePoint
     from amorph.trajectory import Trajectory
+    from amorph.volume.results import CheckResult, VolumeSearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ def stage_document(
     production: MDResult,
     trajectory: TrajectoryRef,
     report: TrajectoryReport | None,
+    engine_settings: dict[str, Any] | None = None,
 ) -> StageDoc:
     """The :class:`StageDoc` of one composition at one temperature.
 
@@ -89,8 +93,10 @@ def stage_document(
         Where the production trajectory is stored.
     report
         Analysis of the production run; None leaves out diffusivities, MSDs and RDFs.
+    engine_settings
+        What decided the engine's numbers (:meth:`~amorph.md.engine.Engine.describe`).
     """
-    stats = production.stats
+    stats = production.stats.corrected(search.basis)
     structure = production.final_state.structure
     diffusivity, msd = {}, {}
     if report is not None:
@@ -114,8 +120,12 @@ def stage_document(
         pressure_convention=stats.pressure_convention,
         engine=engine.label,
         engine_model=engine.model,
+        engine_settings=engine_settings or {},
         time_step_fs=production.time_step_fs,
         production_steps=production.steps,
+        basis=None
+        if search.basis is None
+        else BasisStressDoc(**search.basis.as_dict(), correction_GPa=search.basis.correction_GPa),
         eos=EOSDoc(
             points=[EOSPointDoc.model_validate(p.as_dict()) for p in search.points],
             fit=EOSFitDoc.model_validate(search.fit.as_dict()),
@@ -136,6 +146,67 @@ def stage_document(
         structure=structure,
         trajectory=trajectory,
     )
+
+
+def audit_document(
+    formula: str,
+    temperature: float,
+    stage_uuid: str,
+    engine: EngineSpec,
+    bulk_modulus_GPa: float,
+    indices: list[int],
+    dft: list[SinglePoint],
+    own: list[SinglePoint],
+    dft_engine: EngineSpec,
+    dft_settings: dict[str, Any],
+    tolerance_GPa: float,
+) -> AuditDoc:
+    """The :class:`AuditDoc` of DFT's single points ``dft`` and the stage engine's ``own`` on the
+    same frames (production frames ``indices``) of the stage of ``stage_uuid``.
+
+    ``bulk_modulus_GPa`` (the stage's EOS) turns the mean pressure difference into a volume shift;
+    a difference beyond ``tolerance_GPa`` by more than its 95 % interval is a disagreement.
+    """
+    p_dft = np.array([p.virial_pressure_GPa for p in dft])
+    p_own = np.array([p.virial_pressure_GPa for p in own])
+    difference = sample_mean_of_pairs(p_own - p_dft)
+    forces = np.concatenate([p.forces for p in own]) - np.concatenate([p.forces for p in dft])
+    n_atoms = len(own[0].forces)
+    energies = (np.array([p.energy_eV for p in own]) - [p.energy_eV for p in dft]) / n_atoms
+    beyond = abs(difference.mean) - difference.t_factor(0.95) * difference.sem
+    return AuditDoc(
+        formula=formula,
+        temperature_K=float(temperature),
+        stage_uuid=stage_uuid,
+        engine=engine.label,
+        engine_model=engine.model,
+        dft_engine=dft_engine.label,
+        dft_settings=dft_settings,
+        n_atoms=n_atoms,
+        frame_indices=list(indices),
+        dft_pressures_GPa=p_dft.tolist(),
+        engine_pressures_GPa=p_own.tolist(),
+        dft_energies_eV=[p.energy_eV for p in dft],
+        engine_energies_eV=[p.energy_eV for p in own],
+        pressure_difference_GPa=difference.mean,
+        pressure_difference_sem_GPa=difference.sem,
+        force_rmse_eV_A=float(np.sqrt(np.mean(forces**2))),
+        force_mae_eV_A=float(np.mean(np.abs(forces))),
+        dft_force_rms_eV_A=float(np.sqrt(np.mean(np.concatenate([p.forces for p in dft]) ** 2))),
+        energy_offset_eV_per_atom=float(energies.mean()),
+        energy_spread_eV_per_atom=float(energies.std(ddof=1)) if len(energies) > 1 else 0.0,
+        bulk_modulus_GPa=bulk_modulus_GPa,
+        volume_shift=-difference.mean / bulk_modulus_GPa if bulk_modulus_GPa > 0 else np.nan,
+        tolerance_GPa=tolerance_GPa,
+        disagreement=bool(beyond > tolerance_GPa),
+    )
+
+
+def sample_mean_of_pairs(differences: np.ndarray) -> SampleMean:
+    """The mean of independent paired differences, its standard error and degrees of freedom."""
+    n = len(differences)
+    sem = float(differences.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+    return SampleMean(float(differences.mean()), sem, max(n - 1, 1))
 
 
 def composition_document(

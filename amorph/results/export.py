@@ -1,7 +1,10 @@
 """Exports of the store: flat tables (CSV, JSON) and result folders with files and plots.
 
 Everything here is made from the documents read by :class:`~amorph.results.reader.Database`, so an
-export can be redone from the store alone. Folder layout (each folder written atomically)::
+export can be redone from the store alone. Every file is written in a new staging folder and moved
+into place, so nothing is written through a link planted among the folders (a link where a folder
+belongs is refused, one at a file's place is replaced). Folder layout (each folder written
+atomically)::
 
     <directory>/<formula>/<T>K/
         summary.json      the stage document (amorph.results.schemas.StageDoc) as JSON
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from amorph.errors import InputError
-from amorph.files import json_text, staging_dir, write_text_atomic
+from amorph.files import json_text, safe_directory, stage_folder, staging_dir
 from amorph.results.reader import CompositionEntry, StageEntry
 
 TABLE_COLUMNS = (
@@ -80,17 +83,18 @@ def format_rows(table: list[dict[str, Any]], fmt: str) -> str:
 
 
 def write_folders(compositions: list[CompositionEntry], directory: str | Path) -> list[Path]:
-    """Write the folders of ``compositions`` under ``directory``; return the stage folders."""
-    directory = Path(directory)
+    """Write the folders of ``compositions`` under ``directory`` (the folder the user named, made
+    if missing); return the stage folders."""
     engines = Counter(c.formula for c in compositions)
     written = []
     for composition in compositions:
         name = composition.formula
         if engines[name] > 1:
             name = f"{name}-{composition.doc.engine.replace(':', '-').replace('/', '-')}"
-        folder = directory / name
+        folder = safe_directory(Path(directory) / name, directory)
         for stage in composition.stages:
-            target = folder / f"{stage.doc.temperature_K:.0f}K"
+            # a link there is refused; the folder is written whole, in place, by the staging below
+            target = stage_folder(directory, name, stage.doc.temperature_K, make=False)
             _write_atomically(target, lambda staging, stage=stage: _stage_files(stage, staging))
             written.append(target)
         _arrhenius_files(composition, folder)
@@ -99,8 +103,8 @@ def write_folders(compositions: list[CompositionEntry], directory: str | Path) -
 
 def _stage_files(stage: StageEntry, folder: Path) -> None:
     from amorph.analysis.plots import plot_msd, plot_rdf
-    from amorph.eos import EOSFit, EOSPoint, plot_eos
     from amorph.results.documents import rdf_from_document
+    from amorph.volume.eos import EOSFit, EOSPoint, plot_eos
 
     doc = stage.doc
     title = f"{doc.formula} {doc.temperature_K:.0f} K"
@@ -140,18 +144,21 @@ def _arrhenius_files(composition: CompositionEntry, folder: Path) -> None:
     if not composition.doc.arrhenius:
         return
     block = {s: fit.model_dump(mode="json") for s, fit in composition.doc.arrhenius.items()}
-    write_text_atomic(folder / "arrhenius.json", json_text(block))
     fits, points = arrhenius_fits([stage.doc for stage in composition.stages])
-    plot_arrhenius(fits, points, folder / "arrhenius.png")
+    staging = _staging(folder, ".arrhenius.")
+    try:
+        (staging / "arrhenius.json").write_text(json_text(block))
+        plot_arrhenius(fits, points, staging / "arrhenius.png")
+        for path in staging.iterdir():
+            os.replace(path, folder / path.name)  # a link there is replaced, its target untouched
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_atomically(target: Path, fill) -> None:
     """Fill a staging folder beside ``target``, then put it in place of ``target``; staging folders
     a killed writer left behind go first."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in target.parent.glob(f".{target.name}.*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging = staging_dir(target.parent, f".{target.name}.")
+    staging = _staging(target.parent, f".{target.name}.")
     try:
         fill(staging)
         if target.exists():
@@ -164,3 +171,10 @@ def _write_atomically(target: Path, fill) -> None:
             os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging(parent: Path, prefix: str) -> Path:
+    """A new staging folder in ``parent``; those a killed writer left (``prefix*``) go first."""
+    for leftover in parent.glob(f"{prefix}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return staging_dir(parent, prefix)

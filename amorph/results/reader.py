@@ -3,7 +3,8 @@
 Results are found by the class of their documents (:mod:`amorph.results.schemas`), not by job names
 or folders, so a store filled by ``amorph run``, a campaign, jobflow-remote or FireWorks reads the
 same. The newest :class:`~amorph.results.schemas.CompositionDoc` of each formula and engine is the
-database entry; its stages are the :class:`~amorph.results.schemas.StageDoc` of the jobs it names.
+database entry; its stages are the :class:`~amorph.results.schemas.StageDoc` of the jobs it names,
+each with the newest :class:`~amorph.results.schemas.AuditDoc` that audits it, if any.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from amorph.errors import EmptyStoreError, InputError, StoreError
-from amorph.results.schemas import SCHEMA_VERSION, CompositionDoc, StageDoc
-from amorph.results.store import no_results, open_store
+from amorph.results.outputs import Outputs
+from amorph.results.schemas import SCHEMA_VERSION, AuditDoc, CompositionDoc, StageDoc
+from amorph.results.sqlite_store import no_results
+from amorph.results.store import open_store
 
 if TYPE_CHECKING:
     from jobflow import JobStore
@@ -35,6 +38,7 @@ class StageEntry:
     uuid: str
     database: Database = field(repr=False)
     arrhenius: dict[str, Any] = field(default_factory=dict)
+    audit: AuditDoc | None = None
 
     @property
     def source(self) -> str:
@@ -43,8 +47,10 @@ class StageEntry:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """The document as JSON-ready data, with the composition's Arrhenius fits."""
-        return {**self.doc.model_dump(mode="json"), "arrhenius": self.arrhenius}
+        """The document as JSON-ready data, with the composition's Arrhenius fits and its DFT
+        audit."""
+        audit = None if self.audit is None else self.audit.model_dump(mode="json")
+        return {**self.doc.model_dump(mode="json"), "arrhenius": self.arrhenius, "audit": audit}
 
     def structure(self) -> Structure:
         """The last production frame."""
@@ -84,11 +90,9 @@ class Database:
         self._connected = False
 
     @classmethod
-    def open(cls, store: str | Path | None = None, outputs: str | Path = "outputs") -> Database:
-        """The store file ``store`` (any jobflow store file or jobflow-remote project), else the
-        embedded store under ``outputs``, opened read-only."""
-        description = str(store) if store else str(Path(outputs) / "store")
-        return cls(open_store(store, outputs, read_only=True), description)
+    def open(cls, outputs: Outputs) -> Database:
+        """The store of ``outputs`` (its store file, else its embedded store), opened read-only."""
+        return cls(open_store(outputs.store, outputs.root, read_only=True), outputs.description)
 
     def _query(self, criteria: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._connected:
@@ -128,14 +132,21 @@ class Database:
             have = ", ".join(f"{f} ({e})" for f, e in sorted(newest))
             what = " ".join(x for x in (wanted, engine and f"with engine {engine}") if x)
             raise InputError(f"no results for {what} in {self.description} (it has: {have})")
-        stages = self._stages([uuid for c in chosen for uuid in c["doc"].stage_uuids])
+        uuids = [uuid for c in chosen for uuid in c["doc"].stage_uuids]
+        stages, audits = self._stages(uuids), self._audits(uuids)
         return [
             CompositionEntry(
                 c["doc"],
                 c["uuid"],
                 c["completed_at"],
                 [
-                    StageEntry(stages[u], u, self, c["doc"].model_dump(mode="json")["arrhenius"])
+                    StageEntry(
+                        stages[u],
+                        u,
+                        self,
+                        c["doc"].model_dump(mode="json")["arrhenius"],
+                        audits.get(u),
+                    )
                     for u in c["doc"].stage_uuids
                     if u in stages
                 ],
@@ -154,6 +165,20 @@ class Database:
             if raw["index"] >= found.get(raw["uuid"], (-1, None))[0]:
                 found[raw["uuid"]] = (raw["index"], _validate(StageDoc, raw))
         return {uuid: doc for uuid, (_, doc) in found.items()}
+
+    def _audits(self, uuids: list[str]) -> dict[str, AuditDoc]:
+        """The newest audit of each stage, by the uuid of the stage's job."""
+        criteria = {
+            "output.@module": SCHEMA_MODULE,
+            "output.@class": "AuditDoc",
+            "output.stage_uuid": {"$in": uuids},
+        }
+        newest: dict[str, tuple[str, AuditDoc]] = {}
+        for raw in self._query(criteria):
+            audit, when = _validate(AuditDoc, raw), str(raw.get("completed_at"))
+            if audit.stage_uuid not in newest or when > newest[audit.stage_uuid][0]:
+                newest[audit.stage_uuid] = (when, audit)
+        return {uuid: audit for uuid, (_, audit) in newest.items()}
 
     def trajectory(self, doc: StageDoc) -> Trajectory:
         """The production trajectory of a stage: from the data store where it went there, else the
@@ -175,7 +200,7 @@ class Database:
         return Trajectory.load(ref.path)
 
 
-def _validate(model: type[StageDoc] | type[CompositionDoc], raw: dict[str, Any]):
+def _validate(model: type[StageDoc | CompositionDoc | AuditDoc], raw: dict[str, Any]):
     """The document in ``raw["output"]``, checked against this amorph's schema version."""
     output = raw["output"]
     version = str(output.get("schema_version"))

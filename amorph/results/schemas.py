@@ -13,12 +13,12 @@ version rather than misreading them.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, field_serializer
 from pymatgen.core import Structure
 
-SCHEMA_VERSION = "1.1"  # major.minor: a reader takes every minor version of its major
+SCHEMA_VERSION = "1.2"  # major.minor: a reader takes every minor version of its major
 
 
 def _nan_for_none(value):
@@ -159,6 +159,18 @@ class TrajectoryRef(BaseModel):
     frame_interval_fs: Number
 
 
+class BasisStressDoc(BaseModel):
+    """A plane-wave DFT engine's basis-set (Pulay) stress, measured on one frame of the volume
+    search: its virial pressure at the run's cutoff and at a converged one. The stage's pressures
+    (EOS points, check runs, production) include ``correction_GPa`` = converged − run."""
+
+    cutoff_eV: Number
+    converged_cutoff_eV: Number
+    pressure_GPa: Number
+    converged_pressure_GPa: Number
+    correction_GPa: Number
+
+
 class SecondOpinionDoc(BaseModel):
     """A second potential's view of frames sampled from the production run, at the same volume.
 
@@ -198,8 +210,13 @@ class StageDoc(BaseModel):
     pressure_convention: str
     engine: str
     engine_model: str | None = None
+    engine_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what decides the engine's numbers: a DFT code's cutoff, k-points, datasets...",
+    )
     time_step_fs: Number
     production_steps: int
+    basis: BasisStressDoc | None = None
     eos: EOSDoc
     check: CheckDoc
     diffusivity: dict[str, DiffusivityDoc] = Field(default_factory=dict)
@@ -219,6 +236,50 @@ class StageDoc(BaseModel):
     @property
     def production_ps(self) -> float:
         return self.production_steps * self.time_step_fs / 1000
+
+
+class AuditDoc(BaseModel):
+    """A DFT audit of a stage: DFT single points on frames of its production run, beside the
+    stage engine's own on the same frames.
+
+    Differences are the stage engine's minus DFT's. ``volume_shift`` is the relative change of the
+    zero-pressure volume that DFT's pressures imply, (P_DFT − P_engine) / B with B the stage's EOS
+    modulus (negative: DFT's liquid is denser). ``disagreement`` flags a pressure difference that
+    exceeds ``tolerance_GPa`` by more than its 95 % confidence interval (Student's t on the
+    frames' paired differences).
+    """
+
+    schema_version: str = SCHEMA_VERSION
+    formula: str
+    temperature_K: Number
+    stage_uuid: str = Field(description="the job that wrote the audited StageDoc")
+    engine: str
+    engine_model: str | None = None
+    dft_engine: str
+    dft_settings: dict[str, Any] = Field(default_factory=dict)
+    n_atoms: int
+    frame_indices: list[int]
+    dft_pressures_GPa: list[Number]
+    engine_pressures_GPa: list[Number]
+    dft_energies_eV: list[Number]
+    engine_energies_eV: list[Number]
+    pressure_difference_GPa: Number
+    pressure_difference_sem_GPa: Number
+    force_rmse_eV_A: Number
+    force_mae_eV_A: Number
+    dft_force_rms_eV_A: Number
+    energy_offset_eV_per_atom: Number = Field(description="mean energy difference per atom")
+    energy_spread_eV_per_atom: Number = Field(
+        description="standard deviation of the energy difference per atom (the offset removed)"
+    )
+    bulk_modulus_GPa: Number
+    volume_shift: Number
+    tolerance_GPa: Number
+    disagreement: bool
+
+    @property
+    def dft_pressure_GPa(self) -> float:
+        return float(sum(self.dft_pressures_GPa) / len(self.dft_pressures_GPa))
 
 
 class ArrheniusDoc(BaseModel):

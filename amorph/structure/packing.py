@@ -1,83 +1,25 @@
-"""Stage 2: the starting cell: an offline volume estimate and a random packing by packmol."""
+"""Stage 2: the starting cell: a random packing by packmol at a given volume."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
-import math
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
-from amorph.descriptors.compositional import composition_features
-from amorph.eos import rescaled_volume, thermal_pressure
 from amorph.errors import InputError, PackingError
 from amorph.files import process_alive
 
 logger = logging.getLogger(__name__)
-
-# Fraction of the cell filled by spheres of Shannon crystal radii (pymatgen's
-# ``Species.ionic_radius``). 0.58 reproduces crystal volumes per atom within ~10 % for Li2O, Li2S,
-# LiCl, NaCl and MgO and within 20 % for quartz (an open network); see tests/test_cell.py.
-IONIC_PACKING_FRACTION = 0.58
-VOLUME_PER_ATOM_BOUNDS = (4.0, 80.0)  # Å³/atom: a guess outside means the estimate itself is wrong
-AVOGADRO_A3_PER_CM3 = 0.602214076  # N_A × 1e-24: converts cm³/mol to Å³/atom
-
-
-def estimate_volume_per_atom(composition: Composition, temperature: float = 0.0) -> float:
-    """Offline estimate of the volume per atom (Å³) of ``composition`` at zero virial pressure.
-
-    The cold (dense-phase) volume: compounds with a charge-balanced oxidation-state assignment
-    (pymatgen's guess) take the volume of their ions' Shannon crystal-radius spheres divided by
-    :data:`IONIC_PACKING_FRACTION`; others (intermetallics, elements) take the fraction-weighted
-    volume per atom of the elemental solids. It is clipped to :data:`VOLUME_PER_ATOM_BOUNDS`.
-
-    Above 0 K the cold volume expands by ΔV/V = P_th/B, at most doubling: P_th is the virial
-    thermal pressure at ``temperature`` (:func:`amorph.eos.thermal_pressure`), B the
-    atomic-fraction average of the published element bulk moduli (the ``avg_B_with_Li``
-    descriptor); no expansion where an element has no modulus.
-    """
-    fractions = {el: composition.get_atomic_fraction(el) for el in composition.elements}
-    guesses = composition.oxi_state_guesses(max_sites=-50) if len(fractions) > 1 else []
-    volume = None
-    if guesses:
-        from pymatgen.core import Species
-
-        radii = {}
-        for el in fractions:
-            radius = Species(el.symbol, guesses[0][el.symbol]).ionic_radius
-            if radius is None:
-                break
-            radii[el] = float(radius)
-        else:
-            sphere = sum(f * 4 / 3 * math.pi * radii[el] ** 3 for el, f in fractions.items())
-            volume = sphere / IONIC_PACKING_FRACTION
-    if volume is None:
-        volume = sum(f * _elemental_volume_per_atom(el) for el, f in fractions.items())
-    low, high = VOLUME_PER_ATOM_BOUNDS
-    if not low <= volume <= high:
-        logger.warning("volume estimate %.1f Å³/atom clipped to [%g, %g]", volume, low, high)
-    volume = float(np.clip(volume, low, high))
-    if temperature <= 0:
-        return volume
-    bulk_modulus = composition_features(composition)["avg_B_with_Li"]
-    if not bulk_modulus > 0:
-        return volume
-    return rescaled_volume(
-        volume, thermal_pressure(temperature, volume), bulk_modulus, max_change=1.0
-    )
-
-
-def _elemental_volume_per_atom(element) -> float:
-    """Volume per atom of the elemental solid (pymatgen molar volume), else of its atomic sphere."""
-    molar_volume = element.molar_volume  # cm³/mol
-    if molar_volume:
-        return float(molar_volume) / AVOGADRO_A3_PER_CM3
-    return 4 / 3 * math.pi * float(element.atomic_radius or 1.5) ** 3 / IONIC_PACKING_FRACTION
 
 
 def packmol_binary() -> str:
@@ -91,6 +33,18 @@ def packmol_binary() -> str:
         if found is None:
             raise PackingError("packmol not found: install it with 'pip install packmol'") from None
         return found
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Run in packmol's process before it starts: have Linux kill it when amorph dies, so that a
+    killed run (SIGKILL included) leaves no packmol running."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # amorph died before the request was made
+        os._exit(1)
 
 
 def _remove_packmol_leftovers() -> None:
@@ -138,6 +92,11 @@ def random_packed_structure(
                     capture_output=True,
                     text=True,
                     timeout=timeout,
+                    preexec_fn=(
+                        functools.partial(_die_with_parent, os.getpid())
+                        if sys.platform == "linux"
+                        else None
+                    ),
                 )
         except subprocess.TimeoutExpired:
             raise PackingError(

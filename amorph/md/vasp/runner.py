@@ -1,12 +1,14 @@
 """The VASP engine: NVT ab initio MD in restartable chunks, relaxations and static energies.
 
 An MD task runs as consecutive VASP runs of at most ``chunk_steps`` steps, each in its own folder
-``<label>.vasp/chunkNNNN`` and each continuing from the previous chunk's CONTCAR positions and
-velocities (the Nosé thermostat variable restarts with every chunk, as VASP does not write it). A
-finished chunk is parsed into ``<label>.chunkNNNN.npz``, the mark that it is done: a task rerun in
-the same ``work_dir`` after a walltime kill redoes only the chunk that was cut short, so no frame is
-lost or repeated, and a task already finished there (same fingerprint) is not run again
-(:mod:`amorph.md.lifecycle`).
+``<label>.vasp/chunkNNNN`` and each continuing from the previous chunk's last positions and
+velocities (the Nosé thermostat variable restarts with every chunk, as VASP does not write it). The
+run's life is that of every engine (:class:`~amorph.md.lifecycle.Run`): a finished chunk is parsed
+into ``<label>.chunkNNNN.npz`` with a checkpoint, so a task rerun in the same ``work_dir`` after a
+walltime kill redoes only the chunk that was cut short, with no frame lost or repeated, and a task
+already finished there (same fingerprint) is not run again. Atoms are in VASP's order (sorted by
+electronegativity) throughout; a frame is the configuration an ionic step starts from, so a run's
+frames go from its start to one step before its end.
 
 Each VASP run goes through custodian (:mod:`amorph.md.vasp.recovery`), which fixes the inputs of a
 run that fails recoverably and reruns the chunk from its start; its corrections are kept in the
@@ -22,11 +24,10 @@ complete chunk.
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,27 @@ from pymatgen.io.vasp import Incar, Vasprun
 from pymatgen.io.vasp.outputs import UnconvergedVASPWarning
 from pymatgen.io.vasp.sets import VaspInputSet
 
+from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError, InputError, WalltimeReached
-from amorph.md.engine import Engine, EngineSpec, MDResult, MDTask, RelaxResult
-from amorph.md.lifecycle import (
-    RunFiles,
-    instability,
-    masses_of,
-    maxwell_boltzmann_momenta,
-    to_velocities,
+from amorph.md.engine import (
+    BasisStress,
+    Engine,
+    EngineSpec,
+    MDResult,
+    MDState,
+    MDTask,
+    RelaxResult,
+    SinglePoint,
 )
-from amorph.md.vasp.outputs import check_finished, last_words, progress, read_md_output
-from amorph.md.vasp.settings import VaspSettings
-from amorph.trajectory import Trajectory
+from amorph.md.lifecycle import Run, masses_of, start_momenta, to_momenta, to_velocities
+from amorph.md.vasp.outputs import (
+    KBAR_TO_GPA,
+    check_finished,
+    last_words,
+    progress,
+    read_md_output,
+)
+from amorph.md.vasp.settings import CONVERGED_ENCUT_FACTOR, VaspSettings
 
 
 class VaspEngine(Engine):
@@ -66,6 +76,9 @@ class VaspEngine(Engine):
 
     def check_elements(self, symbols: list[str]) -> None:
         self.settings.check_potcars(symbols)
+
+    def describe(self, structure: Structure) -> dict[str, Any]:
+        return self.settings.describe()
 
     def run_one(self, task: MDTask) -> MDResult:
         return _ChunkedRun(self.settings, task).execute()
@@ -93,6 +106,45 @@ class VaspEngine(Engine):
             bool(vasprun.converged_ionic),
             len(vasprun.ionic_steps),
         )
+
+    def evaluate(
+        self, structures: list[Structure], work_dir: Path | None = None
+    ) -> list[SinglePoint]:
+        """Single points with the MD's INCAR (:meth:`VaspSettings.point_set`), one VASP run each
+        in ``work_dir/pointNNNN``."""
+        folder = Path(work_dir or Path.cwd())
+        return [
+            self._point(structure, folder / f"point{i:04d}")
+            for i, structure in enumerate(structures)
+        ]
+
+    def basis_stress(
+        self, structure: Structure, work_dir: Path | None = None
+    ) -> BasisStress | None:
+        """``structure``'s pressure at the MD's ENCUT and at ``converged_encut``; None where
+        the settings do not correct for it (``inputs="paper"``)."""
+        settings = self.settings
+        if not settings.corrects_basis:
+            return None
+        encut = settings.md_encut(structure)
+        converged = settings.converged_encut or CONVERGED_ENCUT_FACTOR * encut
+        folder = Path(work_dir or Path.cwd())
+        points = [
+            self._point(structure, folder / f"encut{cutoff:g}", cutoff)
+            for cutoff in (encut, converged)
+        ]
+        return BasisStress(encut, converged, *(p.virial_pressure_GPa for p in points))
+
+    def _point(self, structure: Structure, directory: Path, encut: float | None = None):
+        """One single point, its forces in ``structure``'s atom order (VASP's is sorted)."""
+        order = sorted(range(len(structure)), key=lambda i: structure[i])
+        ordered = Structure.from_sites([structure[i] for i in order])
+        vasprun = self._run(self.settings.point_set(ordered, encut), directory)
+        step = vasprun.ionic_steps[-1]
+        forces = np.empty((len(structure), 3))
+        forces[order] = np.asarray(step["forces"], dtype=float)
+        stress = -np.asarray(step["stress"], dtype=float) * KBAR_TO_GPA / EV_A3_TO_GPA
+        return SinglePoint(float(step["e_fr_energy"]), forces, stress)
 
     def static(self, structure: Structure, work_dir: Path) -> float:
         """The total energy (``e_0_energy``) of an MP static run (``MPStaticSet``) in
@@ -146,33 +198,8 @@ def run_in_fresh_directory(
         ) from None
 
 
-@dataclass
-class _ChunkStart:
-    """Where a chunk starts: the structure VASP gets, its velocities and its unwrapped positions."""
-
-    structure: Structure
-    velocities: np.ndarray  # Å/fs
-    positions: np.ndarray  # Cartesian, unwrapped: continues the previous chunk's trajectory
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "structure": json.loads(self.structure.to_json()),
-            "velocities": self.velocities.tolist(),
-            "positions": self.positions.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> _ChunkStart:
-        return cls(
-            Structure.from_dict(data["structure"]),
-            np.array(data["velocities"]),
-            np.array(data["positions"]),
-        )
-
-
 class _ChunkedRun:
-    """One MD task as VASP runs of ``chunk_steps`` steps, each continuing from the last one's
-    CONTCAR."""
+    """One MD task as VASP runs of ``chunk_steps`` steps, each going on from the last one's end."""
 
     def __init__(self, settings: VaspSettings, task: MDTask):
         if task.settings.thermostat != "nose-hoover":
@@ -181,19 +208,9 @@ class _ChunkedRun:
                 f"not {task.settings.thermostat!r}"
             )
         self.settings = settings
-        self.task = task
-        self.dt_fs = task.time_step_fs
-        fingerprint = {
-            **task.fingerprint("vasp"),
-            "incar": settings.md_incar,
-            "ediff_per_atom": settings.ediff_per_atom,
-            "potcars": [
-                settings.potcar_functional,
-                settings.potcar_settings,
-                settings.spin_polarized,
-            ],
-        }
-        self.files = RunFiles(task, fingerprint, thermostat="nose-hoover (VASP MDALGO = 2)")
+        fingerprint = {**task.fingerprint("vasp"), "engine_settings": settings.describe()}
+        self.task = replace(task, state=_in_vasp_order(task))
+        self.run = Run(self.task, fingerprint, thermostat="nose-hoover (VASP MDALGO = 2)")
         from amorph.md.vasp.recovery import walltime_handler
 
         self.walltime = walltime_handler(settings.wall_time_s, settings.wall_time_buffer_s)
@@ -203,69 +220,25 @@ class _ChunkedRun:
         formula = self.task.state.structure.composition.reduced_formula
         return (
             f"VASP MD of {formula} at {self.task.temperature:g} K, "
-            f"chunk {index + 1} of {self.files.n_chunks}"
+            f"chunk {index + 1} of {self.run.n_chunks}"
         )
 
     def chunk_dir(self, index: int) -> Path:
         return self.task.work_dir / f"{self.task.label}.vasp" / f"chunk{index:04d}"
 
     def execute(self) -> MDResult:
-        files = self.files
-        finished = files.finished()
+        run = self.run
+        finished = run.finished()
         if finished is not None:
             return finished
-        clock = time.perf_counter()
-        start, ionic_steps, resuming, corrections = self._first_start(), 0, True, {}
-        for index in range(files.n_chunks):
-            piece = files.load(files.chunk_path(index)) if resuming else None
-            if piece is None:
-                # later chunk files, if any, continued another attempt of this chunk
-                resuming = False
-                piece = self._run_chunk(index, start)
-                ionic_steps += files.chunk_length(index)
-            start = _ChunkStart.from_dict(piece.metadata["end"])
-            if piece.metadata.get("vasp_corrections"):
-                corrections[str(index)] = piece.metadata["vasp_corrections"]
-        files.metadata["vasp_corrections"] = corrections  # custodian's, by chunk
-        wall = time.perf_counter() - clock
-        final_state = {
-            "structure": json.loads(start.structure.to_json()),
-            "velocities": start.velocities.tolist(),
-        }
-        return files.result(
-            files.finish(final_state),
-            n_force_calls=ionic_steps,
-            force_time_s=wall,
-            wall_time_s=wall,
-        )
-
-    def _first_start(self) -> _ChunkStart:
-        """The task's structure in VASP's atom order (by electronegativity), with its velocities."""
-        task = self.task
-        structure = task.state.structure
-        if task.state.velocities is not None:
-            velocities = np.asarray(task.state.velocities, dtype=float)
-        else:
-            masses = masses_of(np.array(structure.atomic_numbers))
-            rng = np.random.default_rng(task.seed)
-            momenta = maxwell_boltzmann_momenta(masses, task.temperature, rng)
-            velocities = to_velocities(momenta, masses)
-        bare = Structure(
-            structure.lattice,
-            structure.species,
-            structure.frac_coords,
-            site_properties={"velocities": velocities.tolist()},
-        )
-        ordered = bare.get_sorted_structure()
-        return _ChunkStart(
-            ordered, np.array(ordered.site_properties["velocities"]), ordered.cart_coords
-        )
-
-    def _run_chunk(self, index: int, start: _ChunkStart) -> Trajectory:
-        try:
-            return self._try_chunk(index, start)
-        except EngineError as exc:
-            raise type(exc)(f"{self.where(index)}: {exc}") from None
+        run.start().thermostat = None  # VASP restarts its Nosé thermostat with every chunk
+        for steps in run.chunks():
+            index = run.step // run.chunk_steps
+            try:
+                self._run_chunk(index, steps)
+            except EngineError as exc:
+                raise type(exc)(f"{self.where(index)}: {exc}") from None
+        return run.result
 
     def _check_walltime(self) -> None:
         """Raise ``WalltimeReached`` unless the time left exceeds the buffer and the last chunk."""
@@ -280,21 +253,25 @@ class _ChunkedRun:
                 "run again to resume"
             )
 
-    def _try_chunk(self, index: int, start: _ChunkStart) -> Trajectory:
+    def _run_chunk(self, index: int, steps: int) -> None:
         from amorph.md.vasp.recovery import md_handlers
 
         self._check_walltime()
-        steps = self.files.chunk_length(index)
+        run, state = self.run, self.run.state
         directory = self.chunk_dir(index)
-        structure = start.structure.copy(site_properties={"velocities": start.velocities.tolist()})
+        structure = run.state.md_state().structure
+        structure.add_site_property(
+            "velocities", to_velocities(state.momenta, state.masses).tolist()
+        )
         input_set = self.settings.md_set(
-            structure, self.task.temperature, steps, self.dt_fs, self.task.settings.sample_interval
+            structure, self.task.temperature, steps, run.dt_fs, self.task.settings.sample_interval
         )
         clock = time.perf_counter()
         corrections = run_in_fresh_directory(
             self.settings, input_set, directory, md_handlers(self.walltime), steps
         )
         self.last_chunk_s = time.perf_counter() - clock
+        run.force_seconds += self.last_chunk_s
         if (directory / "STOPCAR").exists():
             raise WalltimeReached(
                 f"{progress(directory, steps)}: stopped cleanly by custodian's WalltimeHandler "
@@ -308,43 +285,48 @@ class _ChunkedRun:
             )
         output = read_md_output(directory)
         frames = output.steps
-        if not np.array_equal(frames.numbers, start.structure.atomic_numbers):
+        if not np.array_equal(frames.numbers, state.numbers):
             raise EngineError(
                 f"{directory}: VASP's atoms are not those of the POSCAR written for it"
             )
-        lattice = start.structure.lattice.matrix
-        images = np.round((start.positions - frames.positions[0]) @ np.linalg.inv(lattice))
+        lattice = state.cell
+        images = np.round((state.positions - frames.positions[0]) @ np.linalg.inv(lattice))
         # continue the previous chunk's unwrapped path
         positions = frames.positions + images @ lattice
         step_frac = output.end_structure.frac_coords - positions[-1] @ np.linalg.inv(lattice)
         end_positions = positions[-1] + (step_frac - np.round(step_frac)) @ lattice
-        first_step = index * self.files.chunk_steps
-        for i, (temperature, energy) in enumerate(
-            zip(frames.temperatures, frames.energies, strict=True)
-        ):
-            error = instability(self.task, first_step + i + 1, temperature, energy)
-            if error is not None:
-                raise error
-        keep = slice(None, None, self.task.settings.sample_interval)
-        end = _ChunkStart(output.end_structure, output.end_velocities, end_positions)
-        piece = Trajectory(
-            numbers=frames.numbers,
-            positions=positions[keep],
-            cells=frames.cells[keep],
-            time_fs=(first_step + np.arange(steps))[keep] * self.dt_fs,
-            energies=frames.energies[keep],
-            temperatures=frames.temperatures[keep],
-            virial_pressures=output.virial_pressures_GPa[keep],
-            kinetic_pressures=(output.total_pressures_GPa - output.virial_pressures_GPa)[keep],
-            metadata={
-                **self.files.metadata,
-                "chunk": index,
-                "end": end.as_dict(),
-                "vasp_corrections": corrections,
-            },
-        )
-        self.files.save_chunk(index, piece)
-        return piece
+        kinetic = output.total_pressures_GPa - output.virial_pressures_GPa
+        for i in range(steps):  # ionic step i starts from the configuration after run.step steps
+            if run.sampled(run.step):
+                run.add_frame(
+                    run.step,
+                    positions[i],
+                    frames.energies[i],
+                    frames.temperatures[i],
+                    output.virial_pressures_GPa[i],
+                    kinetic[i],
+                )
+            run.advance(frames.energies[i], frames.temperatures[i])
+        run.force_calls += steps
+        run.chunk_notes["vasp_corrections"] = corrections
+        run.end_chunk(end_positions, to_momenta(output.end_velocities, state.masses))
+
+
+def _in_vasp_order(task: MDTask) -> MDState:
+    """The task's start state with its atoms sorted as VASP's inputs sort them (by
+    electronegativity), with its velocities, or Maxwell–Boltzmann ones from its seed."""
+    structure = task.state.structure
+    momenta = start_momenta(task, np.random.default_rng(task.seed))
+    velocities = to_velocities(momenta, masses_of(np.array(structure.atomic_numbers)))
+    bare = Structure(
+        structure.lattice,
+        structure.species,
+        structure.frac_coords,
+        site_properties={"velocities": velocities.tolist()},
+    )
+    ordered = bare.get_sorted_structure()
+    bare = Structure(ordered.lattice, ordered.species, ordered.frac_coords)
+    return MDState(bare, ordered.site_properties["velocities"])
 
 
 MD_TAGS = ("IBRION", "NSW", "POTIM", "TEBEG", "TEEND", "MDALGO", "SMASS", "ISIF", "NBLOCK")

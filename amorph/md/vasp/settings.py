@@ -27,7 +27,13 @@ Two choices of MD inputs, the engine option ``inputs`` (:data:`MD_INPUTS`):
   - ``LWAVE`` False: chunks continue from positions and velocities, not from wavefunctions.
 
 Relaxations and statics (the amorphous limit) use ``MPRelaxSet`` and ``MPStaticSet`` with
-:data:`LIMIT_INCAR`, the same for compounds and elemental references.
+:data:`LIMIT_INCAR`, the same for compounds and elemental references. Single points on MD frames
+(audits, the basis-set stress) use the MD's own INCAR with ``NSW = 0`` and the stress computed.
+
+**Basis-set stress**: with the ``amorph`` inputs, the volume search measures the pressure of one
+frame at the MD's ``ENCUT`` and at ``converged_encut`` (default :data:`CONVERGED_ENCUT_FACTOR` × it)
+and aims at zero pressure at the converged basis (``basis_correction``; off with ``paper``, which
+stays as published).
 
 Every dict here is a default: ``EngineSpec("vasp", options={"md_incar": {"ENCUT": 600}})`` updates
 it. How VASP is run (custodian, walltime) is in :mod:`amorph.md.vasp.recovery`.
@@ -66,6 +72,7 @@ MD_INPUTS: dict[str, tuple[dict[str, Any], float | None]] = {
     "amorph": (MD_INCAR, 1e-5),
     "paper": ({}, None),
 }
+CONVERGED_ENCUT_FACTOR = 1.5
 CUSTODIAN_KWARGS: dict[str, Any] = {  # custodian.Custodian's own defaults, but for max_errors
     "max_errors": 5,
     "polling_time_step": 10,
@@ -100,6 +107,8 @@ class VaspSettings(MSONable):
     # script), else from the first VASP MD run of the process.
     wall_time_s: float | None = None
     wall_time_buffer_s: float = 300.0  # no chunk starts, and a running one stops, this close to it
+    basis_correction: bool | None = None  # None: with the "amorph" inputs, not with "paper"
+    converged_encut: float | None = None  # eV; None: CONVERGED_ENCUT_FACTOR × the MD's ENCUT
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> VaspSettings:
@@ -162,6 +171,49 @@ class VaspSettings(MSONable):
                 raise EngineError(
                     f"no usable POTCAR {symbol} for {element}: {first_line}"
                 ) from None
+
+    def describe(self) -> dict[str, Any]:
+        """What decides VASP's numbers, for fingerprints and stage documents."""
+        return {
+            "code": "vasp",
+            "inputs": self.inputs,
+            "incar": self.md_incar,
+            "ediff_per_atom": self.ediff_per_atom,
+            "potcars": [self.potcar_functional, self.potcar_settings, self.spin_polarized],
+        }
+
+    @property
+    def corrects_basis(self) -> bool:
+        return self.inputs != "paper" if self.basis_correction is None else self.basis_correction
+
+    def md_encut(self, structure: Structure) -> float:
+        """The MD's ENCUT: the INCAR's, else (``paper``) the largest POTCAR ENMAX, as VASP's."""
+        encut = self.md_incar.get("ENCUT")
+        if encut:
+            return float(encut)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return max(
+                PotcarSingle.from_symbol_and_functional(
+                    self.potcar_symbol(el.symbol), self.potcar_functional
+                ).enmax
+                for el in structure.composition
+            )
+
+    def point_set(self, structure: Structure, encut: float | None = None) -> MPMDSet:
+        """A single point of ``structure``: the MD's INCAR (``encut`` if given), stress on."""
+        incar = {**self.md_incar, "NSW": 0, "IBRION": -1, "ISIF": 2, "LWAVE": False}
+        if encut is not None:
+            incar["ENCUT"] = encut
+        if self.ediff_per_atom is not None:
+            incar["EDIFF"] = float(f"{self.ediff_per_atom * len(structure):.3g}")
+        return MPMDSet(
+            structure,
+            nsteps=0,
+            spin_polarized=self.spin_polarized,
+            user_incar_settings=incar,
+            **self._common(),
+        )
 
     def _common(self) -> dict[str, Any]:
         return {

@@ -1,18 +1,75 @@
-"""The batched potential interface: energies, forces, stresses of many replicas from one backward
-pass."""
+"""The contract of a batched potential: a batch of replicas (:class:`Systems`) in, energies,
+forces and stresses of all of them out, from one backward pass."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 from torch import Tensor, nn
 
-from amorph.potentials.graph import Systems
+
+@dataclass
+class Systems:
+    """A batch of periodic replicas: positions (N, 3) in Å, cells (B, 3, 3) as rows, numbers
+    (N,)."""
+
+    positions: Tensor
+    cells: Tensor
+    numbers: Tensor
+    counts: list[int]
+
+    def __post_init__(self) -> None:
+        device = self.positions.device
+        self.counts_tensor = torch.tensor(self.counts, device=device)
+        self.offsets = torch.cumsum(self.counts_tensor, 0) - self.counts_tensor
+        self.owner = torch.repeat_interleave(
+            torch.arange(len(self.counts), device=device), self.counts_tensor
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        positions: list[np.ndarray],
+        cells: list[np.ndarray],
+        numbers: list[np.ndarray],
+        device: torch.device | str = "cpu",
+    ) -> Systems:
+        """The batch of replicas with Cartesian ``positions`` (n, 3), ``cells`` (3, 3) and atomic
+        ``numbers`` (n,), one array each per replica, on ``device`` (float64/int64)."""
+
+        def joined(values):
+            return torch.from_numpy(np.concatenate(values)).to(device)
+
+        return cls(
+            positions=joined(positions),
+            cells=joined([np.asarray(cell)[None] for cell in cells]),
+            numbers=joined(numbers),
+            counts=[len(p) for p in positions],
+        )
+
+    @classmethod
+    def from_atoms(cls, atoms_list: list, device: torch.device | str = "cpu") -> Systems:
+        """The batch of ASE ``Atoms`` on ``device``."""
+        return cls.from_arrays(
+            [a.get_positions() for a in atoms_list],
+            [a.cell.array for a in atoms_list],
+            [a.numbers for a in atoms_list],
+            device,
+        )
+
+    @property
+    def n_replicas(self) -> int:
+        return len(self.counts)
+
+    @property
+    def volumes(self) -> Tensor:
+        return torch.linalg.det(self.cells).abs()
 
 
 @dataclass

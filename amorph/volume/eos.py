@@ -1,4 +1,4 @@
-"""Stage 3: the zero-pressure volume from NVT runs at several volumes (MPMorph's volume search).
+"""P(V) of the volume search (MPMorph): fits, bracketing, the next volume, rescaling.
 
 Pure functions on (volume, mean pressure) points: a Birch–Murnaghan P(V) fit, the bracketing test,
 the next volume to sample, and the rescaling rule of the check run. The flows in

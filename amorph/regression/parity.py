@@ -11,7 +11,7 @@ import numpy as np
 from amorph.regression.ensembles import MODEL_NAMES
 
 if TYPE_CHECKING:
-    from amorph.regression import TrainingResult
+    from amorph.regression.training import TrainingResult
 
 TOP_IMPORTANCES = 20
 

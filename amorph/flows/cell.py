@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from jobflow import Maker, job
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 from amorph.errors import check_range
 from amorph.md.engine import SEEDS
 from amorph.structure.composition import formula_units_for, parse_composition
-from amorph.structure.packing import estimate_volume_per_atom, random_packed_structure
+from amorph.structure.packing import random_packed_structure
+from amorph.volume.estimate import estimate_volume_per_atom
 
 
 @dataclass
@@ -25,7 +27,7 @@ class RandomCellMaker(Maker):
         Target number of atoms, rounded to whole formula units.
     volume_per_atom
         Volume per atom (Å³); None takes the offline estimate of
-        :func:`amorph.structure.packing.estimate_volume_per_atom` at the temperature the cell is
+        :func:`amorph.volume.estimate.estimate_volume_per_atom` at the temperature the cell is
         made for.
     min_distance
         Smallest distance (Å) between atoms, across periodic images (packmol's tolerance).
@@ -53,6 +55,22 @@ class RandomCellMaker(Maker):
         check_range("minimum distance", self.min_distance, 0.3, 5, " Å")
         check_range("seed", self.seed, *SEEDS)
         check_range("packmol timeout", self.timeout_s, 1, 1e6, " s")
+
+    def volume(self, composition: Composition, temperature: float = 0.0) -> float:
+        """The cell's volume (Å³) for ``composition`` at ``temperature``."""
+        per_atom = self.volume_per_atom or estimate_volume_per_atom(composition, temperature)
+        return per_atom * formula_units_for(composition, self.atoms) * composition.num_atoms
+
+    def stand_in(self, composition: Composition, temperature: float = 0.0) -> Structure:
+        """A cell with the atoms and volume of the packing, positions on a grid: for checks that
+        need a cell's size, not its structure (an engine's memory), before packmol runs."""
+        units = formula_units_for(composition, self.atoms)
+        species = [el for el, n in composition.items() for _ in range(round(n) * units)]
+        side = math.ceil(len(species) ** (1 / 3))
+        coords = [[i / side, j / side, k / side] for i in range(side) for j in range(side)
+                  for k in range(side)]  # fmt: skip
+        lattice = Lattice.cubic(self.volume(composition, temperature) ** (1 / 3))
+        return Structure(lattice, species, coords[: len(species)])
 
     @job(name="random cell")
     def make(self, composition: str | Composition, temperature: float = 0.0) -> Structure:

@@ -15,29 +15,25 @@ from jobflow import Maker
 from monty.json import MSONable
 from pymatgen.core import Structure
 
-from amorph.eos import EOSFit
 from amorph.errors import InputError, check_range
+from amorph.files import stage_folder
 from amorph.md.engine import SEEDS, EngineSpec, MDResult, MDSettings, MDState, MDTask
+from amorph.volume.results import HotterStage
 
 DURATIONS_PS = (0.01, 1e5)  # a few steps to 100 ns
-
-
-@dataclass
-class HotterStage(MSONable):
-    """What a hotter stage of the same cell learnt: its P(V) fit and zero-pressure volume."""
-
-    fit: EOSFit
-    volume_A3: float
-    temperature: float
+SEED_STREAMS = {"eos": 0, "check": 100, "production": 1000}
+"""Where the seeds of each kind of run start: the ``n``-th run of a kind at temperature ``T`` gets
+``derive_seed(seed, T, SEED_STREAMS[kind] + n)`` (volume-search runs from 0, check runs from 101,
+the production run 1000)."""
 
 
 @dataclass
 class Target(MSONable):
-    """One system of a stage: its start structure, temperature, and the folder of its MD files.
+    """One system of a stage: its start structure, temperature, and where its MD files go.
 
-    ``run_dir`` is a fixed folder per composition and temperature, so that a rerun finds finished
-    runs and checkpoints; without it the files go to ``<job folder>/<formula>/<T>K``. ``hotter``:
-    the stage it was quenched from, whose P(V) centres the volume search (see
+    The files go to ``<run_dir>/<formula>/<T>K`` (:func:`~amorph.files.stage_folder`): with a fixed
+    ``run_dir`` a rerun finds finished runs and checkpoints; without one, ``run_dir`` is the job's
+    folder. ``hotter``: the stage it was quenched from, whose P(V) centres the volume search (see
     :class:`~amorph.flows.volume.VolumeSearchMaker`).
     """
 
@@ -52,9 +48,7 @@ class Target(MSONable):
         return f"{self.formula} {self.temperature:.0f} K".strip()
 
     def work_dir(self) -> Path:
-        if self.run_dir is not None:
-            return Path(self.run_dir)
-        return Path.cwd() / (self.formula or "system") / f"{self.temperature:.0f}K"
+        return stage_folder(self.run_dir or Path.cwd(), self.formula or "system", self.temperature)
 
 
 @dataclass
@@ -92,13 +86,15 @@ class MDStageMaker(Maker):
         self,
         targets: list[Target],
         states: list[MDState],
-        seed_keys: list[int],
+        stream: str,
+        numbers: list[int],
         labels: list[str],
         chunk_ps: float | None = None,
     ) -> list[MDResult]:
         """One NVT task per state, in its target's folder, all in one call of the engine.
 
-        Run ``k`` gets the seed ``derive_seed(seed, target temperature, seed_keys[k])``.
+        Run ``k`` is run number ``numbers[k]`` of its kind ``stream``, which derives its seed (see
+        :data:`SEED_STREAMS`); its files are named ``labels[k]``.
         """
         tasks = [
             MDTask(
@@ -107,11 +103,11 @@ class MDStageMaker(Maker):
                 steps=steps_for(self.duration_ps, self.md, state.structure),
                 settings=self.md,
                 work_dir=target.work_dir(),
-                seed=derive_seed(self.seed, target.temperature, key),
+                seed=derive_seed(self.seed, target.temperature, SEED_STREAMS[stream] + number),
                 chunk_steps=steps_for(chunk_ps, self.md, state.structure) if chunk_ps else None,
                 label=label,
             )
-            for target, state, key, label in zip(targets, states, seed_keys, labels, strict=True)
+            for target, state, number, label in zip(targets, states, numbers, labels, strict=True)
         ]
         if not tasks:
             return []

@@ -1,0 +1,254 @@
+"""Benchmark: converged PBE (GPAW) against the surrogates and the published AIMD volumes.
+
+For each shared reference composition (Li2O, Li3N, LiAlO2, LiZn) at 2000 K:
+
+1. CHGNet's own liquid: amorph's protocol (melt at 5000 K, quench to 2000 K, volume search, check
+   and production; stored under ``--outputs`` so a rerun reuses it) gives CHGNet's zero-pressure
+   volume and frames there; an NVT run at the published AIMD volume gives frames there.
+2. ``--frames`` frames at each volume go to GPAW (amorph's rules: PAW-PBE, the converged cutoff,
+   Γ, semicore Li) and to CHGNet and SevenNet-0 on the same frames.
+3. The zero-pressure volume each implies: ln V interpolated (or extrapolated) linearly against the
+   mean pressure at the two volumes.
+4. On one frame: the basis-set stress at an ENMAX-like cutoff (``--low-cutoff``, VASP's Li_sv
+   ENMAX), and for the first composition the k-point effect (Γ against 2×2×2).
+5. ``--md-steps``: the sampling bias of single points on surrogate frames: a short GPAW MD of a
+   small cell (``--md-atoms``) at the AIMD volume against GPAW single points on CHGNet frames of the
+   same cell there.
+
+    python scripts/bench_dft_audit.py                    # hours on a 2-core CPU (2 MPI ranks)
+    python scripts/bench_dft_audit.py --frames 2 --compositions Li2O --md-steps 0   # a quick look
+
+Prints one table and a JSON line; every number comes from this run (and the stored CHGNet runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from amorph.flows.presets import protocol_maker
+from amorph.managers.local import run_flow
+from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
+from amorph.results.outputs import Outputs
+from amorph.results.reader import Database
+from amorph.results.store import open_store
+from amorph.trajectory import Trajectory
+
+REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "aimd_reference"
+TEMPERATURE_K = 2000.0
+
+
+def aimd_volumes() -> dict[str, float]:
+    """Published AIMD volume per atom (Å³) at 2000 K, by formula."""
+    with open(REFERENCE / "multi_temperature.csv", newline="") as handle:
+        return {
+            row["formula"]: float(row["volume_per_atom_A3"])
+            for row in csv.DictReader(handle)
+            if float(row["temperature_K"]) == TEMPERATURE_K
+        }
+
+
+def chgnet_stage(formula: str, args: argparse.Namespace):
+    """CHGNet's 2000 K stage of ``formula`` (run here unless stored)."""
+    outputs = Outputs(args.outputs)
+    store = open_store(outputs.store, outputs.root)
+    try:
+        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
+    except Exception:  # noqa: BLE001 - not stored yet: run it
+        maker = protocol_maker(
+            "demo",
+            engine=EngineSpec("chgnet"),
+            temperatures=[5000.0, TEMPERATURE_K],
+            atoms=args.atoms,
+            eos_ps=args.eos_ps,
+            check_ps=args.eos_ps,
+            production_ps=args.production_ps,
+            run_dir=str(outputs.runs),
+            second_opinion="none",
+        )
+        run_flow(maker.make(formula), store, outputs)
+        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
+    return next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
+
+
+def frames_at(trajectory: Trajectory, count: int) -> list:
+    """``count`` frames evenly spread over the second half of ``trajectory``."""
+    indices = np.linspace(trajectory.n_frames // 2, trajectory.n_frames - 1, count).round()
+    return [trajectory.structure(int(i)) for i in indices]
+
+
+def nvt_frames(structure, volume_A3: float, args, folder: Path) -> list:
+    """CHGNet NVT at ``volume_A3`` from ``structure`` (scaled), frames of its second half."""
+    scaled = structure.copy()
+    scaled.scale_lattice(volume_A3)
+    task = MDTask(
+        MDState(scaled),
+        TEMPERATURE_K,
+        round(args.production_ps * 500),
+        MDSettings(thermostat_time_fs=20.0),
+        folder,
+        seed=1,
+    )
+    result = EngineSpec("chgnet").load().run_one(task)
+    return frames_at(Trajectory.load(result.trajectory_path), args.frames)
+
+
+def pressures(engine, frames, folder: Path) -> np.ndarray:
+    return np.array([p.virial_pressure_GPa for p in engine.evaluate(frames, folder)])
+
+
+def zero_volume(v1: float, p1: float, v2: float, p2: float) -> float:
+    """Where the line through (ln v1, p1) and (ln v2, p2) crosses zero pressure."""
+    slope = (p2 - p1) / (math.log(v2) - math.log(v1))
+    return math.exp(math.log(v1) - p1 / slope)
+
+
+def mean_sem(values: np.ndarray) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def bench_composition(formula: str, v_aimd: float, args, gpaw, surrogates, folder) -> dict:
+    stage = chgnet_stage(formula, args)
+    n_atoms = stage.doc.n_atoms
+    v_chgnet = stage.doc.volume_per_atom_A3
+    sets = {
+        "aimd": nvt_frames(stage.doc.structure, v_aimd * n_atoms, args, folder / "nvt_aimd"),
+        "chgnet": frames_at(stage.trajectory(), args.frames),
+    }
+    row = {"formula": formula, "atoms": n_atoms, "V_aimd": v_aimd, "V_chgnet_protocol": v_chgnet}
+    mean = {}
+    for where, frames in sets.items():
+        volume = frames[0].volume / n_atoms
+        clock = time.perf_counter()
+        p_dft = pressures(gpaw, frames, folder / f"gpaw_{where}")
+        row[f"gpaw_s_per_point_{where}"] = (time.perf_counter() - clock) / len(frames)
+        row[f"P_dft_{where}"], row[f"P_dft_sem_{where}"] = mean_sem(p_dft)
+        mean[("dft", where)] = (volume, row[f"P_dft_{where}"])
+        for name, engine in surrogates.items():
+            difference = pressures(engine, frames, folder) - p_dft
+            row[f"dP_{name}_{where}"], row[f"dP_sem_{name}_{where}"] = mean_sem(difference)
+            mean[(name, where)] = (volume, row[f"P_dft_{where}"] + row[f"dP_{name}_{where}"])
+        row[f"V_{where}_frames"] = volume
+    for name in ("dft", *surrogates):
+        row[f"V0_{name}"] = zero_volume(*mean[(name, "aimd")], *mean[(name, "chgnet")])
+    frame = sets["aimd"][0]
+    low = EngineSpec("gpaw", options={**gpaw_options(args), "cutoff_eV": args.low_cutoff}).load()
+    row["basis_stress_low_cutoff_GPa"] = float(
+        pressures(gpaw, [frame], folder / "converged")[0]
+        - pressures(low, [frame], folder / "low")[0]
+    )
+    if args.kpoints and formula == args.compositions[0]:
+        dense = EngineSpec("gpaw", options={**gpaw_options(args), "kpoints": [2, 2, 2]}).load()
+        row["kpoint_effect_GPa"] = float(
+            pressures(dense, [frame], folder / "k222")[0]
+            - pressures(gpaw, [frame], folder / "converged")[0]
+        )
+    return row
+
+
+def md_bias(args, gpaw, folder: Path) -> dict:
+    """A short GPAW MD of a small Li2O cell at the AIMD volume against GPAW single points on
+    CHGNet frames of the same cell at the same volume."""
+    from amorph.flows.cell import RandomCellMaker
+    from amorph.structure.composition import parse_composition
+
+    composition = parse_composition("Li2O")
+    volume = aimd_volumes()["Li2O"] * args.md_atoms
+    cell = RandomCellMaker(atoms=args.md_atoms, volume_per_atom=volume / args.md_atoms)
+    start = cell.make.original(cell, composition, TEMPERATURE_K)
+    settings = MDSettings(thermostat_time_fs=20.0)
+    hot = (
+        EngineSpec("chgnet")
+        .load()
+        .run_one(MDTask(MDState(start), 3000.0, 500, settings, folder / "melt", seed=2))
+    )  # a liquid to start from, by CHGNet
+    chgnet_run = (
+        EngineSpec("chgnet")
+        .load()
+        .run_one(MDTask(hot.final_state, TEMPERATURE_K, 1000, settings, folder / "chgnet", seed=3))
+    )
+    frames = frames_at(Trajectory.load(chgnet_run.trajectory_path), args.frames)
+    on_frames = pressures(gpaw, frames, folder / "points")
+    clock = time.perf_counter()
+    dft_run = gpaw.run_one(
+        MDTask(hot.final_state, TEMPERATURE_K, args.md_steps, settings, folder / "gpaw_md", seed=3)
+    )
+    seconds = (time.perf_counter() - clock) / args.md_steps
+    return {
+        "md_atoms": args.md_atoms,
+        "md_steps": args.md_steps,
+        "P_gpaw_md": dft_run.stats.pressure_GPa,
+        "P_gpaw_md_sem": dft_run.stats.pressure_sem_GPa,
+        "P_gpaw_on_chgnet_frames": float(on_frames.mean()),
+        "P_gpaw_on_chgnet_frames_sem": mean_sem(on_frames)[1],
+        "gpaw_s_per_md_step": seconds,
+    }
+
+
+def gpaw_options(args) -> dict:
+    options = {"ranks": args.ranks, "basis_correction": False}
+    if args.ranks > 1:
+        options["mpi_command"] = "mpiexec --oversubscribe -n {ranks}"
+    return options
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compositions", nargs="+", default=["Li2O", "Li3N", "LiAlO2", "LiZn"])
+    parser.add_argument("--atoms", type=int, default=36)
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--eos-ps", type=float, default=0.5)
+    parser.add_argument("--production-ps", type=float, default=2.0)
+    parser.add_argument("--low-cutoff", type=float, default=500.0)
+    parser.add_argument("--kpoints", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--md-steps", type=int, default=150)
+    parser.add_argument("--md-atoms", type=int, default=12)
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--outputs", default="bench_dft")
+    args = parser.parse_args()
+    folder = Path(args.outputs).resolve() / "bench"
+    gpaw = EngineSpec("gpaw", options=gpaw_options(args)).load()
+    surrogates = {"chgnet": EngineSpec("chgnet").load(), "sevennet": EngineSpec("sevennet").load()}
+    volumes = aimd_volumes()
+    rows = [
+        bench_composition(f, volumes[f], args, gpaw, surrogates, folder / f)
+        for f in args.compositions
+    ]
+    bias = md_bias(args, gpaw, folder / "md_bias") if args.md_steps else {}
+    print(
+        f"\n{'formula':8} {'V AIMD':>7} {'V PBE':>7} {'V CHGNet':>8} {'(protocol)':>10} "
+        f"{'V 7net':>7} {'P_PBE at V_AIMD':>16} {'CHGNet-PBE':>11} {'7net-PBE':>9} {'basis':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['formula']:8} {r['V_aimd']:7.2f} {r['V0_dft']:7.2f} {r['V0_chgnet']:8.2f} "
+            f"{r['V_chgnet_protocol']:10.2f} {r['V0_sevennet']:7.2f} "
+            f"{r['P_dft_aimd']:+8.2f} ± {r['P_dft_sem_aimd']:4.2f} "
+            f"{r['dP_chgnet_aimd']:+11.2f} {r['dP_sevennet_aimd']:+9.2f} "
+            f"{r['basis_stress_low_cutoff_GPa']:+6.2f}"
+        )
+    print(
+        "volumes in Å³/atom at 2000 K; pressures in GPa (mean ± s.e.m. over frames); differences "
+        f"on the same frames; basis: P({gpaw.settings.cutoff(['Li', 'O'])} eV rule) - "
+        f"P({args.low_cutoff:g} eV) on one frame"
+    )
+    conditions = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "gpaw_ranks": args.ranks,
+        "frames": args.frames,
+        "atoms": args.atoms,
+    }
+    print(json.dumps({"rows": rows, "md_bias": bias, "conditions": conditions}))
+
+
+if __name__ == "__main__":
+    main()
