@@ -3,11 +3,14 @@ made without following links amorph did not make, and JSON text without NaN."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
+import signal
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -155,3 +158,22 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def dies_with_this_process(signal_number: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send ``signal_number`` to the child when this process dies
+    (SIGKILL included), so that a killed run leaves no packmol or MPI ranks behind; None
+    elsewhere."""
+    if sys.platform != "linux":
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal_number)
+        if os.getppid() != parent:  # this process died before the request was made
+            os._exit(1)
+
+    return arm

@@ -132,7 +132,7 @@ def test_options_update_the_default_incar(monkeypatch):
     incar = settings.md_set(li2o(), 2000.0, 50, 2.0, 5).incar
     assert (incar["ENCUT"], incar["SMASS"], incar["MDALGO"], incar["NBLOCK"]) == (600, 1.0, 2, 5)
     assert "EDIFF_PER_ATOM" not in incar and settings.command == "srun vasp_gam"
-    with pytest.raises(EngineError, match="unknown VASP engine option.* incar_settings"):
+    with pytest.raises(InputError, match="unknown VASP option.s. incar_settings"):
         VaspSettings.from_options({"incar_settings": {}})
 
 

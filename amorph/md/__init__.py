@@ -1,1 +1,2 @@
-"""Molecular dynamics: the engine contract (:mod:`.engine`); the ASE, batched and VASP engines."""
+"""Molecular dynamics: the engine contract (:mod:`.engine`), the run lifecycle every engine shares
+(:mod:`.lifecycle`), and the ASE, batched, GPAW and VASP engines."""

@@ -1,4 +1,4 @@
-"""The engine interface: what every MD engine (ML potentials, VASP) provides to the flows.
+"""The engine interface: what every MD engine (ML potentials, GPAW, VASP) provides to the flows.
 
 A flow never talks to a potential directly. It describes MD runs as :class:`MDTask` objects and
 hands them to the :class:`Engine` named by an :class:`EngineSpec`; the engine returns one
@@ -14,7 +14,7 @@ import importlib
 import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -460,6 +460,18 @@ class EngineSpec(MSONable):
 
 
 _LOADED_ENGINES: dict[str, Engine] = {}
+
+
+def check_options(settings: type, options: dict[str, Any], engine: str) -> None:
+    """Raise ``InputError`` naming the ``options`` that are not fields of the dataclass
+    ``settings`` (an engine's settings)."""
+    known = {f.name for f in fields(settings)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(
+            f"unknown {engine} option(s) {', '.join(unknown)}: choose from "
+            + ", ".join(sorted(known))
+        )
 
 
 def import_factory(path: str | None, what: str):

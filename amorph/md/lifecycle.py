@@ -250,17 +250,12 @@ class Run:
         ``blowup_temperature_factor`` × the target, sets :attr:`failure` and raises it.
         """
         self.step += 1
-        self.check(self.step, energy, temperature)
-        return self.step
-
-    def check(self, step: int, energy: float, temperature: float) -> None:
-        """Raise (and keep as :attr:`failure`) the instability of step ``step``, if any."""
         task = self.task
         limit = task.settings.blowup_temperature_factor * task.temperature
         if math.isfinite(energy) and math.isfinite(temperature) and temperature <= limit:
-            return
+            return self.step
         self.failure = MDInstabilityError(
-            f"MD at {task.temperature:g} K became unstable at step {step}: temperature "
+            f"MD at {task.temperature:g} K became unstable at step {self.step}: temperature "
             f"{temperature:.3g} K, energy {energy:.6g} eV ({task.label} in {task.work_dir})"
         )
         raise self.failure

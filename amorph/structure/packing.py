@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,7 +13,7 @@ import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
 from amorph.errors import InputError, PackingError
-from amorph.files import process_alive
+from amorph.files import dies_with_this_process, process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +29,6 @@ def packmol_binary() -> str:
         if found is None:
             raise PackingError("packmol not found: install it with 'pip install packmol'") from None
         return found
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(parent: int) -> None:
-    """Run in packmol's process before it starts: have Linux kill it when amorph dies, so that a
-    killed run (SIGKILL included) leaves no packmol running."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # amorph died before the request was made
-        os._exit(1)
 
 
 def _remove_packmol_leftovers() -> None:
@@ -92,11 +76,7 @@ def random_packed_structure(
                     capture_output=True,
                     text=True,
                     timeout=timeout,
-                    preexec_fn=(
-                        functools.partial(_die_with_parent, os.getpid())
-                        if sys.platform == "linux"
-                        else None
-                    ),
+                    preexec_fn=dies_with_this_process(),
                 )
         except subprocess.TimeoutExpired:
             raise PackingError(

@@ -12,7 +12,6 @@ end the run with one line naming the step.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import EngineError
+from amorph.files import dies_with_this_process
 from amorph.md.ase import ASEEngine
 from amorph.md.engine import BasisStress, EngineSpec
 from amorph.md.gpaw.settings import GpawSettings
@@ -115,7 +115,7 @@ class MPIGpawCalculator(SocketIOCalculator):
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 env=environment,
-                preexec_fn=_die_with_parent,
+                preexec_fn=dies_with_this_process(signal.SIGTERM),  # mpiexec stops its ranks
             )
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
@@ -145,14 +145,6 @@ class MPIGpawCalculator(SocketIOCalculator):
         for path in self.folder.iterdir():
             path.unlink()
         self.folder.rmdir()
-
-
-def _die_with_parent() -> None:
-    """In a child process: receive SIGTERM when amorph's process dies (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class GpawEngine(ASEEngine):

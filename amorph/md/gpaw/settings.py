@@ -47,7 +47,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from monty.json import MSONable
 from pymatgen.core import Structure
 
 from amorph.errors import EngineError, InputError, check_range
+from amorph.md.engine import check_options
 
 SEMICORE = {"Li": "sv", "Be": "sv", "Cr": "14", "Fe": "sv", "Cu": "sv", "Ga": "sv", "Ge": "sv"}
 """The dataset of each element whose GPAW default has fewer valence electrons than the Materials
@@ -112,13 +113,7 @@ class GpawSettings(MSONable):
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> GpawSettings:
         """The settings of ``EngineSpec.options``; an unknown option is an ``InputError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(
-                f"unknown GPAW option(s) {', '.join(unknown)}: choose from "
-                f"{', '.join(sorted(known))}"
-            )
+        check_options(cls, options, "GPAW")
         settings = cls(**options)
         settings.validate()
         return settings

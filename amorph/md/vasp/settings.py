@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from monty.json import MSONable
@@ -52,6 +52,7 @@ from pymatgen.io.vasp.inputs import PotcarSingle
 from pymatgen.io.vasp.sets import MPMDSet, MPRelaxSet, MPStaticSet
 
 from amorph.errors import EngineError
+from amorph.md.engine import check_options
 
 DEFAULT_COMMAND = "vasp_std"
 COMMAND_VARIABLE = "AMORPH_VASP_CMD"
@@ -114,13 +115,7 @@ class VaspSettings(MSONable):
     def from_options(cls, options: dict[str, Any]) -> VaspSettings:
         """Defaults updated by ``options``: INCAR dicts are merged key by key; the command falls
         back to ``$AMORPH_VASP_CMD``, then ``vasp_std``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise EngineError(
-                f"unknown VASP engine option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        check_options(cls, options, "VASP")
         inputs = options.get("inputs", "amorph")
         if inputs not in MD_INPUTS:
             raise EngineError(
