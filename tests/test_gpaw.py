@@ -143,10 +143,11 @@ def test_without_the_dft_extra_the_engine_names_it(tmp_path, amorph):
 
 
 def test_an_element_without_a_dataset_is_one_line_and_writes_nothing(tmp_path, amorph):
-    result = amorph(tmp_path, "run", "TcO2", "--engine", "gpaw", check=False)
-    assert result.returncode == 1
-    assert len(result.stderr.splitlines()) == 1 and "no PAW-PBE dataset for Tc" in result.stderr
-    assert not (tmp_path / "outputs" / "store").exists()
+    for engine in (["--engine", "gpaw"], ["--engine", "lj_calculators:argon", "--audit", "gpaw"]):
+        result = amorph(tmp_path, "run", "TcO2", *engine, check=False)
+        assert result.returncode == 1
+        assert len(result.stderr.splitlines()) == 1 and "no PAW-PBE dataset for Tc" in result.stderr
+        assert not (tmp_path / "outputs" / "store").exists()
 
 
 def test_a_cell_too_large_for_memory_is_refused_before_packing(tmp_path, amorph):

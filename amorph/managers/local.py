@@ -90,7 +90,8 @@ def run_composition(
 
 
 def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> None:
-    """Load the maker's engine and check it models every element, before anything is written.
+    """Load the maker's engine (and its audit's) and check they model every element, and the
+    engine a cell of the run's size, before anything is written.
 
     An engine factory (``module:function``) may be any function: whatever it raises is one
     :class:`~amorph.errors.EngineError` naming it.
@@ -103,8 +104,11 @@ def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> Non
         raise EngineError(
             f"engine {maker.engine.label} could not be made: {type(exc).__name__}: {exc}"
         ) from exc
+    audit = maker.stage.audit and maker.stage.audit.engine.load()
     for composition in compositions:
         engine.check_cell(maker.cell.stand_in(composition, maker.melt_temperature))
+        if audit:
+            audit.check_elements([el.symbol for el in composition.elements])
 
 
 def private_store() -> JobStore:
