@@ -39,10 +39,12 @@ class Parser(argparse.ArgumentParser):
     ``amorph: error:`` line and exit status 1, as every other error of the command line."""
 
     def error(self, message: str) -> NoReturn:
+        """Exit with status 1 after one ``amorph: error:`` line pointing to ``--help``."""
         self.exit(1, f"amorph: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``amorph`` parser, with the sub-command of every module in ``COMMANDS``."""
     parser = Parser(prog="amorph", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"amorph {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``) and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

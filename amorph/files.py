@@ -95,10 +95,8 @@ def _refuse_file(path: Path) -> None:
 def remove_empty_folders(root: Path) -> None:
     """Remove the empty folders under ``root`` (deepest first), and ``root`` if it ends empty."""
     for folder, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
-        try:
+        with suppress(OSError):  # not empty, or gone
             os.rmdir(folder)
-        except OSError:  # not empty, or gone
-            pass
 
 
 def process_alive(pid: int) -> bool:

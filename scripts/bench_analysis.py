@@ -51,7 +51,7 @@ def _in_child(func, traj: Trajectory, species: str, stride: int, start_ps: float
         t0 = time.perf_counter()
         try:
             result = func(traj, species, stride, start_ps)
-        except Exception as exc:  # noqa: BLE001 - report a peer's failure, go on benchmarking
+        except Exception as exc:  # report a peer's failure, go on benchmarking
             result = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:90]}
         result["time_s"] = time.perf_counter() - t0
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
@@ -67,12 +67,15 @@ def _in_child(func, traj: Trajectory, species: str, stride: int, start_ps: float
 
 
 def run_amorph(traj, species, stride, start_ps):
+    """amorph: D of ``species`` with its error; all partial RDFs on every ``stride``-th frame."""
     d = diffusivities(traj, [species])[species]
     radial_distribution(traj, R_MAX, BIN, stride, progress=False)
     return {"D": d.D_cm2_s, "sigma": d.D_sigma_cm2_s}
 
 
 def run_pymatgen(traj, species, stride, start_ps):
+    """pymatgen-analysis-diffusion: D of ``species`` with its error, and every partial RDF on every
+    ``stride``-th frame."""
     from pymatgen.analysis.diffusion.aimd.rdf import RadialDistributionFunctionFast
     from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer
 
@@ -91,6 +94,7 @@ def run_pymatgen(traj, species, stride, start_ps):
 
 
 def run_kinisi(traj, species, stride, start_ps):
+    """kinisi: D of ``species`` fitted from ``start_ps``, the mean and spread of its samples."""
     import scipp as sc
     from ase import Atoms
     from kinisi.analyze import DiffusionAnalyzer
@@ -138,6 +142,7 @@ def _com(traj: Trajectory) -> np.ndarray:
 
 
 def bench(label: str, traj: Trajectory, species: str, rdf_frames: int, kinisi: bool) -> None:
+    """Run each tool on ``traj`` in a child process; print D against the exact fit, time, memory."""
     stride = max(1, traj.n_frames // rdf_frames)
     raw_mb = traj.positions.nbytes / 2**20
     d_exact, start_ps, end_ps = exact_fit(traj, species)
@@ -180,6 +185,7 @@ def bench(label: str, traj: Trajectory, species: str, rdf_frames: int, kinisi: b
 
 
 def main() -> None:
+    """Benchmark a synthetic Li/O random walk, then the ``--real`` trajectory if the file exists."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atoms", type=int, default=200)
     parser.add_argument("--frames", type=int, default=10_000)

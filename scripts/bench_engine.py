@@ -60,6 +60,7 @@ def engine_specs(args) -> tuple[EngineSpec, EngineSpec]:
 
 
 def md_tasks(structure, n: int, steps: int, root: Path) -> list[MDTask]:
+    """``n`` NVT tasks from ``structure`` at 1500 K + 50 K per task, each its own folder, seed."""
     settings = MDSettings(time_step_fs=1.0)
     return [
         MDTask(MDState(structure), 1500.0 + 50 * i, steps, settings, root / f"r{i}", seed=i)
@@ -75,6 +76,7 @@ def seconds_per_step(engine, tasks: list[MDTask]) -> float:
 
 
 def systems(structure, n: int, device: str) -> Systems:
+    """``n`` copies of ``structure`` as one batch on ``device``."""
     return Systems(
         positions=torch.tensor(np.tile(structure.cart_coords, (n, 1)), device=device),
         cells=torch.tensor(structure.lattice.matrix, device=device).expand(n, 3, 3).contiguous(),
@@ -179,6 +181,7 @@ def _resident_kib(key: str) -> int:
 
 
 def main() -> None:
+    """Time the stock and batched engines on one packmol cell; print the report (or JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("chgnet", "m3gnet"), default="chgnet")
     parser.add_argument(

@@ -114,6 +114,7 @@ def rates(
 
 
 def main() -> None:
+    """Print amorph's descriptor rates, and their ratio to the peer's where its commit is here."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)

@@ -1,4 +1,4 @@
-"""Benchmark: how close are the surrogate databases to the AIMD one (Zheng et al. 2024)?
+r"""Benchmark: how close the surrogate databases are to the AIMD one (Zheng et al. 2024).
 
 For every reference composition and temperature of ``../shared/data/aimd_reference`` the protocol is
 run with each engine (melt at 5000 K, quench to the reference temperatures; the RDF compositions
@@ -9,7 +9,7 @@ frames) implies. One table at the end; the results stay in the store under
 ``--outputs``, so a rerun reuses finished MD and ``amorph compare`` can look at any of them.
 
     python scripts/bench_fidelity.py --engines chgnet        # about 1 h on a 2-core CPU
-    python scripts/bench_fidelity.py --preset paper --atoms 100 --eos-ps 4 --check-ps 4 \\
+    python scripts/bench_fidelity.py --preset paper --atoms 100 --eos-ps 4 --check-ps 4 \
         --production-ps 20                                     # the paper's protocol (a GPU)
 
 The defaults (32 atoms, 0.3 ps volume-search and check runs, 1 ps production, the demo preset's
@@ -113,17 +113,19 @@ COLUMNS = ("volume_per_atom_A3", "reference_volume_per_atom_A3", "volume_error_p
 
 
 def print_table(rows: list[dict]) -> None:
+    """Print ``rows`` as right-aligned columns, floats to four significant digits."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     print(" ".join(f"{c:>14}" for c in columns))
     for row in rows:
         cells = []
         for c in columns:
             v = row.get(c)
-            cells.append(f"{v:>14.4g}" if isinstance(v, float) else f"{str(v):>14}")
+            cells.append(f"{v:>14.4g}" if isinstance(v, float) else f"{v!s:>14}")
         print(" ".join(cells))
 
 
 def main() -> None:
+    """Run each engine's protocol on the reference compositions, then print the comparison table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", nargs="+", default=["chgnet", "sevennet"])
     parser.add_argument(

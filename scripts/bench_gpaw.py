@@ -46,7 +46,7 @@ def liquid(atoms: int, folder: Path):
 
 
 def peak_memory_GB() -> float:
-    """This process's peak resident memory, and its children's largest."""
+    """The peak resident memory (GB) of this process, or of its largest child."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1e6
@@ -104,6 +104,7 @@ def run_variant(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
+    """Run each variant in its own process and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atoms", type=int, default=33)
     parser.add_argument("--steps", type=int, default=3)

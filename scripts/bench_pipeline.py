@@ -53,10 +53,13 @@ class ForceCounter:
         CHGNetCalculator.calculate = calculate
 
     def reset(self) -> None:
+        """Zero the count and the time."""
         self.calls, self.seconds = 0, 0.0
 
 
 def run_amorph(structure, temperature: float, steps: int, workdir: Path, kind: str) -> dict:
+    """The volume search and production run of amorph on ``structure`` with engine ``kind``: the
+    final volume per atom and density."""
     md = MDSettings(time_step_fs=2.0)
     duration_ps = steps * 2.0 / 1000
     engine = EngineSpec(kind)
@@ -78,6 +81,8 @@ def run_amorph(structure, temperature: float, steps: int, workdir: Path, kind: s
 
 
 def run_atomate2(structure, temperature: float, steps: int, workdir: Path) -> dict:
+    """atomate2's MPMorph flow of ``structure`` with CHGNet: the final volume per atom and density
+    (NaN, with a note, when it stops before its production run)."""
     from atomate2.forcefields.flows.mpmorph import MPMorphMLFFMDMaker
     from atomate2.forcefields.md import ForceFieldMDMaker
 
@@ -112,6 +117,7 @@ def run_atomate2(structure, temperature: float, steps: int, workdir: Path) -> di
 
 
 def main() -> None:
+    """Run amorph (ASE and batched CHGNet) and atomate2 on one packmol cell; print their costs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--formula", default="Li2O")
     parser.add_argument("--atoms", type=int, default=30)

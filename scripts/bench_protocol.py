@@ -1,4 +1,4 @@
-"""Benchmark: force evaluations of the melt-quench protocol against its minimum, per stage.
+r"""Benchmark: force evaluations of the melt-quench protocol against its minimum, per stage.
 
 The cost of a database is (MD steps) × (atoms) summed over every run. The protocol's minimum per
 temperature is the first round of volume-search runs, one check run and the production run. This
@@ -16,7 +16,7 @@ converged, the pressure ± standard error of its last check run and of its produ
 totals, and the wall time of each flow.
 
     python scripts/bench_protocol.py                       # demo preset, seeds 1 2 3
-    python scripts/bench_protocol.py --preset paper --atoms 48 --eos-ps 0.5 --check-ps 0.5 \\
+    python scripts/bench_protocol.py --preset paper --atoms 48 --eos-ps 0.5 --check-ps 0.5 \
         --production-ps 1 --temperatures 5000 2000 --seeds 1   # a shortened paper protocol
     python scripts/bench_protocol.py --report                 # the table of an earlier run
 
@@ -63,6 +63,8 @@ def atom_steps(maker, doc) -> dict[str, int]:
 
 
 def seed_maker(args: argparse.Namespace, seed: int, outputs: Path):
+    """The ``--preset`` protocol with the size options and ``seed``, MD under
+    ``outputs/runs/seed<seed>``, no second opinion."""
     return protocol_maker(
         args.preset,
         seed=seed,
@@ -113,6 +115,8 @@ def run_seed(args: argparse.Namespace, seed: int, outputs: Path) -> tuple[list[d
 
 
 def print_rows(rows: list[dict], walls: dict[int, float]) -> None:
+    """Print one line per stage, then atom-steps over the minimum per temperature and in all, and
+    the wall times."""
     header = f"{'formula':>8} {'T (K)':>6} {'seed':>4} " + " ".join(f"{k:>11}" for k in KINDS)
     print(header + f" {'total/min':>9} {'conv':>5} {'check P ± SE':>14} {'prod. P ± SE':>14}")
     for r in sorted(rows, key=lambda r: (r["formula"], -r["T_K"], r["seed"])):
@@ -136,11 +140,13 @@ def print_rows(rows: list[dict], walls: dict[int, float]) -> None:
     print(f"all: atom-steps / minimum = {total / least:.2f} ({kinds})")
     print(f"converged stages: {converged} of {len(rows)}")
     for seed, wall in walls.items():
-        print(f"seed {seed}: wall time {wall:.0f} s for {len(set(r['formula'] for r in rows))} "
+        print(f"seed {seed}: wall time {wall:.0f} s for {len({r['formula'] for r in rows})} "
               "compositions in one batched flow")  # fmt: skip
 
 
 def main() -> None:
+    """Run (or with ``--report`` only read) every seed's flow; print the rows, and write them with
+    ``--json``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compositions", nargs="+", default=list(COMPOSITIONS))
     parser.add_argument("--preset", default="demo")

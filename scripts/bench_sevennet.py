@@ -44,6 +44,7 @@ def seconds_per_step(
 
 
 def main() -> None:
+    """Time each engine of ``KINDS`` on one packmol cell; print the best times and ratios (JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--formula", default="Li2O")
     parser.add_argument("--atoms", type=int, default=100)

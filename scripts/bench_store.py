@@ -47,6 +47,7 @@ class AtomicJSONStore(JSONStore):
     """The old embedded store: a ``JSONStore`` whose file is replaced atomically on every update."""
 
     def update_json_file(self) -> None:
+        """Write every document (without ``_id``) to the file, replacing it atomically."""
         data = list(self.query())
         for doc in data:
             doc.pop("_id", None)
@@ -119,6 +120,7 @@ def add(store: JobStore, docs: list[dict], blobs: list[dict]) -> None:
 
 
 def fill_new(directory: Path, n: int, blob: str) -> None:
+    """Fill a new embedded store in ``directory``: ``n`` compositions, ``FILL_BATCH`` per update."""
     store = embedded_store(directory)
     for start in range(0, n, FILL_BATCH):
         parts = [composition(blob) for _ in range(min(FILL_BATCH, n - start))]
@@ -167,6 +169,7 @@ def check_time(directory: Path) -> float:
 
 
 def main() -> None:
+    """Per size, print the new store's size, fill, open, check and add times, and the old one's."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000])
     parser.add_argument("--blob-mb", type=float, default=2.0)

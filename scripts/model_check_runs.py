@@ -68,6 +68,7 @@ def unconverged(check, sigma, stages, rng, start_sd=0.8, modulus_sd=0.3) -> tupl
 
 
 def main() -> None:
+    """Print the unconverged fraction and mean runs for every σ and ``max_attempts``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--sigmas", nargs="+", type=float, default=[0.4, 0.6, 0.8, 1.0, 1.2])

@@ -1,5 +1,5 @@
-"""Shared fixtures: the embedded CHGNet engine, the test potentials, paths to the shared data, and
-``amorph`` run as a user runs it."""
+"""Shared fixtures: the embedded CHGNet engine, the test potentials on the path, and ``amorph`` run
+as a user runs it (plain builders are in ``builders.py``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
-TESTS = Path(__file__).resolve().parent
+from builders import TESTS
 
 
 class User:
@@ -93,6 +91,5 @@ def chgnet():
 @pytest.fixture
 def lj_on_path(monkeypatch):
     """Make the test potentials (``lj_calculators``) importable by name, also in workers."""
-    tests = str(Path(__file__).resolve().parent)
-    monkeypatch.setenv("PYTHONPATH", tests)
-    monkeypatch.syspath_prepend(tests)
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.syspath_prepend(str(TESTS))

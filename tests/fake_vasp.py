@@ -44,7 +44,7 @@ if __name__ == "__main__":  # as the fake vasp_std only: importing tests keep th
     for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_variable, "1")  # 3x3 linear algebra: BLAS threads only cost time
 
-import numpy as np  # noqa: E402 - after the thread variables, which numpy reads on import
+import numpy as np  # after the thread variables, which numpy reads on import
 
 COMMAND = f"{sys.executable} {Path(__file__).resolve()}"
 FAST_CUSTODIAN = {"polling_time_step": 0.1, "monitor_freq": 2}
@@ -234,8 +234,9 @@ class Outputs:
         self.previous_energy = 0.0
         # open until finish(), or until a kill leaves them truncated as VASP's would be
         self.files = tuple(
-            open(name, "w") for name in ("OSZICAR", "OUTCAR", "XDATCAR", "vasprun.xml")
-        )  # noqa: SIM115
+            open(name, "w")  # noqa: SIM115 - kept open across methods, closed in finish()
+            for name in ("OSZICAR", "OUTCAR", "XDATCAR", "vasprun.xml")
+        )
         self.oszicar, self.outcar, self.xdatcar, self.xml = self.files
         self.outcar.write(
             " vasp.6.4.2 (fake: amorph tests)\n"
@@ -304,9 +305,7 @@ class Outputs:
 
     @staticmethod
     def _atominfo_xml(species, counts, potcars, atoms) -> str:
-        masses = {
-            s: m for s, m in zip(atoms.get_chemical_symbols(), atoms.get_masses(), strict=True)
-        }
+        masses = dict(zip(atoms.get_chemical_symbols(), atoms.get_masses(), strict=True))
         atoms_rows = "".join(
             f"    <rc><c>{s}</c><c>{species.index(s) + 1}</c></rc>\n"
             for s in atoms.get_chemical_symbols()
@@ -385,14 +384,16 @@ class Outputs:
                 / volume
                 * KBAR_PER_EV_A3
             )
-            with_kinetic = np.array(voigt) + [
-                kinetic[0, 0],
-                kinetic[1, 1],
-                kinetic[2, 2],
-                kinetic[0, 1],
-                kinetic[1, 2],
-                kinetic[2, 0],
-            ]
+            with_kinetic = np.array(voigt) + np.array(
+                [
+                    kinetic[0, 0],
+                    kinetic[1, 1],
+                    kinetic[2, 2],
+                    kinetic[0, 1],
+                    kinetic[1, 2],
+                    kinetic[2, 0],
+                ]
+            )
             self.outcar.write(
                 f"  kinetic pressure (ideal gas correction) = {np.trace(kinetic) / 3:9.2f} kB\n"
                 f"  total pressure  = {pressure + np.trace(kinetic) / 3:9.2f} kB\n"
@@ -492,7 +493,7 @@ class Outputs:
 
 
 def _fail_now() -> str:
-    """This run's failure mode: FAKE_VASP_FAIL, unless FAKE_VASP_FAIL_ON_RUN names another run."""
+    """The run's failure mode: FAKE_VASP_FAIL, unless FAKE_VASP_FAIL_ON_RUN names another run."""
     mode = os.environ.get("FAKE_VASP_FAIL", "")
     log = os.environ.get("FAKE_VASP_LOG")
     only_run = os.environ.get("FAKE_VASP_FAIL_ON_RUN")

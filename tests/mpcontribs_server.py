@@ -73,7 +73,8 @@ CONTRIBUTION_FIELDS = (
     "needs_build",
 )
 PROJECT_FIELDS = ("name", "is_public", "title", "owner", "is_approved", "unique_identifiers")
-ALL_PROJECT_FIELDS = PROJECT_FIELDS + (
+ALL_PROJECT_FIELDS = (
+    *PROJECT_FIELDS,
     "long_title",
     "authors",
     "description",
@@ -420,7 +421,7 @@ def create_app(state: ServerState, spec_path: Path = SPEC) -> Flask:
         rows = sorted(
             _filter(visible_contributions(), contribution_filters()), key=lambda c: c["id"]
         )
-        fields = _fields(CONTRIBUTION_FIELDS, CONTRIBUTION_FIELDS + ("data",) + COMPONENTS)
+        fields = _fields(CONTRIBUTION_FIELDS, (*CONTRIBUTION_FIELDS, "data", *COMPONENTS))
         return _page(rows, lambda c: _contribution_view(state, c, fields), default=200)
 
     @app.get("/contributions/<cid>/")
@@ -428,7 +429,7 @@ def create_app(state: ServerState, spec_path: Path = SPEC) -> Flask:
         rows = [c for c in visible_contributions() if c["id"] == cid]
         if not rows:
             raise Refused(f"contribution {cid} not found", 404)
-        fields = _fields(CONTRIBUTION_FIELDS, CONTRIBUTION_FIELDS + ("data",) + COMPONENTS)
+        fields = _fields(CONTRIBUTION_FIELDS, (*CONTRIBUTION_FIELDS, "data", *COMPONENTS))
         return _contribution_view(state, rows[0], fields)
 
     @app.post("/contributions/")

@@ -38,26 +38,26 @@ def stage_doc(
     """A plausible stage document around ``structure`` (``diffusivity``: species → (D, σ))."""
     n = len(structure)
     frames = Trajectory.load(trajectory).n_frames if trajectory else 1
-    values = dict(
-        formula=structure.composition.reduced_formula,
-        temperature_K=temperature,
-        n_atoms=n,
-        volume_A3=structure.volume,
-        volume_per_atom_A3=structure.volume / n,
-        density_g_cm3=density_g_cm3(structure),
-        converged=converged,
-        mean_temperature_K=temperature + 4,
-        pressure_GPa=0.02,
-        pressure_sem_GPa=0.05,
-        virial_pressure_GPa=0.02,
-        kinetic_pressure_GPa=1.0,
-        energy_eV_per_atom=-4.1,
-        pressure_convention="virial",
-        engine=engine,
-        engine_model="0.3.0",
-        time_step_fs=2.0,
-        production_steps=5000,
-        eos=EOSDoc(
+    values = {
+        "formula": structure.composition.reduced_formula,
+        "temperature_K": temperature,
+        "n_atoms": n,
+        "volume_A3": structure.volume,
+        "volume_per_atom_A3": structure.volume / n,
+        "density_g_cm3": density_g_cm3(structure),
+        "converged": converged,
+        "mean_temperature_K": temperature + 4,
+        "pressure_GPa": 0.02,
+        "pressure_sem_GPa": 0.05,
+        "virial_pressure_GPa": 0.02,
+        "kinetic_pressure_GPa": 1.0,
+        "energy_eV_per_atom": -4.1,
+        "pressure_convention": "virial",
+        "engine": engine,
+        "engine_model": "0.3.0",
+        "time_step_fs": 2.0,
+        "production_steps": 5000,
+        "eos": EOSDoc(
             points=[
                 EOSPointDoc(
                     volume_A3=structure.volume,
@@ -66,19 +66,19 @@ def stage_doc(
                     temperature_K=temperature,
                     energy_eV_per_atom=-4.1,
                 )
-            ],  # fmt: skip
+            ],
             fit=EOSFitDoc(
                 kind="linear",
                 v0_A3=structure.volume,
                 b0_GPa=50.0,
                 b0_prime=4.0,
                 rms_residual_GPa=0.0,
-            ),  # fmt: skip
+            ),
             zero_pressure_volume_A3=structure.volume,
             extra_volumes=0,
         ),
-        check=CheckDoc(converged=converged, attempts=1, runs=[]),
-        diffusivity={
+        "check": CheckDoc(converged=converged, attempts=1, runs=[]),
+        "diffusivity": {
             s: DiffusivityDoc(
                 species=s,
                 n_atoms=n,
@@ -89,16 +89,16 @@ def stage_doc(
                 msd_exponent=1.0,
                 msd_reached_A2=30.0,
                 diffusive=True,
-            )  # fmt: skip
+            )
             for s, (d, sigma) in (diffusivity or {}).items()
         },
-        structure=structure,
-        trajectory=TrajectoryRef(
+        "structure": structure,
+        "trajectory": TrajectoryRef(
             path=None if trajectory is None else str(trajectory),
             n_frames=frames,
             frame_interval_fs=10.0,
-        ),  # fmt: skip
-    )
+        ),
+    }
     return StageDoc(**{**values, **fields})
 
 

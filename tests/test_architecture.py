@@ -51,9 +51,10 @@ def test_packages_import_only_those_below_them():
             else "amorph"
         )
         assert package in LEVEL, f"{relative}: package {package} has no place in ORDER"
-        for target in imports(path) - {package}:
-            if LEVEL[target] > LEVEL[package] or (
-                LEVEL[target] == LEVEL[package] and LEVEL[package]
-            ):
-                upward.append(f"{relative} imports amorph.{target}")
+        upward.extend(
+            f"{relative} imports amorph.{target}"
+            for target in imports(path) - {package}
+            if LEVEL[target] > LEVEL[package]
+            or (LEVEL[target] == LEVEL[package] and LEVEL[package])
+        )
     assert not upward, upward

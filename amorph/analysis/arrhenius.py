@@ -35,18 +35,22 @@ class ArrheniusFit:
 
     @property
     def Ea_eV(self) -> float:
+        """Activation energy Ea (eV)."""
         return float(-self.coefficients[1] * K_B_EV)
 
     @property
     def Ea_sigma_eV(self) -> float:
+        """1-sigma error of Ea (eV), from the fit covariance."""
         return float(np.sqrt(self.covariance[1, 1]) * K_B_EV)
 
     @property
     def D0_cm2_s(self) -> float:
+        """Pre-exponential factor D0 (cm²/s)."""
         return float(np.exp(self.coefficients[0]))
 
     @property
     def D0_sigma_cm2_s(self) -> float:
+        """1-sigma error of D0 (cm²/s), propagated from that of ln D0."""
         return self.D0_cm2_s * float(np.sqrt(self.covariance[0, 0]))
 
     def extrapolate(self, temperature_K: float) -> tuple[float, float]:

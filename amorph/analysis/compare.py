@@ -128,6 +128,7 @@ class RDFComparison:
     reference_g: dict[str, np.ndarray] = field(repr=False)
 
     def as_dict(self) -> dict:
+        """JSON-ready (no curves)."""
         return {
             "label": self.label,
             "source": self.source,
@@ -155,6 +156,7 @@ class TemperatureComparison:
     absent: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """JSON-ready, the diffusivity and RDF comparisons as dicts (no curves)."""
         row = {k: v for k, v in vars(self).items() if k not in ("diffusivity", "rdf")}
         return row | {
             "diffusivity": [vars(d) for d in self.diffusivity],
@@ -180,18 +182,20 @@ class Comparison:
         """Printable tables: volume and density, diffusivities, RDF R²; '-' marks what is absent."""
         lines = [
             f"{self.formula}: ours vs reference",
-            f"  {'T (K)':>7}  {'V/atom (A3)':>11}  {'ref':>8}  {'err %':>6}  "
-            f"{'rho (g/cm3)':>11}  {'ref':>7}  {'err %':>6}",
+            (
+                f"  {'T (K)':>7}  {'V/atom (A3)':>11}  {'ref':>8}  {'err %':>6}  "
+                f"{'rho (g/cm3)':>11}  {'ref':>7}  {'err %':>6}"
+            ),
         ]
-        for t in self.temperatures:
-            lines.append(
-                f"  {t.temperature_K:>7g}  {format_or_dash(t.volume_per_atom_A3, '.3f'):>11}  "
-                f"{format_or_dash(t.reference_volume_per_atom_A3, '.3f'):>8}  "
-                f"{format_or_dash(t.volume_error_pct, '+.1f'):>6}  "
-                f"{format_or_dash(t.density_g_cm3, '.3f'):>11}  "
-                f"{format_or_dash(t.reference_density_g_cm3, '.3f'):>7}  "
-                f"{format_or_dash(t.density_error_pct, '+.1f'):>6}"
-            )
+        lines.extend(
+            f"  {t.temperature_K:>7g}  {format_or_dash(t.volume_per_atom_A3, '.3f'):>11}  "
+            f"{format_or_dash(t.reference_volume_per_atom_A3, '.3f'):>8}  "
+            f"{format_or_dash(t.volume_error_pct, '+.1f'):>6}  "
+            f"{format_or_dash(t.density_g_cm3, '.3f'):>11}  "
+            f"{format_or_dash(t.reference_density_g_cm3, '.3f'):>7}  "
+            f"{format_or_dash(t.density_error_pct, '+.1f'):>6}"
+            for t in self.temperatures
+        )
         rows = [(t, d) for t in self.temperatures for d in t.diffusivity]
         if rows:
             lines.append(

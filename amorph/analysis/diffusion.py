@@ -86,6 +86,7 @@ class MSD:
 
     @property
     def lag_fs(self) -> np.ndarray:
+        """Lag (fs) of each ``msd_A2`` entry."""
         return self.frame_interval_fs * np.arange(len(self.msd_A2))
 
 
@@ -122,6 +123,7 @@ class Diffusivity:
 
     @property
     def diffusive(self) -> bool:
+        """Whether the MSD is diffusive over the fit window (no ``non_diffusive_reason``)."""
         return self.non_diffusive_reason is None
 
     def as_dict(self) -> dict:

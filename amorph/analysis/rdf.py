@@ -50,6 +50,7 @@ class RDF:
         return 0.5 * (self.edges[1:] + self.edges[:-1])
 
     def g(self, a: str, b: str) -> np.ndarray:
+        """Partial g(r) of species ``a`` and ``b``, given in either order."""
         return self.partials[(a, b) if (a, b) in self.partials else (b, a)]
 
     def first_peak(self, a: str, b: str) -> float | None:

@@ -46,9 +46,11 @@ class TrajectoryReport:
 
     @property
     def duration_ps(self) -> float:
+        """Time (ps) from the first frame to the last."""
         return (self.n_frames - 1) * self.frame_interval_fs / 1000
 
     def as_dict(self) -> dict:
+        """JSON-ready: per species D (with charge and conductivity where known), RDF shells."""
         species = []
         for symbol, d in self.diffusion.items():
             row = d.as_dict()

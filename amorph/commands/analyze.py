@@ -17,6 +17,7 @@ HELP = "diffusivity (with calibrated errors), RDF and Arrhenius analysis of MD t
 
 
 def register(subparsers) -> None:
+    """Add the ``analyze`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser("analyze", help=HELP, description=HELP)
     parser.add_argument(
         "trajectories",
@@ -89,6 +90,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Analyse the trajectory files and ``--formula``'s stored trajectories; print the summary."""
     from amorph.analysis import analyze_trajectory, arrhenius_by_species, read_trajectory, summarize
 
     if not args.trajectories and not args.formula:
@@ -105,21 +107,20 @@ def run(args: argparse.Namespace) -> int:
 
         database = Database.open(Outputs(args.outputs, args.store))
         trajectories += [stage.trajectory() for stage in database.stages(args.formula, args.engine)]
-    reports = []
-    for traj in trajectories:
-        reports.append(
-            analyze_trajectory(
-                traj,
-                species=args.species,
-                charges=(_guessed_charges(traj) if args.guess_charges else {}) | charges,
-                fit_start_ps=args.fit_start,
-                fit_end_ps=args.fit_end,
-                rdf_r_max=None if args.no_rdf else args.rdf_rmax,
-                rdf_bin_width=args.rdf_bin,
-                rdf_stride=args.rdf_stride,
-                method=args.fit_method,
-            )
+    reports = [
+        analyze_trajectory(
+            traj,
+            species=args.species,
+            charges=(_guessed_charges(traj) if args.guess_charges else {}) | charges,
+            fit_start_ps=args.fit_start,
+            fit_end_ps=args.fit_end,
+            rdf_r_max=None if args.no_rdf else args.rdf_rmax,
+            rdf_bin_width=args.rdf_bin,
+            rdf_stride=args.rdf_stride,
+            method=args.fit_method,
         )
+        for traj in trajectories
+    ]
     fits = arrhenius_by_species(reports)
     summary = summarize(reports, fits)
     if args.plots:

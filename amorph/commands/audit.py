@@ -21,6 +21,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``audit`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "audit", help="DFT single points on frames of stored stages", description=__doc__
     )
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """DFT-audit the matching stored stages and print the audits (tables or JSON)."""
     from amorph.commands.tables import print_audits
     from amorph.managers.local import audit_stages
     from amorph.results.outputs import Outputs

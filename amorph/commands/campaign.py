@@ -9,6 +9,7 @@ from amorph.commands.run import add_protocol_options, protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``campaign`` parser, which runs :func:`campaign`."""
     parser = subparsers.add_parser(
         "campaign",
         help="run many compositions; rerun to resume",
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def campaign(args: argparse.Namespace) -> int:
+    """Run the file's compositions; print how many are done, why others failed (then 1)."""
     from amorph.managers.campaign import read_compositions, run_campaign
     from amorph.results.outputs import Outputs
 

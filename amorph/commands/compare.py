@@ -17,6 +17,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``compare`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "compare",
         help="compare a composition's results with reference (e.g. AIMD) data",
@@ -48,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print (or plot) each engine's results of the composition against the reference tables and/or
+    its DFT audits."""
     from amorph.analysis.compare import compare, read_reference
     from amorph.results.outputs import Outputs
     from amorph.results.reader import Database
@@ -107,6 +110,7 @@ def dft_row(stage) -> dict:
 
 
 def print_dft_rows(formula: str, engine: str, rows: list[dict]) -> None:
+    """One line per stage against its DFT audit, under a header naming ``formula``, ``engine``."""
     print(f"{formula} ({engine}) against DFT audits (single points on its own frames)")
     print(
         f"{'T (K)':>7} {'V/atom':>8} {'V/atom DFT':>10} {'error':>7} {'ΔP (GPa)':>14} frames  DFT"

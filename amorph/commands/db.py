@@ -14,6 +14,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``db`` parser and its ``list``, ``show`` and ``export`` actions."""
     parser = subparsers.add_parser(
         "db", help="list, show and export results from the store", description=__doc__
     )
@@ -49,6 +50,7 @@ def _database(args: argparse.Namespace):
 
 
 def list_compositions(args: argparse.Namespace) -> int:
+    """Print one line per composition and engine in the store (or why it is empty)."""
     from amorph.commands.tables import print_compositions
     from amorph.errors import EmptyStoreError
 
@@ -62,7 +64,7 @@ def list_compositions(args: argparse.Namespace) -> int:
 
 
 def show_composition(args: argparse.Namespace) -> int:
-
+    """Print every temperature of the composition per engine, with its DFT audits, or JSON."""
     from amorph.commands.tables import print_audits, print_stages
 
     for entry in _database(args).compositions(args.formula, args.engine):
@@ -79,6 +81,8 @@ def show_composition(args: argparse.Namespace) -> int:
 
 
 def export_results(args: argparse.Namespace) -> int:
+    """Write the results as folders under ``--folders``, and as a CSV/JSON table to ``--output``
+    (standard output if neither is given)."""
     from amorph.files import write_text_atomic
     from amorph.results.export import format_rows, rows, write_folders
 

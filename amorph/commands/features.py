@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``features`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "features",
         help="structural and compositional descriptors of results or structures (CSV)",
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the CSV feature table of the files and/or stored results (``-o``, default stdout)."""
     from amorph.descriptors.table import features_table, write_table
     from amorph.files import atomic_path
     from amorph.results.outputs import Outputs

@@ -15,6 +15,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``limit`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "limit",
         help="amorphous limit: formation energies of relaxed snapshots",
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the amorphous-limit flow on the trajectory; print its snapshots and limit (or JSON)."""
     from amorph.flows.amorphous_limit import AmorphousLimitMaker
     from amorph.managers.local import run_flow
     from amorph.results.outputs import Outputs

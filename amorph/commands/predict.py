@@ -18,6 +18,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``predict`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "predict",
         help="Li diffusivity of structures, trajectories or stored results from a model",
@@ -73,6 +74,7 @@ def _report(label: str, output: str, predictions: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict with the model for the inputs' and stored results' rows; print them (or JSON)."""
     from amorph.descriptors import EXTENDED_FEATURE_NAMES
     from amorph.descriptors.table import features_table, read_table_rows
     from amorph.regression.predict import load_model, predict_rows, published_sisso

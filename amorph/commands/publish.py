@@ -18,6 +18,7 @@ HELP = "upload results to an MPContribs project (validate offline with --dry-run
 
 
 def register(subparsers) -> None:
+    """Add the ``publish`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser("publish", help=HELP, description=HELP)
     parser.add_argument(
         "--project", required=True, help="MPContribs project name (3-31 letters, digits, _)"
@@ -62,6 +63,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check (``--dry-run``) or upload the stored results; the exit code of :func:`dry_run` or
+    :func:`upload`."""
     from amorph.publish.upload import check_project_name
     from amorph.results.outputs import Outputs
     from amorph.results.reader import Database

@@ -19,6 +19,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "run", help="melt-quench one composition here, into the store", description=__doc__
     )
@@ -113,6 +114,7 @@ def protocol(args: argparse.Namespace, run_dir: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Melt-quench the composition into the store and print its stages (or JSON)."""
     from amorph.commands.tables import print_stages
     from amorph.managers.local import run_composition
     from amorph.results.outputs import Outputs

@@ -13,6 +13,7 @@ from amorph.commands.run import add_protocol_options, protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``submit`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "submit", help="submit melt-quench flows to a jobflow-remote project", description=__doc__
     )
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Submit one melt-quench flow per composition to jobflow-remote; print the flows' ids."""
     from amorph.errors import InputError
     from amorph.managers.local import check_size
     from amorph.managers.remote import Destination, submit

@@ -18,7 +18,7 @@ def print_stages(stages: list[StageEntry]) -> None:
         d = "-" if li is None else f"{li.D_cm2_s:.2e}"
         print(
             f"{s.temperature_K:7.0f} {s.n_atoms:5d} {s.volume_per_atom_A3:11.2f} "
-            f"{s.density_g_cm3:9.3f} {s.pressure_GPa:8.2f} {str(s.converged):>9} {d:>12}  "
+            f"{s.density_g_cm3:9.3f} {s.pressure_GPa:8.2f} {s.converged!s:>9} {d:>12}  "
             f"{' '.join(flags(stage))}"
         )
     for stage in stages:

@@ -11,6 +11,7 @@ from amorph.files import json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` parser, which runs :func:`run`."""
     parser = subparsers.add_parser(
         "train",
         help="fit RF, XGBoost and SISSO models of D(T) to a feature table",
@@ -74,8 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _report(metrics: dict) -> str:
     table = metrics["table"]
     lines = [
-        f"{table['rows']} rows (train {table['train_rows']}, test {table['test_rows']}), "
-        f"target {table['target']}"
+        (
+            f"{table['rows']} rows (train {table['train_rows']}, test {table['test_rows']}), "
+            f"target {table['target']}"
+        )
     ]
     for kind, label in (("rf", "random forest"), ("xgb", "XGBoost")):
         if kind in metrics:
@@ -95,6 +98,8 @@ def _report(metrics: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit the models to the table and print their metrics; write plots, predictions and models if
+    asked."""
     from amorph.errors import InputError
     from amorph.files import atomic_path
     from amorph.regression import read_table, train_models

@@ -123,8 +123,10 @@ def features_table(
             continue
         logger.info("featurising %s", stage.source)
         rows.append(_guarded(stage.source, stage_row, stage, frames, extended, jobs))
-    for path in map(Path, paths):
-        rows.append(_guarded(path, file_row, path, frames, temperature, extended, jobs))
+    rows.extend(
+        _guarded(path, file_row, path, frames, temperature, extended, jobs)
+        for path in map(Path, paths)
+    )
     fallback = fallback_elements(
         el.symbol for row in rows for el in Composition(row["formula"]).elements
     )

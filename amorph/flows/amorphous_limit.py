@@ -205,6 +205,7 @@ class AmorphousLimitMaker(Maker):
             self.reference(element)
 
     def reference(self, element: str) -> Reference:
+        """The reference of ``element``: from ``references``, else :func:`reference_structure`."""
         if element in self.references:
             return Reference(self.references[element], f"{element} structure given to the maker")
         return reference_structure(element)

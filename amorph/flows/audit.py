@@ -67,6 +67,7 @@ class AuditMaker(Maker):
     equilibration_fraction: float = 0.5
 
     def validate(self) -> None:
+        """Raise ``InputError`` for settings that cannot work."""
         if self.frames < 2:
             raise InputError("an audit needs at least two frames (for the error of its mean)")
         if self.frames_per_job < 1:
@@ -75,6 +76,7 @@ class AuditMaker(Maker):
         check_range("equilibration fraction", self.equilibration_fraction, 0, 0.99)
 
     def frame_indices(self, trajectory: Trajectory) -> list[int]:
+        """The ``frames`` frame indices to audit, evenly spread after the equilibration fraction."""
         return sample_frames(trajectory, self.frames, self.equilibration_fraction)
 
     def make(self, subject: AuditSubject, frames: list[Structure], indices: list[int]) -> Flow:

@@ -34,6 +34,7 @@ class ProductionMaker(MDStageMaker):
     store_trajectory: bool = False
 
     def validate(self) -> None:
+        """Check the chunk length, then the settings every MD stage checks."""
         check_range("production chunk length", self.chunk_ps, *DURATIONS_PS, " ps")
         super().validate()
 

@@ -56,7 +56,7 @@ def second_engine(choice: EngineSpec | str | None, first: EngineSpec) -> EngineS
 def sample_frames(trajectory: Trajectory, count: int, equilibration_fraction: float) -> list[int]:
     """``count`` frame indices evenly spread over the part after ``equilibration_fraction``."""
     start = min(int(trajectory.n_frames * equilibration_fraction), trajectory.n_frames - 1)
-    return sorted({int(round(i)) for i in np.linspace(start, trajectory.n_frames - 1, count)})
+    return sorted({round(float(i)) for i in np.linspace(start, trajectory.n_frames - 1, count)})
 
 
 def second_opinion(

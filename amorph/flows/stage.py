@@ -45,9 +45,11 @@ class Target(MSONable):
 
     @property
     def name(self) -> str:
+        """``"<formula> <T> K"``, or the temperature alone without a formula."""
         return f"{self.formula} {self.temperature:.0f} K".strip()
 
     def work_dir(self) -> Path:
+        """Its MD folder, ``<run_dir>/<formula>/<T>K`` (``run_dir`` unset: the current folder)."""
         return stage_folder(self.run_dir or Path.cwd(), self.formula or "system", self.temperature)
 
 
@@ -132,7 +134,9 @@ def steps_for(duration_ps: float, settings: MDSettings, structure: Structure) ->
 
 def derive_seed(seed: int, *keys: float) -> int:
     """A reproducible seed for one run, distinct for each combination of ``keys``."""
-    return int(np.random.SeedSequence([seed, *(int(round(k)) for k in keys)]).generate_state(1)[0])
+    return int(
+        np.random.SeedSequence([seed, *(round(float(k)) for k in keys)]).generate_state(1)[0]
+    )
 
 
 def scaled_state(state: MDState, volume: float, keep_velocities: bool = True) -> MDState:

@@ -69,6 +69,8 @@ class VolumeSearchMaker(MDStageMaker):
     overshoot: float = 0.1
 
     def validate(self) -> None:
+        """Check the volume factors, Grüneisen parameter, overshoot and steps, then the settings
+        every MD stage checks."""
         if len(self.volume_factors) < 2 or min(self.volume_factors) <= 0:
             raise InputError("the volume search needs at least two positive volume factors")
         check_range("Grüneisen parameter", self.gruneisen, 0.1, 5)
@@ -286,6 +288,8 @@ class CheckRunMaker(MDStageMaker):
     max_attempts: int = 4
 
     def validate(self) -> None:
+        """Check the attempts, pressure tolerance and confidence, then the settings every MD stage
+        checks."""
         if self.max_attempts < 1:
             raise InputError("the check run needs at least one attempt")
         check_range("pressure tolerance", self.pressure_tolerance_GPa, 1e-3, 100, " GPa")

@@ -111,7 +111,7 @@ def run_compositions(maker: MeltQuenchMaker, formulas: list[str], jobs_dir: str)
             raise_immediately=True,
         )
         results = {formula: output.resolve(store) for formula, output in flow.output.items()}
-    except Exception as exc:  # noqa: BLE001 - one composition's crash must not stop the campaign
+    except Exception as exc:  # one composition's crash must not stop the campaign
         if len(formulas) > 1:
             return [
                 outcome
@@ -232,6 +232,7 @@ class Campaign:
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Read ``status`` from the campaign's status file, if there is one."""
         self.status_path = self.outputs.campaign_status
         if self.status_path.exists():
             self.status = json.loads(self.status_path.read_text())

@@ -20,7 +20,7 @@ from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Composition
 
-from amorph.errors import AmorphError, EngineError, InputError
+from amorph.errors import InputError
 from amorph.files import process_alive, remove_empty_folders
 from amorph.flows.audit import AuditMaker
 from amorph.flows.melt_quench import MeltQuenchMaker
@@ -91,19 +91,8 @@ def run_composition(
 
 def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> None:
     """Load the maker's engine (and its audit's) and check they model every element, and the
-    engine a cell of the run's size, before anything is written.
-
-    An engine factory (``module:function``) may be any function: whatever it raises is one
-    :class:`~amorph.errors.EngineError` naming it.
-    """
-    try:
-        engine = maker.engine.load()
-    except AmorphError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - user code, named in one line
-        raise EngineError(
-            f"engine {maker.engine.label} could not be made: {type(exc).__name__}: {exc}"
-        ) from exc
+    engine a cell of the run's size, before anything is written."""
+    engine = maker.engine.load()
     audit = maker.stage.audit and maker.stage.audit.engine.load()
     for composition in compositions:
         engine.check_cell(maker.cell.stand_in(composition, maker.melt_temperature))
@@ -194,11 +183,10 @@ def audit_stages(
     from amorph.flows.audit import AuditSubject
     from amorph.md.engine import EngineSpec
 
-    store = open_store(outputs.store, outputs.root)
-    database = Database(store, outputs.description)
     maker.engine.load().check_elements(
         sorted({el.symbol for f in formulas for el in parse_composition(f).elements})
     )
+    database = Database.open(outputs)  # read-only until there is something to audit
     flows = []
     for formula in formulas:
         for entry in database.compositions(parse_composition(formula).reduced_formula):
@@ -218,5 +206,6 @@ def audit_stages(
                 flows.append(maker.make(subject, frames, indices))
     if not flows:
         return []
+    store = open_store(outputs.store, outputs.root)
     run_flow(Flow(flows, name="dft audits"), store, outputs, log=log)
     return [f.output.resolve(store) for f in flows]

@@ -53,6 +53,7 @@ class Destination:
 
     @property
     def default_run_dir(self) -> str:
+        """Where MD files go unless told otherwise: ``amorph-runs`` in the worker's ``work_dir``."""
         return str(PurePosixPath(self.work_dir) / "amorph-runs")
 
 

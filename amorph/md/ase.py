@@ -49,6 +49,7 @@ class ForceCallCounter:
     seconds: float = 0.0
 
     def instrument(self, calculator: Calculator) -> Calculator:
+        """``calculator``, its ``calculate`` wrapped to count the calls and their time here."""
         inner = calculator.calculate
 
         def timed_calculate(*args: Any, **kwargs: Any) -> None:
@@ -83,6 +84,7 @@ class ASEEngine(Engine):
         self.supported_numbers = supported_numbers
 
     def check_elements(self, symbols: list[str]) -> None:
+        """Raise ``InputError`` for elements outside ``supported_numbers`` (when it is given)."""
         if self.supported_numbers is None:
             return
         from ase.data import atomic_numbers
@@ -100,6 +102,8 @@ class ASEEngine(Engine):
         yield self.calculator
 
     def run_one(self, task: MDTask) -> MDResult:
+        """ASE NVT dynamics (Nosé–Hoover chain or Langevin), chunk by chunk from the last
+        checkpoint; an identical finished run is reused."""
         run = Run.integrated(task, self.name, self.describe(task.state.structure))
         finished = run.finished()
         if finished is not None:
@@ -180,6 +184,7 @@ class ASEEngine(Engine):
         )
 
     def static(self, structure: Structure, work_dir: Path | None = None) -> float:
+        """The calculator's potential energy of ``structure`` in eV."""
         atoms = AseAtomsAdaptor.get_atoms(structure)
         with self.session(structure, _log(work_dir, "static")) as calculator:
             atoms.calc = calculator
@@ -188,6 +193,7 @@ class ASEEngine(Engine):
     def evaluate(
         self, structures: list[Structure], work_dir: Path | None = None
     ) -> list[SinglePoint]:
+        """Energy, forces and stress of each structure, one calculator session per set of atoms."""
         points = []
         for group in _same_atoms(structures):
             with self.session(structures[group[0]], _log(work_dir, "evaluate")) as calculator:

@@ -62,6 +62,7 @@ class BatchedEngine(Engine):
         self.calculator = self.calculator_engine.calculator
 
     def check_elements(self, symbols: list[str]) -> None:
+        """Raise ``InputError`` for elements outside the potential's ``supported_numbers``."""
         self.calculator_engine.check_elements(symbols)
 
     def relax(
@@ -76,6 +77,7 @@ class BatchedEngine(Engine):
         return self.calculator_engine.relax(structure, work_dir, relax_cell, fmax, max_steps)
 
     def static(self, structure: Structure, work_dir: Path | None = None) -> float:
+        """The potential's energy of ``structure`` in eV, through its ASE calculator."""
         return self.calculator_engine.static(structure, work_dir)
 
     def evaluate(
@@ -106,9 +108,12 @@ class BatchedEngine(Engine):
         return points
 
     def run_one(self, task: MDTask) -> MDResult:
+        """The task run alone, as a batch of one."""
         return self.run([task])[0]
 
     def run(self, tasks: list[MDTask]) -> list[MDResult]:
+        """The tasks' MD, advanced together per thermostat kind; finished runs are reused, and the
+        first instability is raised once every group has run."""
         files = [(task.work_dir.resolve(), task.label) for task in tasks]
         if len(set(files)) < len(files):
             raise InputError(

@@ -24,7 +24,7 @@ from pymatgen.core import Composition, Structure
 
 from amorph.analysis.timeseries import SampleMean, sample_mean
 from amorph.constants import EV_A3_TO_GPA
-from amorph.errors import EngineError, InputError, check_range
+from amorph.errors import AmorphError, EngineError, InputError, check_range
 from amorph.trajectory import Trajectory
 
 PressureConvention = Literal["virial", "total"]
@@ -71,11 +71,13 @@ class MDSettings(MSONable):
     blowup_temperature_factor: float = 5.0  # a run whose T exceeds this × target has exploded
 
     def time_step_for(self, structure: Structure | Composition) -> float:
+        """Time step (fs): ``time_step_fs``, else 0.5 with H in ``structure``, 2 without."""
         if self.time_step_fs is not None:
             return self.time_step_fs
         return 0.5 if "H" in getattr(structure, "composition", structure) else 2.0
 
     def validate(self) -> None:
+        """Raise ``InputError`` for settings that cannot work."""
         if self.time_step_fs is not None:
             check_range("time step", self.time_step_fs, 0.01, 10, " fs")
         if self.thermostat_time_fs != math.inf:  # inf: uncoupled (Langevin without friction)
@@ -106,10 +108,12 @@ class ThermostatState(MSONable):
 
     @classmethod
     def chain(cls, eta, p_eta) -> ThermostatState:
+        """A Nosé–Hoover chain with positions ``eta`` and momenta ``p_eta``."""
         return cls("nose-hoover", np.asarray(eta).tolist(), np.asarray(p_eta).tolist())
 
     @classmethod
     def langevin(cls, rng: np.random.Generator) -> ThermostatState:
+        """The state of ``rng``, the generator of the Langevin noise."""
         return cls("langevin", rng=rng.bit_generator.state)
 
     @classmethod
@@ -132,6 +136,7 @@ class MDState(MSONable):
     thermostat: ThermostatState | None = None
 
     def __post_init__(self) -> None:
+        """Rebuild the thermostat state from a dict, as older documents and checkpoints hold it."""
         if isinstance(self.thermostat, dict):  # as older documents and checkpoints hold it
             self.thermostat = ThermostatState.from_dict(self.thermostat)
 
@@ -165,6 +170,7 @@ class MDTask:
     label: str = "md"
 
     def __post_init__(self) -> None:
+        """Raise ``InputError`` for a task that cannot run; make ``work_dir`` a ``Path``."""
         if self.temperature <= 0:
             raise InputError(f"temperature must be positive, got {self.temperature} K")
         if self.steps <= 0:
@@ -179,6 +185,7 @@ class MDTask:
 
     @property
     def time_step_fs(self) -> float:
+        """Time step (fs) of the run, by ``settings`` for its structure."""
         return self.settings.time_step_for(self.state.structure)
 
     @property
@@ -193,6 +200,7 @@ class MDTask:
         return self.work_dir / f"{self.label}{suffix}"
 
     def chunk_path(self, index: int) -> Path:
+        """The file of chunk ``index``: ``<work_dir>/<label>.chunkNNNN.npz``, NNNN the index."""
         return self.path(f".chunk{index:04d}.npz")
 
     def fingerprint(self, engine: str) -> dict[str, Any]:
@@ -269,6 +277,7 @@ class RunStats(MSONable):
 
     @property
     def pressure(self) -> SampleMean:
+        """The mean pressure with its standard error and degrees of freedom."""
         return SampleMean(self.pressure_GPa, self.pressure_sem_GPa, self.pressure_dof)
 
     def corrected(self, basis: BasisStress | None) -> RunStats:
@@ -374,6 +383,7 @@ class SinglePoint:
 
     @property
     def virial_pressure_GPa(self) -> float:
+        """``-trace(stress) / 3`` in GPa."""
         return float(-np.trace(self.stress) / 3 * EV_A3_TO_GPA)
 
 
@@ -389,6 +399,7 @@ class BasisStress(MSONable):
 
     @property
     def correction_GPa(self) -> float:
+        """What the run's pressures lack (GPa): the converged pressure less the run-cutoff one."""
         return self.converged_pressure_GPa - self.pressure_GPa
 
 
@@ -446,7 +457,12 @@ class EngineSpec(MSONable):
         return cls(kind=text, model=model, device=device)
 
     def load(self) -> Engine:
-        """The live engine, built once per process (a model is loaded once, not once per MD run)."""
+        """The live engine, built once per process (a model is loaded once, not once per MD run).
+
+        Whatever building it raises, beyond amorph's own one-line errors (a user's
+        ``module:function`` may be any function), is one :class:`~amorph.errors.EngineError`
+        naming the engine.
+        """
         key = json.dumps(
             [self.kind, self.model, self.device, self.options], sort_keys=True, default=str
         )
@@ -455,7 +471,14 @@ class EngineSpec(MSONable):
                 raise EngineError(f"no engine of kind {self.kind!r}")
             module_name, function_name = ENGINE_FACTORIES[self.kind].split(":")
             factory = getattr(importlib.import_module(module_name), function_name)
-            _LOADED_ENGINES[key] = factory(self)
+            try:
+                _LOADED_ENGINES[key] = factory(self)
+            except AmorphError:
+                raise
+            except Exception as exc:
+                raise EngineError(
+                    f"engine {self.label} could not be made: {type(exc).__name__}: {exc}"
+                ) from exc
         return _LOADED_ENGINES[key]
 
 

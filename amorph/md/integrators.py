@@ -67,6 +67,7 @@ class BatchedIntegrator(ABC):
 
     @property
     def n_replicas(self) -> int:
+        """Number of replicas."""
         return len(self.counts)
 
     def kinetic_energies(self, momenta: Tensor) -> Tensor:
@@ -116,6 +117,7 @@ class BatchedLangevin(BatchedIntegrator):
     def step(
         self, positions: Tensor, momenta: Tensor, forces: Tensor, compute_forces: Forces
     ) -> Tensor:
+        """One step of ASE's Langevin scheme, with noise drawn from each replica's generator."""
         xi, eta = self._noise(positions)
         random_position = self.c5 * eta
         random_velocity = self.c3 * xi - self.c4 * eta
@@ -128,6 +130,7 @@ class BatchedLangevin(BatchedIntegrator):
         return forces
 
     def state(self, replica: int) -> ThermostatState:
+        """The state of the replica's noise generator."""
         return ThermostatState.langevin(self.rngs[replica])
 
 
@@ -160,6 +163,7 @@ class BatchedNoseHooverChain(BatchedIntegrator):
     def step(
         self, positions: Tensor, momenta: Tensor, forces: Tensor, compute_forces: Forces
     ) -> Tensor:
+        """Velocity Verlet between two half-step chain propagations."""
         dt = self.dt[self.owner][:, None]
         self._thermostat(momenta)
         momenta += dt / 2 * forces
@@ -199,6 +203,7 @@ class BatchedNoseHooverChain(BatchedIntegrator):
             p_eta[:, j] *= np.exp(-delta / 4 * p_eta[:, j + 1] / Q[:, j + 1])
 
     def state(self, replica: int) -> ThermostatState:
+        """The replica's chain positions and momenta."""
         return ThermostatState.chain(self.eta[replica], self.p_eta[replica])
 
 

@@ -172,6 +172,7 @@ class Run:
 
     @property
     def running(self) -> bool:
+        """Whether the run has neither a result nor a failure yet."""
         return self.result is None and self.failure is None
 
     def chunk_length(self, index: int) -> int:
@@ -275,6 +276,7 @@ class Run:
 
     @property
     def at_chunk_end(self) -> bool:
+        """Whether the current step ends a chunk (or the run)."""
         return self.step % self.chunk_steps == 0 or self.step == self.task.steps
 
     def end_chunk(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +26,8 @@ class Systems:
     counts: list[int]
 
     def __post_init__(self) -> None:
+        """Derive per replica its atom count and first atom (``counts_tensor``, ``offsets``), and
+        per atom its replica (``owner``)."""
         device = self.positions.device
         self.counts_tensor = torch.tensor(self.counts, device=device)
         self.offsets = torch.cumsum(self.counts_tensor, 0) - self.counts_tensor
@@ -65,10 +68,12 @@ class Systems:
 
     @property
     def n_replicas(self) -> int:
+        """Number of replicas (B)."""
         return len(self.counts)
 
     @property
     def volumes(self) -> Tensor:
+        """Cell volumes (B,) in Å³."""
         return torch.linalg.det(self.cells).abs()
 
 
@@ -107,6 +112,7 @@ class BatchedPotential(ABC):
         """Energy (B,) in eV of each replica at ``positions`` (N, 3) and ``cells`` (B, 3, 3)."""
 
     def __call__(self, systems: Systems) -> Evaluation:
+        """Energies of ``systems``; forces and stresses from one gradient (positions, strain)."""
         positions = systems.positions.detach().to(self.device, self.dtype).requires_grad_(True)
         cells = systems.cells.detach().to(self.device, self.dtype)
         strain = torch.zeros_like(cells, requires_grad=True)
@@ -121,7 +127,7 @@ class BatchedPotential(ABC):
 class PotentialCalculator(Calculator):
     """A batched potential as an ASE calculator of one structure, for relaxations and statics."""
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, potential: BatchedPotential):
         super().__init__()
@@ -130,6 +136,7 @@ class PotentialCalculator(Calculator):
     def calculate(
         self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes
     ) -> None:
+        """Energy, forces and stress of ``atoms`` from the potential, as a batch of one."""
         super().calculate(atoms, properties, system_changes)
         evaluation = self.potential(Systems.from_atoms([self.atoms], self.potential.device))
         energy = float(evaluation.energies[0])

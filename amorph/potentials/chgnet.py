@@ -60,7 +60,7 @@ def load_chgnet_model(spec: EngineSpec):
             if spec.model and spec.model.endswith((".pth", ".pth.tar", ".tar")):
                 return CHGNet.from_file(spec.model)
             return CHGNet.load(model_name=spec.model or "0.3.0", use_device=spec.device)
-        except Exception as exc:  # noqa: BLE001 - any loading failure is reported the same way
+        except Exception as exc:  # any loading failure is reported the same way
             raise EngineError(
                 f"cannot load CHGNet model {spec.model or '0.3.0'!r}: {exc}"
             ) from None
@@ -110,6 +110,7 @@ class CHGNetPotential(BatchedPotential):
         self.convolve = torch.compile(self._convolve, dynamic=True) if compile else self._convolve
 
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
+        """CHGNet's energies, its bond and angle graphs built here from the neighbour list."""
         model = self.model
         edges = neighbor_list(systems, self.atom_cutoff)
         vectors = -edges.vectors(

@@ -59,7 +59,7 @@ def load_m3gnet_potential(model: str):
         )
     try:
         return matgl.load_model(str(path) if looks_local else model)
-    except Exception as exc:  # noqa: BLE001 - hub, network and format errors are all reported alike
+    except Exception as exc:  # hub, network and format errors are all reported alike
         cause = exc.__cause__ or exc
         raise EngineError(
             f"cannot load M3GNet model {model!r} ({type(cause).__name__}: {cause}); "
@@ -89,6 +89,7 @@ class M3GNetPotential(BatchedPotential):
         self.node_type[numbers] = torch.arange(len(numbers), device=self.device)
 
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
+        """M3GNet's energies (rescaled, plus element references) on the batch's neighbour list."""
         potential = self.model
         network = potential.model
         edges = neighbor_list(systems, self.cutoff)

@@ -51,7 +51,7 @@ def _loading(model: str):
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.filterwarnings("ignore", message="No tensor product accelerator")
             yield
-    except Exception as exc:  # noqa: BLE001 - file, format, download and modal errors alike
+    except Exception as exc:  # file, format, download and modal errors alike
         detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise EngineError(
             f"cannot load SevenNet model {model!r} ({type(exc).__name__}: {detail}); give a "
@@ -117,6 +117,7 @@ class SevenNetPotential(BatchedPotential):
         self.supported_numbers = frozenset(model.type_map)
 
     def energies(self, systems: Systems, positions: Tensor, cells: Tensor) -> Tensor:
+        """SevenNet's total energies on the batch's neighbour list (fidelity ``modal``, if set)."""
         keys = self.keys
         edges = neighbor_list(systems, self.cutoff)
         data = {

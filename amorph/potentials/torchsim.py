@@ -44,6 +44,7 @@ class TorchSimModel(ModelInterface):
         )
 
     def forward(self, state: SimState, **kwargs) -> dict[str, torch.Tensor]:
+        """``energy``, ``forces`` and ``stress`` of ``state``, as the class docstring says."""
         self._check_elements(state.atomic_numbers)
         periodic = bool(state.pbc.all())
         if not periodic and bool(state.pbc.any()):

@@ -94,6 +94,7 @@ class Candidate:
 
     @property
     def valid(self) -> bool:
+        """Whether it can go (no problems)."""
         return not self.problems
 
 

@@ -73,6 +73,7 @@ class PublishReport:
 
 
 def check_project_name(name: str) -> str:
+    """``name``, if MPContribs accepts it as a project name; else ``PublishError``."""
     if not PROJECT_NAME.fullmatch(name):
         raise PublishError(f"project name {name!r} must be 3-31 letters, digits or '_'")
     return name
@@ -91,6 +92,7 @@ def resolve_api_key(option: str | None) -> str:
 
 
 def resolve_host(option: str | None) -> str:
+    """The host given, else ``$MPCONTRIBS_API_HOST``, else MPContribs' own."""
     return option or os.environ.get(HOST_ENV) or DEFAULT_HOST
 
 
@@ -206,6 +208,7 @@ class Server:
         return set(found.get(project, {}).get("identifiers", set())) & among
 
     def count(self, project: str) -> int:
+        """How many contributions the project holds."""
         with self._errors(f"counting the contributions of {project}"):
             return self.client.get_totals(query={"project": project})[0]
 

@@ -41,6 +41,7 @@ class Table:
     target_name: str = DEFAULT_TARGET
 
     def __len__(self) -> int:
+        """Number of rows."""
         return len(self.formulas)
 
 

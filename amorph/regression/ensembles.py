@@ -102,6 +102,7 @@ class EnsembleFit:
     members: list
 
     def metrics(self) -> dict:
+        """The metrics and importances, without the predictions and models."""
         return {
             "cv_rmse": self.cv_rmse,
             "cv_rmse_std": self.cv_rmse_std,

@@ -189,6 +189,7 @@ class SissoModel:
         return tuple(dict.fromkeys(name for d in self.descriptors for name in d.primaries))
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The target predicted from ``columns``, the primary features by name."""
         values = np.column_stack([d.evaluate(columns) for d in self.descriptors])
         return self.intercept + values @ self.coefficients
 

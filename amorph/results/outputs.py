@@ -39,6 +39,7 @@ class Outputs:
     store: Path | None = None
 
     def __post_init__(self) -> None:
+        """Make ``root`` and ``store`` absolute, ``~`` expanded."""
         object.__setattr__(self, "root", Path(self.root).expanduser().absolute())
         if self.store is not None:
             object.__setattr__(self, "store", Path(self.store).expanduser().absolute())

@@ -78,6 +78,7 @@ class CompositionEntry:
 
     @property
     def formula(self) -> str:
+        """The composition's formula, from its document."""
         return self.doc.formula
 
 

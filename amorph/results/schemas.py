@@ -235,6 +235,7 @@ class StageDoc(BaseModel):
 
     @property
     def production_ps(self) -> float:
+        """Length of the production run (ps)."""
         return self.production_steps * self.time_step_fs / 1000
 
 
@@ -279,6 +280,7 @@ class AuditDoc(BaseModel):
 
     @property
     def dft_pressure_GPa(self) -> float:
+        """Mean DFT pressure (GPa) over the audited frames."""
         return float(sum(self.dft_pressures_GPa) / len(self.dft_pressures_GPa))
 
 

@@ -575,12 +575,14 @@ class SQLiteStore(Store):
         return True
 
     def __eq__(self, other: object) -> bool:
+        """Equal to the SQLite store of the same file and collection."""
         return isinstance(other, SQLiteStore) and (self.path, self.collection_name) == (
             other.path,
             other.collection_name,
         )
 
     def __hash__(self) -> int:
+        """Hash of the file and collection, as ``__eq__`` compares them."""
         return hash((self.path, self.collection_name))
 
 

@@ -40,7 +40,7 @@ def parse_composition(formula: str | Composition, whole: bool = False) -> Compos
 
 def formula_units_for(composition: Composition, atoms: int) -> int:
     """Whole formula units giving the atom count closest to ``atoms`` (at least one)."""
-    per_unit = int(round(composition.num_atoms))
+    per_unit = round(float(composition.num_atoms))
     if atoms < per_unit:
         raise InputError(
             f"{atoms} atoms is fewer than one formula unit of {composition.reduced_formula} "

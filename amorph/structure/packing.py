@@ -53,7 +53,9 @@ def random_packed_structure(
     """
     if volume_per_atom <= 0:
         raise InputError(f"volume per atom must be positive, got {volume_per_atom}")
-    counts = {el.symbol: int(round(amount * n_formula_units)) for el, amount in composition.items()}
+    counts = {
+        el.symbol: round(float(amount * n_formula_units)) for el, amount in composition.items()
+    }
     n_atoms = sum(counts.values())
     length = (volume_per_atom * n_atoms) ** (1 / 3)
     _remove_packmol_leftovers()

@@ -55,6 +55,8 @@ class Trajectory:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """The arrays as numpy arrays, a single cell repeated for every frame; ``TrajectoryError``
+        if their shapes do not fit."""
         self.numbers = np.asarray(self.numbers, dtype=int)
         self.positions = np.asarray(self.positions, dtype=float)
         self.time_fs = np.asarray(self.time_fs, dtype=float)
@@ -80,10 +82,12 @@ class Trajectory:
 
     @property
     def n_frames(self) -> int:
+        """Number of frames."""
         return len(self.positions)
 
     @property
     def n_atoms(self) -> int:
+        """Number of atoms."""
         return len(self.numbers)
 
     @property
@@ -100,6 +104,7 @@ class Trajectory:
 
     @property
     def symbols(self) -> list[str]:
+        """Chemical symbol of each atom."""
         from ase.data import chemical_symbols
 
         return [chemical_symbols[z] for z in self.numbers]
@@ -166,6 +171,7 @@ class Trajectory:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
+        """The trajectory of an :meth:`as_dict` form."""
         return cls._from_npz(io.BytesIO(base64.b64decode(data["npz_base64"])), "stored trajectory")
 
     def _arrays(self) -> dict[str, np.ndarray]:

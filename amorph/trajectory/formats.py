@@ -420,7 +420,7 @@ def from_ase(images: Iterable, source: str | Path = "ASE images") -> Trajectory:
             atoms = next(frames)
         except StopIteration:
             break
-        except Exception as exc:  # noqa: BLE001 - ase raises assorted types on damaged files
+        except Exception as exc:  # ase raises assorted types on damaged files
             raise TrajectoryError(
                 f"{source}: frame {frame}: unreadable ({type(exc).__name__}: {exc})"
             ) from None

@@ -45,6 +45,7 @@ class EOSFit(MSONable):
     rms_residual_GPa: float
 
     def pressure(self, volume: np.ndarray | float) -> np.ndarray | float:
+        """The pressure (GPa) at ``volume`` on the fitted curve."""
         if self.kind == "linear":
             return self.b0_GPa * (1 - np.asarray(volume) / self.v0_A3)
         return birch_murnaghan_pressure(volume, self.v0_A3, self.b0_GPa, self.b0_prime)

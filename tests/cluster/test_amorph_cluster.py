@@ -38,6 +38,7 @@ if str(HERE) not in sys.path:  # also works under --import-mode=importlib
     sys.path.insert(0, str(HERE))
 
 import services  # noqa: E402
+from builders import lj_options  # noqa: E402
 
 pytestmark = [
     pytest.mark.cluster,
@@ -118,7 +119,7 @@ class ProductionKill:
     def _run(self) -> None:
         try:
             self._kill_and_rerun()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test that joins
+        except BaseException as exc:  # reported by the test that joins
             self.error = exc
 
     def join(self, timeout: float) -> None:
@@ -321,8 +322,7 @@ def test_campaign_on_dask_workers_started_as_slurm_jobs(cluster, tmp_path):
     )
     t0 = time.monotonic()
     cp = amorph(
-        "campaign", str(compositions), "--engine", "lj_calculators:argon", "--preset", "demo",
-        "--min-distance", "3.0", "--temperatures", "100", "80", "--outputs", str(outputs),
+        "campaign", str(compositions), *lj_options(), "--outputs", str(outputs),
         "--executor", "slurm", "--workers", "2", "--slurm-partition", "debug",
         "--slurm-walltime", "00:20:00", "--slurm-memory", "2GB",
         env=env, cwd=tmp_path, timeout=540,

@@ -1,4 +1,6 @@
-"""The GPAW side of a parallel session, run on every MPI rank by the engine:
+"""The GPAW side of a parallel session, run on every MPI rank by the engine.
+
+It is started as:
 
     mpiexec -n N python -m amorph.md.gpaw.client REQUEST SOCKET
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 
 def main(request: str, socket: str) -> None:
+    """GPAW on the atoms of ``request``, answering amorph over ``socket`` (every rank runs it)."""
     import gpaw
     from ase import Atoms
     from ase.calculators.socketio import SocketClient

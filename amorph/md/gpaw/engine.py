@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -45,7 +45,7 @@ class GpawCalculator(Calculator):
     """GPAW with keyword arguments ``parameters`` as a plain ASE calculator: energy (the free
     energy), forces and stress together; an unconverged SCF is an ``EngineError``."""
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, parameters: dict[str, Any], log: Path | None = None, communicator=None):
         super().__init__()
@@ -57,6 +57,7 @@ class GpawCalculator(Calculator):
     def calculate(
         self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes
     ) -> None:
+        """Energy, forces and stress from GPAW; an unconverged SCF raises ``EngineError``."""
         from gpaw import KohnShamConvergenceError
 
         super().calculate(atoms, properties, system_changes)
@@ -119,6 +120,7 @@ class MPIGpawCalculator(SocketIOCalculator):
             )
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        """As ASE's socket calculator; ranks that stop are an ``EngineError`` saying why."""
         try:
             super().calculate(atoms, properties, system_changes)
         except OSError:  # the socket closed, or the launcher exited
@@ -137,10 +139,15 @@ class MPIGpawCalculator(SocketIOCalculator):
         return f"{reason} (output: {self.errors})"
 
     def close(self) -> None:
+        """Stop ranks that never connected, close the socket and remove the temporary folder."""
         server = self.server
-        if server is not None and server.proc is not None and server.proc.poll() is None:
-            if server.protocol is None:  # never connected: nothing will tell it to stop
-                server.proc.terminate()
+        if (
+            server is not None
+            and server.proc is not None
+            and server.proc.poll() is None
+            and server.protocol is None  # never connected: nothing will tell it to stop
+        ):
+            server.proc.terminate()
         super().close()
         for path in self.folder.iterdir():
             path.unlink()
@@ -162,12 +169,15 @@ class GpawEngine(ASEEngine):
         self.settings = settings
 
     def check_elements(self, symbols: list[str]) -> None:
+        """:meth:`GpawSettings.check_elements`: each element's minimum cutoff and dataset."""
         self.settings.check_elements(symbols)
 
     def check_cell(self, structure: Structure) -> None:
+        """:meth:`GpawSettings.check`: the elements, and the memory the cell needs."""
         self.settings.check(structure)
 
     def describe(self, structure: Structure) -> dict[str, Any]:
+        """:meth:`GpawSettings.describe`: code, cutoff, k-points, datasets, smearing, spin, SCF."""
         return self.settings.describe(structure)
 
     @contextmanager

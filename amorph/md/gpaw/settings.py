@@ -119,6 +119,7 @@ class GpawSettings(MSONable):
         return settings
 
     def validate(self) -> None:
+        """Raise ``InputError`` for settings that cannot work."""
         for name in ("cutoff_eV", "converged_cutoff_eV"):
             value = getattr(self, name)
             if value is not None:
@@ -135,21 +136,28 @@ class GpawSettings(MSONable):
 
     @property
     def n_ranks(self) -> int:
+        """MPI ranks: ``ranks``, else ``$SLURM_NTASKS``, else 1."""
         return self.ranks or int(os.environ.get("SLURM_NTASKS", "1"))
 
     @property
     def dataset_dir(self) -> Path:
+        """Where generated datasets go: ``setup_dir``, else :func:`default_setup_dir`."""
         return Path(self.setup_dir) if self.setup_dir else default_setup_dir()
 
     def cutoff(self, symbols: list[str]) -> float:
+        """Plane-wave cutoff (eV): ``cutoff_eV``, else the largest of ``symbols``' values in
+        :data:`CUTOFF_EV` (:data:`DEFAULT_CUTOFF_EV` for elements not in it)."""
         if self.cutoff_eV is not None:
             return self.cutoff_eV
         return max(CUTOFF_EV.get(symbol, DEFAULT_CUTOFF_EV) for symbol in symbols)
 
     def converged_cutoff(self, symbols: list[str]) -> float:
+        """Cutoff (eV) of the basis-set stress: ``converged_cutoff_eV``, else 1.5 × the cutoff."""
         return self.converged_cutoff_eV or CONVERGED_CUTOFF_FACTOR * self.cutoff(symbols)
 
     def kpoint_grid(self, structure: Structure) -> list[int]:
+        """``kpoints``, else ``ceil(L / a)`` points along each cell vector of length ``a``, L from
+        :data:`KPOINT_LENGTH_A`."""
         if self.kpoints is not None:
             return list(self.kpoints)
         ionic = bool(structure.composition.oxi_state_guesses(max_sites=-50))
@@ -162,6 +170,7 @@ class GpawSettings(MSONable):
         return {s: self.setups.get(s, SEMICORE.get(s, "paw")) for s in symbols}
 
     def spin(self, symbols: list[str]) -> bool:
+        """``spin_polarized``, else whether one of ``symbols`` is in :data:`MAGNETIC`."""
         if self.spin_polarized is not None:
             return self.spin_polarized
         return any(symbol in MAGNETIC for symbol in symbols)

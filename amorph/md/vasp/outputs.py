@@ -66,6 +66,8 @@ class MDOutput:
 
 
 def read_md_output(directory: Path) -> MDOutput:
+    """The finished run in ``directory``: its steps, pressures (NaN without stress) and CONTCAR
+    state; ``EngineError`` if they cannot be read or do not agree."""
     try:
         steps = read_vasprun(directory / "vasprun.xml")
     except TrajectoryError as exc:

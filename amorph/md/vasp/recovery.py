@@ -47,6 +47,7 @@ class UnconvergedStepHandler(NonConvergingErrorHandler):
     """Any ionic step whose SCF used all NELM steps, corrected by custodian's ALGO ladder."""
 
     def check(self, directory: str = "./") -> bool:
+        """Whether any ionic step used all NELM SCF steps (False while OSZICAR cannot be read)."""
         try:
             nelm = Incar.from_file(Path(directory) / "INCAR").get("NELM", _VASP_DEFAULT_NELM)
             steps = Oszicar(Path(directory) / "OSZICAR").electronic_steps
@@ -55,6 +56,7 @@ class UnconvergedStepHandler(NonConvergingErrorHandler):
         return any(len(step) >= nelm for step in steps)
 
     def correct(self, directory: str = "./") -> dict[str, Any]:
+        """The ALGO ladder's correction, its error named ``SCF unconverged at NELM``."""
         return {**super().correct(directory=directory), "errors": ["SCF unconverged at NELM"]}
 
 
@@ -63,6 +65,7 @@ class FreshJob(VaspJob):
     custodian's ``error.N.tar.gz``), which monitors would otherwise read as this attempt's."""
 
     def run(self, directory: str = "./"):
+        """Remove the last attempt's outputs, then start VASP."""
         for name in ATTEMPT_OUTPUTS:
             (Path(directory) / name).unlink(missing_ok=True)
         return super().run(directory=directory)
@@ -72,12 +75,13 @@ class ChunkJob(FreshJob):
     """A :class:`FreshJob` whose every attempt starts from the POSCAR written for the MD chunk."""
 
     def run(self, directory: str = "./"):
+        """Restore the chunk's POSCAR from POSCAR.orig, then start as a :class:`FreshJob`."""
         shutil.copyfile(Path(directory) / "POSCAR.orig", Path(directory) / "POSCAR")
         return super().run(directory=directory)
 
 
 def walltime_handler(wall_time_s: float | None, buffer_s: float) -> WalltimeHandler | None:
-    """custodian's ``WalltimeHandler`` for the job's walltime, ``None`` if it is not known."""
+    """A custodian ``WalltimeHandler`` for the job's walltime, ``None`` if it is not known."""
     handler = WalltimeHandler(wall_time=wall_time_s, buffer_time=buffer_s)
     return handler if handler.wall_time else None
 
@@ -123,7 +127,7 @@ def run_with_custodian(
 
 
 def corrections(run_log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """custodian's corrections of the last job, as plain data."""
+    """The corrections custodian logged for its last job, as plain data."""
     done = run_log[-1]["corrections"] if run_log else []
     return [{"errors": list(c["errors"]), "actions": c["actions"]} for c in done]
 

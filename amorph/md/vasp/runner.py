@@ -75,12 +75,15 @@ class VaspEngine(Engine):
         self.settings = settings
 
     def check_elements(self, symbols: list[str]) -> None:
+        """Raise ``EngineError`` for the first element whose POTCAR cannot be read."""
         self.settings.check_potcars(symbols)
 
     def describe(self, structure: Structure) -> dict[str, Any]:
+        """:meth:`VaspSettings.describe`, the same for every structure."""
         return self.settings.describe()
 
     def run_one(self, task: MDTask) -> MDResult:
+        """The task as VASP runs of ``chunk_steps`` steps, each going on from the last one's end."""
         return _ChunkedRun(self.settings, task).execute()
 
     def relax(

@@ -134,6 +134,7 @@ class VaspSettings(MSONable):
         return settings
 
     def potcar_symbol(self, element: str) -> str:
+        """The POTCAR of ``element``: ``potcar_settings``', else MPRelaxSet's, else its symbol."""
         return self.potcar_settings.get(element) or MPRelaxSet.CONFIG["POTCAR"].get(
             element, element
         )
@@ -179,6 +180,8 @@ class VaspSettings(MSONable):
 
     @property
     def corrects_basis(self) -> bool:
+        """Whether pressures get the basis-set correction: ``basis_correction``, else not with
+        ``paper`` inputs."""
         return self.inputs != "paper" if self.basis_correction is None else self.basis_correction
 
     def md_encut(self, structure: Structure) -> float:
@@ -252,4 +255,5 @@ class VaspSettings(MSONable):
         return MPRelaxSet(structure, user_incar_settings=incar, **self._common())
 
     def static_set(self, structure: Structure) -> MPStaticSet:
+        """MP static single point of ``structure`` with ``static_incar``."""
         return MPStaticSet(structure, user_incar_settings=self.static_incar, **self._common())
