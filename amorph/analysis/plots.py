@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from amorph.analysis.arrhenius import ArrheniusFit, ArrheniusPoints
 from amorph.analysis.compare import Comparison
-from amorph.analysis.diffusion import A2_PER_FS_TO_CM2_PER_S, Diffusivity
+from amorph.analysis.diffusion import A2_PER_FS_TO_CM2_PER_S
 from amorph.analysis.rdf import RDF
 
 
@@ -55,16 +57,38 @@ def plot_rdf(rdf: RDF, path: str | Path, title: str = "") -> Path:
     return save(fig, path)
 
 
+class MSDFit(Protocol):
+    """What :func:`plot_msd` reads of a fit: a
+    :class:`~amorph.analysis.diffusion.Diffusivity` or its stored document."""
+
+    @property
+    def D_cm2_s(self) -> float:
+        """Diffusivity in cm²/s."""
+
+    @property
+    def intercept_A2(self) -> float:
+        """Intercept of the fitted line in Å²."""
+
+    @property
+    def fit_start_ps(self) -> float:
+        """Start of the fit window in ps."""
+
+    @property
+    def fit_end_ps(self) -> float:
+        """End of the fit window in ps."""
+
+
 def plot_msd(
-    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    fits: Mapping[str, Diffusivity],
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    fits: Mapping[str, MSDFit],
     path: str | Path,
     title: str = "",
 ) -> Path:
     """MSD per species on log–log axes, with the fitted line over the shaded fit window.
 
     ``curves[species] = (lag_fs, msd_A2)``; ``fits[species]`` has ``D_cm2_s``, ``intercept_A2``,
-    ``fit_start_ps`` and ``fit_end_ps`` (a :class:`Diffusivity` or its stored document).
+    ``fit_start_ps`` and ``fit_end_ps`` (:class:`MSDFit`: a
+    :class:`~amorph.analysis.diffusion.Diffusivity` or its stored document).
     """
     fig, ax = figure()
     for symbol, (lag_fs, msd_A2) in curves.items():

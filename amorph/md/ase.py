@@ -60,7 +60,7 @@ class ForceCallCounter:
                 self.calls += 1
                 self.seconds += time.perf_counter() - start
 
-        calculator.calculate = timed_calculate
+        calculator.calculate = timed_calculate  # type: ignore[method-assign]  # wrapped on purpose
         return calculator
 
 
@@ -99,6 +99,7 @@ class ASEEngine(Engine):
     def session(self, structure: Structure, log: Path | None = None) -> Iterator[Calculator]:
         """The calculator for structures with the atoms and cell of ``structure``; ``log``: where
         a calculator that writes a log writes it."""
+        assert self.calculator is not None  # engines made without one override session()
         yield self.calculator
 
     def run_one(self, task: MDTask) -> MDResult:
@@ -125,6 +126,7 @@ class ASEEngine(Engine):
             atoms.set_positions(state.positions)
             atoms.set_momenta(state.momenta)
             dyn = self._dynamics(atoms, task, state.rng)
+            assert state.thermostat is not None  # start() gives integrated runs a thermostat
             _restore_chain(dyn, state.thermostat)
             calls, seconds = self.counter.calls, self.counter.seconds
             observer = _Observer(atoms, dyn, run, progress)
@@ -143,6 +145,7 @@ class ASEEngine(Engine):
                 run.end_chunk(
                     atoms.get_positions(), atoms.get_momenta(), _thermostat_state(dyn, state.rng)
                 )
+        assert run.result is not None  # the last chunk, or chunks() at the end, finished the run
         return run.result
 
     @staticmethod
@@ -277,4 +280,5 @@ def calculator_factory_engine(spec: EngineSpec) -> ASEEngine:
         raise EngineError(
             f"{spec.model} returned {type(calculator).__name__}, not an ASE calculator"
         )
+    assert spec.model is not None  # import_factory raises EngineError without one
     return ASEEngine(calculator, name=spec.model)

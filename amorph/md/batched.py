@@ -134,11 +134,17 @@ class BatchedEngine(Engine):
                 failures += self._run_group(group)
         if failures:
             raise failures[0]
-        return [done or run.result for run, done in zip(runs, results, strict=True)]
+        finished = []
+        for run, done in zip(runs, results, strict=True):
+            result = done or run.result
+            assert result is not None  # each run of a group ends in a result or a failure (raised)
+            finished.append(result)
+        return finished
 
     def _run_group(self, runs: list[Run]) -> list[MDInstabilityError]:
         """Run runs of one thermostat, as many at a time as the atom budget allows."""
-        pending, active, failures = deque(runs), [], []
+        pending, failures = deque(runs), []
+        active: list[Run] = []
         forces: dict[Run, torch.Tensor] = {}  # kept from one batch to the next
         with tqdm(
             total=sum(run.task.steps for run in runs),
@@ -156,7 +162,11 @@ class BatchedEngine(Engine):
                     if run.state is None:
                         run.start()
                         progress.update(run.step)
-                    active.append(run)
+                    run.finish_if_done()  # killed while joining its chunks: no step left to run
+                    if run.running:
+                        active.append(run)
+                if not active:
+                    continue
                 batch = _Batch(self.potential, active, forces)
                 while all(run.running for run in active):
                     batch.step()
@@ -193,6 +203,7 @@ def potential_factory_engine(spec: EngineSpec) -> BatchedEngine:
         raise EngineError(
             f"{spec.model} returned {type(potential).__name__}, not a BatchedPotential"
         )
+    assert spec.model is not None  # import_factory raises EngineError without one
     return BatchedEngine(potential, name=spec.model, max_atoms=max_atoms)
 
 
@@ -203,9 +214,9 @@ def _size(run: Run) -> int:
 def _systems(runs: list[Run], device: torch.device) -> Systems:
     """The runs' current positions, cells and atoms as one batch on ``device``."""
     return Systems.from_arrays(
-        [r.state.positions for r in runs],
-        [r.state.cell for r in runs],
-        [r.state.numbers for r in runs],
+        [r.current.positions for r in runs],
+        [r.current.cell for r in runs],
+        [r.current.numbers for r in runs],
         device,
     )
 
@@ -223,7 +234,7 @@ class _Batch:
         device = potential.device
         self.systems = _systems(runs, device)
         self.positions = self.systems.positions
-        states = [r.state for r in runs]
+        states = [r.current for r in runs]
         self.momenta, masses = (
             torch.from_numpy(np.concatenate(arrays)).to(device)
             for arrays in ([s.momenta for s in states], [s.masses for s in states])
@@ -304,6 +315,7 @@ class _Batch:
             except MDInstabilityError:  # kept as run.failure; the others go on
                 continue
             if run.sampled(step):
+                assert positions is not None  # copied above, as this step is sampled
                 atoms = positions[ends[b] - _size(run) : ends[b]]
                 run.add_frame(step, atoms, energy, temperature, virial_b, kinetic_b)
         ending = [b for b, r in enumerate(self.runs) if r.at_chunk_end and r.failure is None]
@@ -311,7 +323,7 @@ class _Batch:
             self.hand_back(ending)
             for b in ending:
                 run = self.runs[b]
-                run.end_chunk(run.state.positions, run.state.momenta)
+                run.end_chunk(run.current.positions, run.current.momenta)
 
     def hand_back(self, indices) -> None:
         """Hand the runs ``indices`` (positions in the batch) their current positions, momenta,
@@ -327,7 +339,8 @@ class _Batch:
             if b not in indices:
                 continue
             run = self.runs[b]
-            run.state.positions = positions.to("cpu", copy=True).numpy()
-            run.state.momenta = momenta.to("cpu", copy=True).numpy()
-            run.state.thermostat = self.integrator.state(b)
+            state = run.current
+            state.positions = positions.to("cpu", copy=True).numpy()
+            state.momenta = momenta.to("cpu", copy=True).numpy()
+            state.thermostat = self.integrator.state(b)
             self.kept[run] = forces

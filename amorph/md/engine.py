@@ -114,7 +114,7 @@ class ThermostatState(MSONable):
     @classmethod
     def langevin(cls, rng: np.random.Generator) -> ThermostatState:
         """The state of ``rng``, the generator of the Langevin noise."""
-        return cls("langevin", rng=rng.bit_generator.state)
+        return cls("langevin", rng=dict(rng.bit_generator.state))
 
     @classmethod
     def fresh(cls, kind: Thermostat, rng: np.random.Generator) -> ThermostatState:
@@ -248,6 +248,9 @@ class RunStats(MSONable):
         if start is None:
             start = int(n * settings.equilibration_fraction)
         eq = slice(min(start, n - 1), None)
+        # runs write energies, temperatures and both pressures for every frame (Run.add_frame)
+        assert trajectory.virial_pressures is not None and trajectory.kinetic_pressures is not None
+        assert trajectory.energies is not None and trajectory.temperatures is not None
         virial = trajectory.virial_pressures[eq]
         kinetic = trajectory.kinetic_pressures[eq]
         pressure = sample_mean(
@@ -456,7 +459,7 @@ class EngineSpec(MSONable):
             )
         return cls(kind=text, model=model, device=device)
 
-    def load(self) -> Engine:
+    def load(self) -> Engine:  # type: ignore[override]  # a spec loads its engine, not a file
         """The live engine, built once per process (a model is loaded once, not once per MD run).
 
         Whatever building it raises, beyond amorph's own one-line errors (a user's

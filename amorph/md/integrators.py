@@ -112,7 +112,8 @@ class BatchedLangevin(BatchedIntegrator):
         for rng, n in zip(self.rngs, self.counts, strict=True):
             xi.append(rng.standard_normal(size=(n, 3)))
             eta.append(rng.standard_normal(size=(n, 3)))
-        return tuple(torch.from_numpy(np.concatenate(parts)).to(like) for parts in (xi, eta))
+        xi_t, eta_t = (torch.from_numpy(np.concatenate(parts)).to(like) for parts in (xi, eta))
+        return xi_t, eta_t
 
     def step(
         self, positions: Tensor, momenta: Tensor, forces: Tensor, compute_forces: Forces

@@ -30,11 +30,12 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from ase import units
 from ase.data import atomic_masses
+from numpy.typing import ArrayLike
 from pymatgen.core import Lattice, Structure
 
 from amorph.errors import MDInstabilityError, TrajectoryError
@@ -55,7 +56,7 @@ def to_velocities(momenta: np.ndarray, masses: np.ndarray) -> np.ndarray:
     return momenta / masses[:, None] * units.fs
 
 
-def to_momenta(velocities: np.ndarray, masses: np.ndarray) -> np.ndarray:
+def to_momenta(velocities: ArrayLike, masses: np.ndarray) -> np.ndarray:
     """Momenta in ASE units from velocities in Å/fs."""
     return masses[:, None] * (np.asarray(velocities, dtype=float) / units.fs)
 
@@ -110,7 +111,7 @@ class RunState:
         """The state the next run starts from: positions wrapped into the cell, velocities in
         Å/fs."""
         structure = Structure(
-            Lattice(self.cell), self.numbers, self.positions, coords_are_cartesian=True,
+            Lattice(self.cell), self.numbers.tolist(), self.positions, coords_are_cartesian=True,
             to_unit_cell=True,
         )  # fmt: skip
         velocities = to_velocities(self.momenta, self.masses).tolist()
@@ -213,8 +214,8 @@ class Run:
         checkpoint = self._read_checkpoint()
         if checkpoint is not None:
             positions, momenta = checkpoint["positions"], checkpoint["momenta"]
-            thermostat = checkpoint["thermostat"] and ThermostatState.from_dict(
-                checkpoint["thermostat"]
+            thermostat = checkpoint["thermostat"] and cast(
+                ThermostatState, ThermostatState.from_dict(checkpoint["thermostat"])
             )
             self.step = min(checkpoint["chunks_done"] * self.chunk_steps, task.steps)
         else:
@@ -223,6 +224,7 @@ class Run:
         if thermostat is None or thermostat.kind != kind:
             thermostat = ThermostatState.fresh(kind, rng)
         elif kind == "langevin":
+            assert thermostat.rng is not None  # a Langevin state is its generator's (langevin())
             rng.bit_generator.state = thermostat.rng
         self.state = RunState(
             positions,
@@ -235,10 +237,24 @@ class Run:
         )
         return self.state
 
+    @property
+    def current(self) -> RunState:
+        """:attr:`state`, for the steps that come after :meth:`start`."""
+        assert self.state is not None, "the run has not started"
+        return self.state
+
     def chunks(self) -> Iterator[int]:
-        """The lengths in steps of the chunks still to run, from the current step on."""
+        """The lengths in steps of the chunks still to run, from the current step on; a run with
+        none left but no result yet is finished after them (:meth:`finish_if_done`)."""
         while self.step < self.task.steps:
             yield self.chunk_length(self.step // self.chunk_steps)
+        self.finish_if_done()
+
+    def finish_if_done(self) -> None:
+        """Finish into :attr:`result` a run with every step done but no result: one killed while
+        joining its chunks, whose last checkpoint counts them all."""
+        if self.step == self.task.steps and self.running:
+            self.result = self._finish()
 
     def sampled(self, step: int) -> bool:
         """Whether the frame after ``step`` steps is stored."""
@@ -285,7 +301,7 @@ class Run:
         """Write the chunk that ends at the current step and a checkpoint of the state at its end
         (each file atomically: a checkpoint never points past the chunks on disk); at the last
         step, finish the run into :attr:`result`."""
-        state = self.state
+        state = self.current
         state.positions, state.momenta = positions, momenta
         if thermostat is not None:
             state.thermostat = thermostat
@@ -313,9 +329,9 @@ class Run:
         positions, time_fs, energies, temperatures, virial, kinetic = columns
         notes, self.chunk_notes = self.chunk_notes, {}
         return Trajectory(
-            numbers=self.state.numbers,
+            numbers=self.current.numbers,
             positions=positions,
-            cells=self.state.cell,
+            cells=self.current.cell,
             time_fs=time_fs,
             energies=energies,
             temperatures=temperatures,
@@ -361,7 +377,7 @@ class Run:
             **self.metadata,
             **notes,
             "complete": True,
-            "final_state": self.state.md_state().as_dict(),
+            "final_state": self.current.md_state().as_dict(),
         }
         trajectory.save(self.final_path)
         for i in range(self.n_chunks):
@@ -374,18 +390,26 @@ class Run:
             wall_time_s=time.perf_counter() - self.started,
         )
 
-    def _result(self, trajectory: Trajectory, **timing: float) -> MDResult:
-        """The task's result from its complete trajectory; ``timing``: ``MDResult``'s counters."""
+    def _result(
+        self,
+        trajectory: Trajectory,
+        n_force_calls: int = 0,
+        force_time_s: float = 0.0,
+        wall_time_s: float = 0.0,
+    ) -> MDResult:
+        """The task's result from its complete trajectory, with ``MDResult``'s counters."""
         final = trajectory.metadata["final_state"]
         if "structure" not in final:  # a run completed before final states held their structure
             final = {**final, "structure": trajectory.structure(-1).as_dict()}
         return MDResult(
-            final_state=MDState.from_dict(final),
+            final_state=cast(MDState, MDState.from_dict(final)),
             stats=RunStats.from_trajectory(trajectory, self.task.settings),
             trajectory_path=str(self.final_path.resolve()),
             steps=self.task.steps,
             time_step_fs=self.task.time_step_fs,
-            **timing,
+            n_force_calls=n_force_calls,
+            force_time_s=force_time_s,
+            wall_time_s=wall_time_s,
         )
 
 

@@ -127,7 +127,8 @@ class BatchedPotential(ABC):
 class PotentialCalculator(Calculator):
     """A batched potential as an ASE calculator of one structure, for relaxations and statics."""
 
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+    # a class constant, though ASE's BaseCalculator annotates it without ClassVar (RUF012)
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]  # type: ignore[misc]
 
     def __init__(self, potential: BatchedPotential):
         super().__init__()

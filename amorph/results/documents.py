@@ -265,7 +265,7 @@ def rdf_document(rdf: RDF) -> RDFDoc:
 
 def rdf_from_document(doc: RDFDoc) -> RDF:
     """The :class:`~amorph.analysis.rdf.RDF` a document was made from (for plots and shells)."""
-    pairs = [tuple(name.split("-")) for name in doc.pairs]
+    pairs = [(a, b) for a, b in (name.split("-") for name in doc.pairs)]
     counts = {}
     for (a, b), c in zip(pairs, doc.counts, strict=True):
         counts[(a, b)] = counts[(b, a)] = np.asarray(c)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import orjson
 from jobflow import JobStore
+from maggma.core import Store
 
 from amorph.errors import StoreError
+from amorph.results.sqlite_store import SQLiteStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ def import_legacy(store: JobStore, directory: Path, names: list[str]) -> None:
     Upserts by key, so an import interrupted before the renames, or run by two processes at once,
     is harmless.
     """
-    targets = {"jobs.json": store.docs_store, "data.json": store.additional_stores["data"]}
+    stores: dict[str, Store] = store.additional_stores  # type: ignore[has-type]  # unannotated in jobflow
+    targets = {"jobs.json": store.docs_store, "data.json": stores["data"]}
     counts = {}
     for name in names:
         docs = _read_legacy(directory / name, LEGACY_KEYS[name])
@@ -60,9 +63,11 @@ def import_legacy(store: JobStore, directory: Path, names: list[str]) -> None:
     for name in counts:
         with contextlib.suppress(FileNotFoundError):
             (directory / name).replace(directory / f"{name}.imported")
+    database = store.docs_store
+    assert isinstance(database, SQLiteStore)  # the embedded store's, which alone imports them
     logger.warning(
         "imported the old JSON store in %s (%s) into %s; the JSON files are kept as *.imported",
         directory,
         ", ".join(f"{name}: {n} documents" for name, n in counts.items()),
-        store.docs_store.path,
+        database.path,
     )

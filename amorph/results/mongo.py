@@ -4,6 +4,7 @@ within seconds with one line naming host and port."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jobflow import JobStore
 from maggma.core import Store
@@ -15,7 +16,7 @@ from amorph.errors import StoreError
 PING_TIMEOUT_MS = 3000
 
 
-def _address(store: Store) -> str:
+def _address(store: Any) -> str:  # a MongoDB store of maggma's (host and port, or a URI)
     uri = getattr(store, "uri", None)
     if uri:
         return uri.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
@@ -25,7 +26,8 @@ def _address(store: Store) -> str:
 def ping_servers(store: JobStore, path: Path) -> None:
     """Ping each MongoDB server of ``store`` once, through a copy with short timeouts."""
     seen = set()
-    for part in [store.docs_store, *store.additional_stores.values()]:
+    stores: dict[str, Store] = store.additional_stores  # type: ignore[has-type]  # unannotated in jobflow
+    for part in [store.docs_store, *stores.values()]:
         if not hasattr(part, "mongoclient_kwargs") or _address(part) in seen:
             continue
         seen.add(_address(part))

@@ -226,7 +226,7 @@ class StageDoc(BaseModel):
     trajectory: TrajectoryRef
     second_opinion: SecondOpinionDoc | None = None
     surrogate_disagreement: bool | None = Field(
-        None, description="the second opinion implies a volume shift beyond its tolerance"
+        default=None, description="the second opinion implies a volume shift beyond its tolerance"
     )
 
     @field_serializer("structure", when_used="json")

@@ -546,6 +546,7 @@ class SQLiteStore(Store):
                         "INSERT INTO documents (collection, doc) VALUES (?, ?)",
                         (self.collection_name, blob),
                     ).lastrowid
+                    assert doc_id is not None  # an INSERT sets lastrowid
                 else:
                     doc_id = old[0]
                     conn.execute("UPDATE documents SET doc = ? WHERE id = ?", (blob, doc_id))

@@ -81,7 +81,8 @@ def average_bulk_modulus(composition: Composition) -> float:
     """The atomic-fraction average of the published element bulk moduli (GPa), the paper's
     ``avg_B_with_Li`` descriptor; NaN where an element has none."""
     moduli = [element_property("B", el.symbol) for el in composition.elements]
-    if None in moduli:
+    known = [b for b in moduli if b is not None]
+    if len(known) < len(moduli):
         return math.nan
     fractions = [composition.get_atomic_fraction(el) for el in composition.elements]
-    return float(sum(x * b for x, b in zip(fractions, moduli, strict=True)))
+    return float(sum(x * b for x, b in zip(fractions, known, strict=True)))

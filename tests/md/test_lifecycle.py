@@ -128,3 +128,26 @@ def test_what_a_killed_run_was_writing_is_removed_by_the_next_run(tmp_path, engi
     live.run_one(task(tmp_path, steps=20, chunk=10))
     assert not any(path.exists() for path in stale) and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".npz") == ["md.npz"]
+
+
+def _killed_while_joining(cls, parts):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("engine", ["ase", "batched"])
+def test_a_run_killed_while_joining_its_chunks_is_joined_by_the_next(tmp_path, monkeypatch, engine):
+    """Killed after its last checkpoint but before its final trajectory, the run is finished from
+    its chunks by the next run of the task, no step taken again."""
+    reference = ASEEngine(argon(), "lj").run_one(task(tmp_path / "ref"))
+    with monkeypatch.context() as patch:
+        patch.setattr(Trajectory, "concatenate", classmethod(_killed_while_joining))
+        with pytest.raises(KeyboardInterrupt):
+            ASEEngine(argon(), "lj").run_one(task(tmp_path / "run"))
+    assert not (tmp_path / "run" / "md.npz").exists()
+    live = {"ase": ASEEngine(argon(), "lj"), "batched": BatchedEngine(TorchArgon(), "lj")}[engine]
+    resumed = live.run_one(task(tmp_path / "run"))
+    assert resumed.n_force_calls == 0
+    a, b = Trajectory.load(reference.trajectory_path), Trajectory.load(resumed.trajectory_path)
+    assert np.abs(a.positions - b.positions).max() < 1e-9 and b.metadata["complete"]
+    left = sorted(p.name for p in (tmp_path / "run").iterdir() if p.suffix == ".npz")
+    assert left == ["md.npz"]  # the chunks and the checkpoint removed

@@ -45,7 +45,8 @@ class GpawCalculator(Calculator):
     """GPAW with keyword arguments ``parameters`` as a plain ASE calculator: energy (the free
     energy), forces and stress together; an unconverged SCF is an ``EngineError``."""
 
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+    # a class constant, though ASE's BaseCalculator annotates it without ClassVar (RUF012)
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]  # type: ignore[misc]
 
     def __init__(self, parameters: dict[str, Any], log: Path | None = None, communicator=None):
         super().__init__()
@@ -193,6 +194,7 @@ class GpawEngine(ASEEngine):
             log.parent.mkdir(parents=True, exist_ok=True)
         if settings.n_ranks > 1:
             _check_parallel()
+        calculator: Calculator
         if settings.n_ranks == 1:
             _use_datasets(settings.dataset_dir)
             calculator = GpawCalculator(parameters, log)

@@ -47,10 +47,11 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from monty.json import MSONable
 from pymatgen.core import Structure
@@ -294,12 +295,20 @@ def generate_dataset(symbol: str, folder: Path) -> Path:
 
 
 def valence(symbol: str, name: str, generated: Path) -> int:
-    """Valence electrons of a dataset, from its file."""
+    """Valence electrons of a dataset, from its file; ``InputError`` if there is none."""
     path = dataset_file(symbol, name, generated)
-    opener = gzip.open if path.suffix == ".gz" else open
+    if path is None:  # describe() may come before check_datasets()
+        raise InputError(
+            f"GPAW has no PAW-PBE dataset for {symbol} (looked in "
+            f"{', '.join(str(p) for p in setup_paths(generated))})"
+        )
+    opener: Callable[..., IO[str]] = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as handle:
         head = handle.read(4000)
-    return int(float(re.search(r'valence="([\d.]+)"', head).group(1)))
+    found = re.search(r'valence="([\d.]+)"', head)
+    if found is None:
+        raise EngineError(f"{path} does not give the dataset's valence")
+    return int(float(found.group(1)))
 
 
 def memory_bytes(structure: Structure, settings: GpawSettings) -> float:

@@ -186,7 +186,7 @@ def run_in_fresh_directory(
 
     if directory.exists():
         shutil.rmtree(directory)  # what an interrupted attempt left
-    input_set.write_input(directory)
+    input_set.write_input(str(directory))
     try:
         return run_with_custodian(
             settings.command,
@@ -241,6 +241,7 @@ class _ChunkedRun:
                 self._run_chunk(index, steps)
             except EngineError as exc:
                 raise type(exc)(f"{self.where(index)}: {exc}") from None
+        assert run.result is not None  # the last chunk, or chunks() at the end, finished the run
         return run.result
 
     def _check_walltime(self) -> None:
@@ -260,9 +261,9 @@ class _ChunkedRun:
         from amorph.md.vasp.recovery import md_handlers
 
         self._check_walltime()
-        run, state = self.run, self.run.state
+        run, state = self.run, self.run.current
         directory = self.chunk_dir(index)
-        structure = run.state.md_state().structure
+        structure = state.md_state().structure
         structure.add_site_property(
             "velocities", to_velocities(state.momenta, state.masses).tolist()
         )
@@ -288,6 +289,9 @@ class _ChunkedRun:
             )
         output = read_md_output(directory)
         frames = output.steps
+        energies, temperatures = frames.energies, frames.temperatures
+        if energies is None or temperatures is None:
+            raise EngineError(f"{directory}: vasprun.xml lacks a step's energy or kinetic energy")
         if not np.array_equal(frames.numbers, state.numbers):
             raise EngineError(
                 f"{directory}: VASP's atoms are not those of the POSCAR written for it"
@@ -304,12 +308,12 @@ class _ChunkedRun:
                 run.add_frame(
                     run.step,
                     positions[i],
-                    frames.energies[i],
-                    frames.temperatures[i],
+                    energies[i],
+                    temperatures[i],
                     output.virial_pressures_GPa[i],
                     kinetic[i],
                 )
-            run.advance(frames.energies[i], frames.temperatures[i])
+            run.advance(energies[i], temperatures[i])
         run.force_calls += steps
         run.chunk_notes["vasp_corrections"] = corrections
         run.end_chunk(end_positions, to_momenta(output.end_velocities, state.masses))
@@ -329,7 +333,7 @@ def _in_vasp_order(task: MDTask) -> MDState:
     )
     ordered = bare.get_sorted_structure()
     bare = Structure(ordered.lattice, ordered.species, ordered.frac_coords)
-    return MDState(bare, ordered.site_properties["velocities"])
+    return MDState(bare, list(ordered.site_properties["velocities"]))
 
 
 MD_TAGS = ("IBRION", "NSW", "POTIM", "TEBEG", "TEEND", "MDALGO", "SMASS", "ISIF", "NBLOCK")
