@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -111,6 +112,46 @@ def pressures(engine, frames, folder: Path) -> np.ndarray:
     return np.array([p.virial_pressure_GPa for p in engine.evaluate(frames, folder)])
 
 
+def frame_key(frame, settings: str) -> str:
+    """A digest of ``frame`` (cell, positions to 1e-6 Å, atoms) and the ``settings`` it is
+    computed with."""
+    data = np.round(np.concatenate([frame.lattice.matrix.ravel(), frame.cart_coords.ravel()]), 6)
+    text = f"{settings} {frame.atomic_numbers}".encode()
+    return hashlib.sha256(data.tobytes() + text).hexdigest()[:20]
+
+
+def cached(folder: Path, frames, settings: str, compute) -> np.ndarray:
+    """``compute(frames)`` (pressures, GPa), kept in ``folder/pressures.json`` by frame and
+    settings, with the seconds each took: a rerun computes only what it has not seen."""
+    path = folder / "pressures.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    keys = [frame_key(frame, settings) for frame in frames]
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    if missing:
+        clock = time.perf_counter()
+        values = compute([frames[i] for i in missing])
+        seconds = (time.perf_counter() - clock) / len(missing)
+        known |= {
+            keys[i]: {"P_GPa": float(v), "s": seconds} for i, v in zip(missing, values, strict=True)
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=1))
+    return np.array([known[key]["P_GPa"] for key in keys])
+
+
+def dft_pressures(engine, frames, folder: Path) -> np.ndarray:
+    """:func:`pressures` of a DFT engine, :func:`cached` in ``folder``."""
+    settings = json.dumps(engine.describe(frames[0]), sort_keys=True, default=str)
+    return cached(folder, frames, settings, lambda todo: pressures(engine, todo, folder))
+
+
+def seconds_per_point(folder: Path) -> float:
+    """The mean seconds per single point of those computed (not read back) in ``folder``."""
+    known = json.loads((folder / "pressures.json").read_text()).values()
+    seconds = [point["s"] for point in known if point["s"] is not None]
+    return float(np.mean(seconds)) if seconds else math.nan
+
+
 def pressure_at_cutoff(gpaw, frame, cutoff_eV: float, log: Path) -> float:
     """GPAW's virial pressure on ``frame`` at ``cutoff_eV``, through the engine's session: the
     engine option ``cutoff_eV`` refuses the cutoffs below an element's minimum (O 700, N 800 eV)
@@ -154,9 +195,8 @@ def bench_composition(formula: str, v_aimd: float, args, gpaw, surrogates, folde
     mean, p_dft = {}, {}
     for where, frames in sets.items():
         volume = frames[0].volume / n_atoms
-        clock = time.perf_counter()
-        p_dft[where] = pressures(gpaw, frames, folder / f"gpaw_{where}")
-        row[f"gpaw_s_per_point_{where}"] = (time.perf_counter() - clock) / len(frames)
+        p_dft[where] = dft_pressures(gpaw, frames, folder / f"gpaw_{where}")
+        row[f"gpaw_s_per_point_{where}"] = seconds_per_point(folder / f"gpaw_{where}")
         row[f"P_dft_{where}"], row[f"P_dft_sem_{where}"] = mean_sem(p_dft[where])
         mean[("dft", where)] = (volume, row[f"P_dft_{where}"])
         for name, engine in surrogates.items():
@@ -167,12 +207,23 @@ def bench_composition(formula: str, v_aimd: float, args, gpaw, surrogates, folde
     for name in ("dft", *surrogates):
         row[f"V0_{name}"] = zero_volume(*mean[(name, "aimd")], *mean[(name, "chgnet")])
     p_frame = float(p_dft["aimd"][0])  # on ``frame``
-    row["basis_stress_low_cutoff_GPa"] = p_frame - pressure_at_cutoff(
-        gpaw, frame, args.low_cutoff, folder / "low" / "evaluate.log"
+    settings = (
+        json.dumps(gpaw.describe(frame), sort_keys=True, default=str)
+        + f" cutoff {args.low_cutoff:g}"
     )
+    low = cached(
+        folder / "low",
+        [frame],
+        settings,
+        lambda todo: [
+            pressure_at_cutoff(gpaw, todo[0], args.low_cutoff, folder / "low" / "evaluate.log")
+        ],
+    )
+    row["basis_stress_low_cutoff_GPa"] = p_frame - float(low[0])
     if args.kpoints and formula == args.compositions[0]:
         dense = EngineSpec("gpaw", options={**gpaw_options(args), "kpoints": [2, 2, 2]}).load()
-        row["kpoint_effect_GPa"] = float(pressures(dense, [frame], folder / "k222")[0]) - p_frame
+        dense_p = dft_pressures(dense, [frame], folder / "k222")
+        row["kpoint_effect_GPa"] = float(dense_p[0]) - p_frame
     return row
 
 
@@ -198,7 +249,7 @@ def md_bias(args, gpaw, folder: Path) -> dict:
         .run_one(MDTask(hot.final_state, TEMPERATURE_K, 1000, settings, folder / "chgnet", seed=3))
     )
     frames = frames_at(Trajectory.load(chgnet_run.trajectory_path), args.frames)
-    on_frames = pressures(gpaw, frames, folder / "points")
+    on_frames = dft_pressures(gpaw, frames, folder / "points")
     clock = time.perf_counter()
     dft_run = gpaw.run_one(
         MDTask(chgnet_run.final_state, TEMPERATURE_K, args.md_steps, settings, folder / "gpaw_md")
@@ -235,6 +286,9 @@ def main() -> None:
     parser.add_argument("--kpoints", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--md-steps", type=int, default=150)
     parser.add_argument("--md-atoms", type=int, default=12)
+    parser.add_argument(
+        "--md-kpoints", type=int, nargs=3, help="k-points of the MD check (default: the rule's)"
+    )
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2, help="of CHGNet's protocol runs")
     parser.add_argument("--outputs", default="bench_dft")
@@ -247,7 +301,9 @@ def main() -> None:
         bench_composition(f, volumes[f], args, gpaw, surrogates, folder / f)
         for f in args.compositions
     ]
-    bias = md_bias(args, gpaw, folder / "md_bias") if args.md_steps else {}
+    md_options = gpaw_options(args) | ({"kpoints": args.md_kpoints} if args.md_kpoints else {})
+    md_gpaw = EngineSpec("gpaw", options=md_options).load()
+    bias = md_bias(args, md_gpaw, folder / "md_bias") if args.md_steps else {}
     print(
         f"\n{'formula':8} {'V AIMD':>7} {'V PBE':>7} {'V CHGNet':>8} {'(protocol)':>10} "
         f"{'V 7net':>7} {'P_PBE at V_AIMD':>16} {'CHGNet-PBE':>11} {'7net-PBE':>9} {'basis':>6}"
