@@ -13,13 +13,15 @@ For each shared reference composition (Li2O, Li3N, LiAlO2, LiZn) at 2000 K:
    ENMAX; below the cutoffs the engine refuses for runs of O and N), and for the first composition
    the k-point effect (the rule's grid against 2×2×2).
 5. ``--md-steps``: the sampling bias of single points on surrogate frames: a short GPAW MD of a
-   small Li2O cell (``--md-atoms``) at the AIMD volume, from CHGNet's liquid there, against GPAW
-   single points on CHGNet frames of the same cell.
+   small Li2O cell (``--md-atoms``, ``--md-kpoints``) at the AIMD volume, from CHGNet's liquid
+   there, against GPAW single points on ``--md-frames`` CHGNet frames of the same cell.
 
     python scripts/bench_dft_audit.py                    # hours on a 2-core CPU (2 MPI ranks)
     python scripts/bench_dft_audit.py --frames 2 --compositions Li2O --md-steps 0   # a quick look
 
-Prints one table and a JSON line; every number comes from this run (and the stored CHGNet runs).
+Prints one table and a JSON line. Every number comes from this command: the CHGNet runs and the
+DFT single points (by frame and settings) are kept under ``--outputs``, so a rerun computes only
+what it has not.
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ def md_bias(args, gpaw, folder: Path) -> dict:
         .load()
         .run_one(MDTask(hot.final_state, TEMPERATURE_K, 1000, settings, folder / "chgnet", seed=3))
     )
-    frames = frames_at(Trajectory.load(chgnet_run.trajectory_path), args.frames)
+    frames = frames_at(Trajectory.load(chgnet_run.trajectory_path), args.md_frames)
     on_frames = dft_pressures(gpaw, frames, folder / "points")
     clock = time.perf_counter()
     dft_run = gpaw.run_one(
@@ -258,6 +260,7 @@ def md_bias(args, gpaw, folder: Path) -> dict:
     return {
         "md_atoms": args.md_atoms,
         "md_steps": args.md_steps,
+        "md_frames": args.md_frames,
         "P_gpaw_md": dft_run.stats.pressure_GPa,
         "P_gpaw_md_sem": dft_run.stats.pressure_sem_GPa,
         "P_gpaw_on_chgnet_frames": float(on_frames.mean()),
@@ -286,6 +289,7 @@ def main() -> None:
     parser.add_argument("--kpoints", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--md-steps", type=int, default=150)
     parser.add_argument("--md-atoms", type=int, default=12)
+    parser.add_argument("--md-frames", type=int, default=10, help="CHGNet frames of the MD check")
     parser.add_argument(
         "--md-kpoints", type=int, nargs=3, help="k-points of the MD check (default: the rule's)"
     )
