@@ -9,7 +9,7 @@ amorph on ``--ranks`` MPI ranks (GPAW behind the socket). Each does one SCF from
 process, and the ratio of amorph's step time to the peer's.
 
     python scripts/bench_gpaw.py --atoms 33 --steps 3
-    python scripts/bench_gpaw.py --atoms 99 --steps 1 --variants amorph-mpi   # ~20 min on 2 cores
+    python scripts/bench_gpaw.py --atoms 99 --steps 1 --variants amorph-mpi   # ~25 min on 2 cores
 """
 
 from __future__ import annotations
