@@ -31,6 +31,7 @@ COMMANDS = (
     "publish",
     "compare",
     "audit",
+    "tune",
 )
 
 

@@ -94,7 +94,12 @@ def frames_at(trajectory: Trajectory, count: int) -> list:
 
 
 def nvt_frames(structure, volume_A3: float, args, folder: Path) -> list:
-    """CHGNet NVT at ``volume_A3`` from ``structure`` (scaled), frames of its second half."""
+    """``args.frames`` frames of the second half of :func:`nvt_trajectory`."""
+    return frames_at(nvt_trajectory(structure, volume_A3, args, folder), args.frames)
+
+
+def nvt_trajectory(structure, volume_A3: float, args, folder: Path) -> Trajectory:
+    """CHGNet NVT at ``volume_A3`` from ``structure`` (scaled), ``args.production_ps`` long."""
     scaled = structure.copy()
     scaled.scale_lattice(volume_A3)
     task = MDTask(
@@ -105,8 +110,7 @@ def nvt_frames(structure, volume_A3: float, args, folder: Path) -> list:
         folder,
         seed=1,
     )
-    result = EngineSpec("chgnet").load().run_one(task)
-    return frames_at(Trajectory.load(result.trajectory_path), args.frames)
+    return Trajectory.load(EngineSpec("chgnet").load().run_one(task).trajectory_path)
 
 
 def pressures(engine, frames, folder: Path) -> np.ndarray:
@@ -124,20 +128,18 @@ def frame_key(frame, settings: str) -> str:
 
 def cached(folder: Path, frames, settings: str, compute) -> np.ndarray:
     """``compute(frames)`` (pressures, GPa), kept in ``folder/pressures.json`` by frame and
-    settings, with the seconds each took: a rerun computes only what it has not seen."""
+    settings, with the seconds each took, one frame at a time: a rerun computes only what it has
+    not seen."""
     path = folder / "pressures.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     keys = [frame_key(frame, settings) for frame in frames]
-    missing = [i for i, key in enumerate(keys) if key not in known]
-    if missing:
-        clock = time.perf_counter()
-        values = compute([frames[i] for i in missing])
-        seconds = (time.perf_counter() - clock) / len(missing)
-        known |= {
-            keys[i]: {"P_GPa": float(v), "s": seconds} for i, v in zip(missing, values, strict=True)
-        }
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(known, indent=1))
+    for frame, key in zip(frames, keys, strict=True):
+        if key not in known:
+            clock = time.perf_counter()
+            (value,) = compute([frame])
+            known[key] = {"P_GPa": float(value), "s": time.perf_counter() - clock}
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(known, indent=1))
     return np.array([known[key]["P_GPa"] for key in keys])
 
 

@@ -7,6 +7,7 @@ exported from it to ``outputs/results/<formula>/`` (files and plots); ``amorph d
 from __future__ import annotations
 
 import argparse
+import sys
 
 from amorph.commands import (
     add_audit_options,
@@ -14,7 +15,9 @@ from amorph.commands import (
     add_store_options,
     audit_maker,
     engine_spec,
+    int_at_least,
 )
+from amorph.errors import InputError
 from amorph.files import json_text
 
 
@@ -25,6 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("formula", help="composition, e.g. Li2SiO3")
     add_protocol_options(parser)
+    parser.add_argument(
+        "--tune-with",
+        metavar="ENGINE",
+        help="DFT engine (gpaw, vasp) of the audit/tune loop: audit every stage, tune CHGNet on "
+        "the audits' frames and run again while an audit disagrees (--audit-* options apply)",
+    )
+    parser.add_argument(
+        "--tune-rounds",
+        type=int_at_least(1),
+        default=2,
+        help="most tunings of the --tune-with loop (default 2)",
+    )
     parser.add_argument("--json", action="store_true", help="print the stage documents as JSON")
     parser.set_defaults(func=run)
 
@@ -121,9 +136,36 @@ def run(args: argparse.Namespace) -> int:
     from amorph.structure.composition import parse_composition
 
     outputs = Outputs(args.outputs, args.store)
-    maker = protocol(args, run_dir=str(outputs.runs))
     composition = parse_composition(args.formula, whole=True)
-    entry = run_composition(maker, composition, outputs, force=args.force, log=args.verbose)
+    if args.tune_with:
+        from amorph.managers.local import run_tuning
+        from amorph.potentials.tuning import TuneSettings
+
+        if args.audit not in (None, args.tune_with):
+            raise InputError(f"--audit {args.audit} and --tune-with {args.tune_with}: choose one")
+        args.audit = args.tune_with
+
+        def make_maker(model: str | None):
+            args.model = model or args.model
+            return protocol(args, run_dir=str(outputs.runs))
+
+        entries = run_tuning(
+            make_maker, composition, outputs, TuneSettings(), args.tune_rounds, args.force,
+            args.verbose,
+        )  # fmt: skip
+        for round_, done in enumerate(entries):
+            model = done.stages[0].doc.engine_model or "stock CHGNet"
+            differences = ", ".join(
+                f"{s.doc.temperature_K:.0f} K {s.audit.pressure_difference_GPa:+.2f} ± "
+                f"{s.audit.pressure_difference_sem_GPa:.2f}"
+                for s in done.stages
+                if s.audit
+            )
+            print(f"round {round_} ({model}): P - P_DFT (GPa) {differences}", file=sys.stderr)
+        entry = entries[-1]
+    else:
+        maker = protocol(args, run_dir=str(outputs.runs))
+        entry = run_composition(maker, composition, outputs, force=args.force, log=args.verbose)
     if args.json:
         print(json_text([stage.summary for stage in entry.stages]))
     else:

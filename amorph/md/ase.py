@@ -77,8 +77,10 @@ class ASEEngine(Engine):
         calculator: Calculator | None,
         name: str,
         supported_numbers: set[int] | None = None,
+        description: dict[str, Any] | None = None,
     ):
         self.name = name
+        self.description = description
         self.counter = ForceCallCounter()
         self.calculator = None if calculator is None else self.counter.instrument(calculator)
         self.supported_numbers = supported_numbers

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,14 +52,23 @@ class BatchedEngine(Engine):
 
     batches = True
 
-    def __init__(self, potential: BatchedPotential, name: str, max_atoms: int | None = None):
+    def __init__(
+        self,
+        potential: BatchedPotential,
+        name: str,
+        max_atoms: int | None = None,
+        description: dict[str, Any] | None = None,
+    ):
         self.name = name
+        self.description = description
         self.potential = potential
         self.max_atoms = max_atoms
         supported = (
             None if potential.supported_numbers is None else set(potential.supported_numbers)
         )
-        self.calculator_engine = ASEEngine(PotentialCalculator(potential), name, supported)
+        self.calculator_engine = ASEEngine(
+            PotentialCalculator(potential), name, supported, description
+        )
         self.calculator = self.calculator_engine.calculator
 
     def check_elements(self, symbols: list[str]) -> None:

@@ -316,6 +316,7 @@ class Engine(ABC):
 
     name: str = "engine"
     batches: bool = False  # True when one call of run(tasks) advances its tasks together
+    description: dict[str, Any] | None = None  # what :meth:`describe` returns (a model's hash)
 
     def run(self, tasks: list[MDTask]) -> list[MDResult]:
         """Run ``tasks`` (independent of one another) and return their results in order."""
@@ -341,7 +342,7 @@ class Engine(ABC):
         """The settings that decide this engine's numbers for ``structure`` (a DFT code's cutoff,
         k-points and datasets, a model's hash), JSON-ready: part of every run's fingerprint and
         of the stage documents. Empty for engines whose name says it all."""
-        return {}
+        return dict(self.description or {})
 
     def relax(
         self,

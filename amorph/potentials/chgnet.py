@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+from dataclasses import replace
 from itertools import zip_longest
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +34,7 @@ from amorph.md.batched import BatchedEngine
 from amorph.md.engine import EngineSpec
 from amorph.md.potential import BatchedPotential, Systems
 from amorph.potentials.graph import neighbor_list, pairs_sharing_center
+from amorph.potentials.tuning import WEIGHTS_FILE, read_provenance
 
 CHGNET_MAX_Z = 94  # CHGNet's atom embedding covers H to Pu
 
@@ -47,14 +50,21 @@ def chgnet_ase_engine(spec: EngineSpec) -> ASEEngine:
     with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints banners while loading
         calculator = CHGNetCalculator(model=model, use_device=spec.device, **spec.options)
     return ASEEngine(
-        calculator, name="chgnet-ase", supported_numbers=set(range(1, CHGNET_MAX_Z + 1))
+        calculator,
+        name="chgnet-ase",
+        supported_numbers=set(range(1, CHGNET_MAX_Z + 1)),
+        description=model_description(spec),
     )
 
 
 def load_chgnet_model(spec: EngineSpec):
-    """The CHGNet model named by ``spec.model``: a CHGNet version ("0.3.0") or a checkpoint file."""
+    """The CHGNet model named by ``spec.model``: a CHGNet version ("0.3.0"), a checkpoint file or
+    a model directory of ``amorph tune`` (its weights checked against its provenance)."""
     from chgnet.model import CHGNet
 
+    if spec.model and Path(spec.model).is_dir():
+        read_provenance(Path(spec.model), "chgnet")
+        return load_chgnet_model(replace(spec, model=str(Path(spec.model) / WEIGHTS_FILE)))
     with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints banners while loading
         try:
             if spec.model and spec.model.endswith((".pth", ".pth.tar", ".tar")):
@@ -267,4 +277,13 @@ def chgnet_engine(spec: EngineSpec) -> BatchedEngine:
     options = dict(spec.options)
     compile_ = bool(options.pop("compile", False))
     potential = CHGNetPotential(load_chgnet_model(spec), device=spec.device, compile=compile_)
-    return BatchedEngine(potential, name="chgnet", **options)
+    return BatchedEngine(potential, name="chgnet", description=model_description(spec), **options)
+
+
+def model_description(spec: EngineSpec) -> dict[str, str]:
+    """For a model directory of ``amorph tune``: its weights' sha256 and base model (what every
+    stage it makes records); nothing for CHGNet's own versions."""
+    if not (spec.model and Path(spec.model).is_dir()):
+        return {}
+    provenance = read_provenance(Path(spec.model), "chgnet")
+    return {"model_sha256": provenance["sha256"], "tuned_from": provenance["base_model"]}

@@ -22,7 +22,7 @@ from amorph.analysis.arrhenius import (
 )
 from amorph.analysis.rdf import RDF
 from amorph.analysis.timeseries import SampleMean
-from amorph.constants import AMU_A3_TO_G_CM3
+from amorph.constants import AMU_A3_TO_G_CM3, EV_A3_TO_GPA
 from amorph.errors import AmorphError
 from amorph.results.schemas import (
     ArrheniusDoc,
@@ -188,6 +188,8 @@ def audit_document(
         engine_pressures_GPa=p_own.tolist(),
         dft_energies_eV=[p.energy_eV for p in dft],
         engine_energies_eV=[p.energy_eV for p in own],
+        dft_forces_eV_A=[p.forces.tolist() for p in dft],
+        dft_stresses_GPa=[(p.stress * EV_A3_TO_GPA).tolist() for p in dft],
         pressure_difference_GPa=difference.mean,
         pressure_difference_sem_GPa=difference.sem,
         force_rmse_eV_A=float(np.sqrt(np.mean(forces**2))),

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, field_serializer
 from pymatgen.core import Structure
 
-SCHEMA_VERSION = "1.2"  # major.minor: a reader takes every minor version of its major
+SCHEMA_VERSION = "1.3"  # major.minor: a reader takes every minor version of its major
 
 
 def _nan_for_none(value):
@@ -264,6 +264,12 @@ class AuditDoc(BaseModel):
     engine_pressures_GPa: list[Number]
     dft_energies_eV: list[Number]
     engine_energies_eV: list[Number]
+    dft_forces_eV_A: list[list[list[float]]] = Field(
+        default_factory=list, description="DFT forces of each frame (what `amorph tune` learns)"
+    )
+    dft_stresses_GPa: list[list[list[float]]] = Field(
+        default_factory=list, description="DFT stress of each frame (3×3, ASE's sign)"
+    )
     pressure_difference_GPa: Number
     pressure_difference_sem_GPa: Number
     force_rmse_eV_A: Number

@@ -227,6 +227,39 @@ def test_a_surrogate_stage_is_audited_against_dft(tmp_path, amorph):
     flagged = [s for s in again if s["audit"]["disagreement"]]
     listed = amorph(tmp_path, "db", "list").stdout
     assert ("dft_disagreement" in listed) == bool(flagged)
+    # the audits' DFT frames tune CHGNet
+    stresses = np.array(audits[1500]["dft_stresses_GPa"])
+    assert stresses.shape == (3, 3, 3)
+    assert -np.trace(stresses, axis1=1, axis2=2) / 3 == pytest.approx(
+        audits[1500]["dft_pressures_GPa"]
+    )
+    tuned = json.loads(amorph(tmp_path, "tune", "Li2S", "--epochs", "2", "--json").stdout)
+    assert len(tuned["frames"]) == 5 and tuned["dft_settings"][0].count('"cutoff_eV": 300')
+    assert {f["stage_uuid"] for f in tuned["frames"]} == {s["audit"]["stage_uuid"] for s in again}
+
+
+def test_the_tune_loop_runs_again_with_a_model_tuned_on_its_audits(tmp_path, amorph):
+    """run --tune-with: audit, tune on the audits' frames, run again with the tuned model, whose
+    hash every stage records; no tuning when the first audit agrees with DFT."""
+    amorph(
+        tmp_path, "run", "Li2S", "--preset", "demo", "--atoms", "9", "--temperatures", "3000",
+        "--eos-ps", "0.1", "--check-ps", "0.1", "--production-ps", "0.2", "--second-opinion",
+        "none", "--tune-with", "gpaw", "--tune-rounds", "1", "--audit-frames", "4",
+        *[option.replace("--engine-option", "--audit-option") for option in CLI_TINY],
+    )  # fmt: skip
+    (stage,) = json.loads(amorph(tmp_path, "db", "show", "Li2S", "--json").stdout)
+    models = sorted((tmp_path / "outputs" / "models").glob("chgnet-Li2S-round1-*"))
+    if not models:  # the stock model agreed with DFT within the tolerance
+        assert not stage["audit"]["disagreement"] and stage["engine_model"] is None
+        return
+    (model,) = models
+    provenance = json.loads((model / "tuned.json").read_text())
+    assert len(provenance["frames"]) == 4
+    assert stage["engine_model"] == str(model) and stage["audit"]["engine_model"] == str(model)
+    assert stage["engine_settings"]["model_sha256"] == provenance["sha256"]
+    assert stage["audit"]["frame_indices"] and stage["audit"]["stage_uuid"] != provenance[
+        "frames"
+    ][0]["stage_uuid"]
 
 
 def test_an_audit_without_results_is_one_line_and_creates_no_store(tmp_path, amorph):

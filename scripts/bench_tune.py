@@ -1,0 +1,305 @@
+"""Benchmark: CHGNet tuned on a few PBE frames (``amorph tune``'s trainer) against stock CHGNet.
+
+For each composition at 2000 K (the liquids of ``bench_dft_audit.py``, reused from ``--outputs``):
+
+1. Frames of CHGNet's own liquid at two volumes, the published AIMD one and CHGNet's zero-pressure
+   one (its protocol stage), ``--train`` + ``--test`` per volume, alternating along the second half
+   of each run; GPAW labels them (energy, forces, stress; amorph's rules: PAW-PBE, converged
+   cutoff, semicore Li), kept by frame under ``--outputs``.
+2. CHGNet tuned on the training frames (``--freeze``/``--stress-weight``, or every combination
+   with ``--sweep``, which chooses by the loss on the trainer's own validation frames).
+3. On the test frames (never seen by the tuning): pressure difference to PBE (mean ± s.e.m.),
+   force RMSE, energy spread, stock against tuned; the zero-pressure volume each implies against
+   PBE's (ln V interpolated between the two volumes, as ``bench_dft_audit.py``).
+4. The tuned model's own protocol (melt at 5000 K, quench to 2000 K, volume search, check,
+   production; same seed as stock's): its volume and D(Li) against stock's.
+5. Elsewhere: the relaxed crystal of the composition's formula (``--crystal``, PBE single point),
+   pressure error and crystal − liquid energy per atom, stock against tuned.
+6. Cost: DFT single points and their CPU time, against a DFT-only run of the same protocol
+   (its MD steps × seconds per step, a step taken as 0.65 of a single point, ``bench_gpaw.py``).
+
+    python scripts/bench_tune.py --compositions Li2O --outputs full   # ~1 h on a 2-core CPU
+
+Prints one table and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+from bench_dft_audit import (
+    TEMPERATURE_K,
+    aimd_volumes,
+    chgnet_stage,
+    frame_key,
+    gpaw_options,
+    nvt_trajectory,
+    zero_volume,
+)
+from pymatgen.core import Structure
+
+from amorph.constants import EV_A3_TO_GPA
+from amorph.flows.presets import protocol_maker
+from amorph.managers.local import run_flow
+from amorph.md.engine import EngineSpec
+from amorph.potentials.chgnet import load_chgnet_model
+from amorph.potentials.tuning import (
+    FREEZE,
+    LabelledFrame,
+    TuneSettings,
+    frame_errors,
+    read_provenance,
+    tune_chgnet,
+)
+from amorph.results.outputs import Outputs
+from amorph.results.reader import Database
+from amorph.results.store import open_store
+
+STEP_PER_POINT = 0.65  # GPAW MD step / SCF single point, 33 atoms (bench_gpaw.py: 49.4 s / 76.6 s)
+CRYSTALS = {"Li2O": ("Fm-3m", 4.65, ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])}
+
+
+def labelled(gpaw, frames: list[Structure], folder: Path, source: str) -> list[LabelledFrame]:
+    """GPAW's energy, forces and stress of each frame, kept by frame in ``folder/labels.json``."""
+    path = folder / "labels.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    out = []
+    for i, frame in enumerate(frames):
+        settings = gpaw.describe(frame)
+        key = frame_key(frame, json.dumps(settings, sort_keys=True, default=str))
+        if key not in known:
+            import time
+
+            clock = time.perf_counter()
+            (point,) = gpaw.evaluate([frame], folder)
+            known[key] = {
+                "energy_eV": point.energy_eV,
+                "forces": point.forces.tolist(),
+                "stress_GPa": (point.stress * EV_A3_TO_GPA).tolist(),
+                "s": time.perf_counter() - clock,
+            }
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(known))
+        label = known[key]
+        out.append(
+            LabelledFrame(
+                frame,
+                label["energy_eV"],
+                np.asarray(label["forces"]),
+                np.asarray(label["stress_GPa"]),
+                {"file": source, "index": i, "s": label["s"]},
+                settings,
+            )
+        )
+    return out
+
+
+def split(trajectory, train: int, test: int) -> tuple[list[Structure], list[Structure]]:
+    """``train`` + ``test`` frames evenly over the second half of ``trajectory``, alternating."""
+    indices = np.linspace(trajectory.n_frames // 2, trajectory.n_frames - 1, train + test).round()
+    frames = [trajectory.structure(int(i)) for i in indices]
+    step = (train + test) / test
+    test_at = {round(step * k + step / 2 - 0.5) for k in range(test)}
+    return (
+        [f for i, f in enumerate(frames) if i not in test_at],
+        [f for i, f in enumerate(frames) if i in test_at],
+    )
+
+
+def tuned(frames, settings: TuneSettings, folder: Path) -> tuple[Path, dict]:
+    """The model tuned on ``frames`` with ``settings`` (kept in ``folder`` for reruns)."""
+    name = f"{settings.freeze}-s{settings.stress_weight:g}-lr{settings.learning_rate:g}"
+    model = folder / name
+    if not model.is_dir():
+        tune_chgnet(frames, settings, model, log=True)
+    return model, read_provenance(model, "chgnet")
+
+
+def tuned_protocol(formula: str, model: Path, args):
+    """The protocol with the tuned ``model``, as ``bench_dft_audit.chgnet_stage`` runs it
+    (same seed and lengths), stored under ``--outputs``: the composition's entry."""
+    outputs = Outputs(Path(args.outputs) / "tuned" / model.name)
+    store = open_store(outputs.store, outputs.root)
+    spec = EngineSpec("chgnet", model=str(model))
+    try:
+        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
+    except Exception:
+        maker = protocol_maker(
+            "demo",
+            engine=spec,
+            seed=args.seed,
+            temperatures=[5000.0, TEMPERATURE_K],
+            atoms=args.atoms,
+            eos_ps=args.eos_ps,
+            check_ps=args.eos_ps,
+            production_ps=args.production_ps,
+            run_dir=str(outputs.runs),
+            second_opinion="none",
+        )
+        run_flow(maker.make(formula), store, outputs)
+        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
+    return entry
+
+
+def md_steps(entry, args) -> int:
+    """The MD steps of a composition entry's stages (EOS volumes, check runs, production)."""
+    per_eos = round(args.eos_ps * 500)
+    return sum(
+        len(s.doc.eos.points) * per_eos + len(s.doc.check.runs) * per_eos + s.doc.production_steps
+        for s in entry.stages
+    )
+
+
+def crystal_errors(gpaw, formula: str, models: dict, liquid: list[LabelledFrame], folder: Path):
+    """Pressure error and (crystal − liquid) energy error per atom of each model on the crystal."""
+    from pymatgen.core import Lattice
+
+    group, a, species, coords = CRYSTALS[formula]
+    crystal = Structure.from_spacegroup(group, Lattice.cubic(a), species, coords)
+    (label,) = labelled(gpaw, [crystal], folder / "crystal", "crystal")
+    rows = {}
+    for name, model in models.items():
+        points = model.predict_structure(
+            [crystal] + [f.structure for f in liquid], task="efs", batch_size=4
+        )
+        e_liquid_model = np.mean([float(p["e"]) for p in points[1:]])
+        e_liquid_dft = np.mean([f.energy_eV / len(f.structure) for f in liquid])
+        rows[name] = {
+            "dP_GPa": -np.trace(points[0]["s"]) / 3 - label.pressure_GPa,
+            "d_crystal_minus_liquid_eV_per_atom": (float(points[0]["e"]) - e_liquid_model)
+            - (label.energy_eV / len(crystal) - e_liquid_dft),
+        }
+    return rows
+
+
+def bench(formula: str, args, gpaw, folder: Path) -> dict:
+    """One composition: label, tune, test, rerun the protocol, check the crystal."""
+    stock_stage = chgnet_stage(formula, args)
+    n_atoms = stock_stage.doc.n_atoms
+    v_aimd = aimd_volumes()[formula] * n_atoms
+    trajectories = {
+        "aimd": nvt_trajectory(  # bench_dft_audit.py's run
+            stock_stage.doc.structure,
+            v_aimd,
+            args,
+            folder.parents[1] / "bench" / formula / "nvt_aimd",
+        ),
+        "chgnet": stock_stage.trajectory(),
+    }
+    train, test = [], {}
+    for where, trajectory in trajectories.items():
+        a, b = split(trajectory, args.train, args.test)
+        train += labelled(gpaw, a, folder / f"train_{where}", f"{formula} {where} train")
+        test[where] = labelled(gpaw, b, folder / f"test_{where}", f"{formula} {where} test")
+    grid = (
+        list(itertools.product(sorted(FREEZE), args.sweep_stress_weights))
+        if args.sweep
+        else [(args.freeze, args.stress_weight)]
+    )
+    candidates = []
+    for freeze, weight in grid:
+        settings = TuneSettings(
+            freeze=freeze, stress_weight=weight, epochs=args.epochs, learning_rate=args.lr
+        )
+        path, provenance = tuned(train, settings, folder / "models")
+        metrics = provenance["metrics_held_out"]["tuned"]
+        candidates.append((freeze, weight, path, metrics))
+        print(f"{formula} freeze={freeze} stress_weight={weight:g}: validation {metrics}")
+    # chosen by the trainer's validation frames (part of the training set), never the test frames
+    freeze, weight, path, _ = min(
+        candidates,
+        key=lambda c: abs(c[3]["pressure_difference_GPa"]) + c[3]["force_rmse_eV_A"],
+    )
+    models = {
+        "stock": load_chgnet_model(EngineSpec("chgnet")),
+        "tuned": load_chgnet_model(EngineSpec("chgnet", model=str(path))),
+    }
+    all_test = [f for frames in test.values() for f in frames]
+    row = {"formula": formula, "atoms": n_atoms, "freeze": freeze, "stress_weight": weight}
+    row["dft_points"] = len(train) + len(all_test) + 1
+    row["dft_cpu_min"] = sum(f.source["s"] for f in train + all_test) * args.ranks / 60
+    volumes = [frames[0].structure.volume / n_atoms for frames in test.values()]
+    p_dft = [np.mean([f.pressure_GPa for f in frames]) for frames in test.values()]
+    row["V0_dft_frames"] = zero_volume(volumes[0], p_dft[0], volumes[1], p_dft[1])
+    for name, model in models.items():
+        row[name] = frame_errors(model, all_test)
+        p = [
+            p + frame_errors(model, frames)["pressure_difference_GPa"]
+            for p, frames in zip(p_dft, test.values(), strict=True)
+        ]
+        row[f"V0_{name}_frames"] = zero_volume(volumes[0], p[0], volumes[1], p[1])
+    stock_composition = Database.open(Outputs(args.outputs)).compositions(formula, "chgnet")[0]
+    tuned_composition = tuned_protocol(formula, path, args)
+    for name, entry in (("stock", stock_composition), ("tuned", tuned_composition)):
+        stage = next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
+        row[f"V_{name}_protocol"] = stage.doc.volume_per_atom_A3
+        li = stage.doc.diffusivity.get("Li")
+        row[f"D_Li_{name}"] = None if li is None else (li.D_cm2_s, li.D_sigma_cm2_s)
+    steps = md_steps(stock_composition, args)
+    seconds = np.mean([f.source["s"] for f in train + all_test])
+    row["dft_only_md_steps"] = steps
+    row["dft_only_cpu_min"] = steps * seconds * STEP_PER_POINT * args.ranks / 60
+    if formula in CRYSTALS:
+        row["crystal"] = crystal_errors(gpaw, formula, models, all_test, folder)
+    return row
+
+
+def main() -> None:
+    """Run the benchmark and print its table and JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compositions", nargs="+", default=["Li2O", "Li3N", "LiAlO2", "LiZn"])
+    parser.add_argument("--train", type=int, default=4, help="training frames per volume")
+    parser.add_argument("--test", type=int, default=2, help="test frames per volume")
+    parser.add_argument("--freeze", default=TuneSettings.freeze, choices=sorted(FREEZE))
+    parser.add_argument("--stress-weight", type=float, default=TuneSettings.stress_weight)
+    parser.add_argument("--epochs", type=int, default=TuneSettings.epochs)
+    parser.add_argument("--lr", type=float, default=TuneSettings.learning_rate)
+    parser.add_argument("--sweep", action="store_true", help="every freeze × stress weight")
+    parser.add_argument("--sweep-stress-weights", type=float, nargs="+", default=[0.1, 1.0])
+    parser.add_argument("--atoms", type=int, default=36)
+    parser.add_argument("--eos-ps", type=float, default=0.5)
+    parser.add_argument("--production-ps", type=float, default=2.0)
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2, help="of CHGNet's protocol runs")
+    parser.add_argument("--outputs", default="bench_dft")
+    args = parser.parse_args()
+    folder = Path(args.outputs).resolve() / "bench_tune"
+    gpaw = EngineSpec("gpaw", options=gpaw_options(args)).load()
+    rows = [bench(f, args, gpaw, folder / f) for f in args.compositions]
+    print(
+        f"\n{'formula':8} {'model':6} {'ΔP to PBE (test)':>17} {'F RMSE':>7} {'E spread':>9} "
+        f"{'V0 frames':>9} {'V0 PBE':>7} {'V protocol':>10} {'D(Li) cm²/s':>18}"
+    )
+    for r in rows:
+        for name in ("stock", "tuned"):
+            m, d = r[name], r[f"D_Li_{name}"]
+            print(
+                f"{r['formula']:8} {name:6} {m['pressure_difference_GPa']:+8.2f} ± "
+                f"{m['pressure_difference_sem_GPa']:5.2f} {m['force_rmse_eV_A']:7.3f} "
+                f"{m['energy_spread_eV_per_atom']:9.4f} {r[f'V0_{name}_frames']:9.2f} "
+                f"{r['V0_dft_frames']:7.2f} {r[f'V_{name}_protocol']:10.2f} "
+                + ("-" if d is None else f"{d[0]:.2e} ± {d[1]:.1e}")
+            )
+        print(
+            f"{'':8} cost: {r['dft_points']} DFT points, {r['dft_cpu_min']:.0f} CPU min; a "
+            f"DFT-only protocol ~{r['dft_only_cpu_min']:.0f} CPU min ({r['dft_only_md_steps']} "
+            "steps)"
+        )
+    conditions = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "gpaw_ranks": args.ranks,
+        "train_per_volume": args.train,
+        "test_per_volume": args.test,
+    }
+    print(json.dumps({"rows": rows, "conditions": conditions}, default=float))
+
+
+if __name__ == "__main__":
+    main()
