@@ -65,14 +65,20 @@ def aimd_volumes() -> dict[str, float]:
 
 def chgnet_stage(formula: str, args: argparse.Namespace):
     """CHGNet's 2000 K stage of ``formula`` (run here unless stored)."""
-    outputs = Outputs(args.outputs)
+    entry = protocol_entry(formula, args, EngineSpec("chgnet"), Outputs(args.outputs))
+    return next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
+
+
+def protocol_entry(formula: str, args: argparse.Namespace, engine: EngineSpec, outputs: Outputs):
+    """The composition entry of amorph's protocol (melt at 5000 K, quench to 2000 K) with
+    ``engine``, stored in ``outputs`` (run here unless stored there)."""
     store = open_store(outputs.store, outputs.root)
     try:
-        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
+        (entry,) = Database(store, outputs.description).compositions(formula, engine.label)
     except InputError:  # not stored yet: run it
         maker = protocol_maker(
             "demo",
-            engine=EngineSpec("chgnet"),
+            engine=engine,
             seed=args.seed,
             temperatures=[5000.0, TEMPERATURE_K],
             atoms=args.atoms,
@@ -83,8 +89,8 @@ def chgnet_stage(formula: str, args: argparse.Namespace):
             second_opinion="none",
         )
         run_flow(maker.make(formula), store, outputs)
-        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
-    return next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
+        (entry,) = Database(store, outputs.description).compositions(formula, engine.label)
+    return entry
 
 
 def frames_at(trajectory: Trajectory, count: int) -> list:
@@ -271,6 +277,18 @@ def md_bias(args, gpaw, folder: Path) -> dict:
     }
 
 
+def add_liquid_arguments(parser: argparse.ArgumentParser) -> None:
+    """The compositions, CHGNet's protocol runs (atoms, lengths, seed), GPAW's ranks, the
+    outputs folder: what the DFT benchmarks share."""
+    parser.add_argument("--compositions", nargs="+", default=["Li2O", "Li3N", "LiAlO2", "LiZn"])
+    parser.add_argument("--atoms", type=int, default=36)
+    parser.add_argument("--eos-ps", type=float, default=0.5)
+    parser.add_argument("--production-ps", type=float, default=2.0)
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2, help="of CHGNet's protocol runs")
+    parser.add_argument("--outputs", default="bench_dft")
+
+
 def gpaw_options(args) -> dict:
     """The GPAW engine options of this benchmark (no basis correction: single points only)."""
     options = {"ranks": args.ranks, "basis_correction": False}
@@ -282,11 +300,8 @@ def gpaw_options(args) -> dict:
 def main() -> None:
     """Run the benchmark and print its table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compositions", nargs="+", default=["Li2O", "Li3N", "LiAlO2", "LiZn"])
-    parser.add_argument("--atoms", type=int, default=36)
+    add_liquid_arguments(parser)
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--eos-ps", type=float, default=0.5)
-    parser.add_argument("--production-ps", type=float, default=2.0)
     parser.add_argument("--low-cutoff", type=float, default=500.0)
     parser.add_argument("--kpoints", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--md-steps", type=int, default=150)
@@ -295,9 +310,6 @@ def main() -> None:
     parser.add_argument(
         "--md-kpoints", type=int, nargs=3, help="k-points of the MD check (default: the rule's)"
     )
-    parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=2, help="of CHGNet's protocol runs")
-    parser.add_argument("--outputs", default="bench_dft")
     args = parser.parse_args()
     folder = Path(args.outputs).resolve() / "bench"
     gpaw = EngineSpec("gpaw", options=gpaw_options(args)).load()
@@ -327,14 +339,18 @@ def main() -> None:
         f"on the same frames; basis: P(the rule's cutoff, in brackets) - P({args.low_cutoff:g} eV) "
         "on one frame"
     )
-    conditions = {
+    print(json.dumps({"rows": rows, "md_bias": bias, "conditions": conditions(args)}))
+
+
+def conditions(args, **extra) -> dict:
+    """What the numbers were measured with: CPU, cores, GPAW's ranks, frames, atoms, ``extra``."""
+    return {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "gpaw_ranks": args.ranks,
-        "frames": args.frames,
         "atoms": args.atoms,
-    }
-    print(json.dumps({"rows": rows, "md_bias": bias, "conditions": conditions}))
+        **extra,
+    } | ({"frames": args.frames} if hasattr(args, "frames") else {})
 
 
 if __name__ == "__main__":

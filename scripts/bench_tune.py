@@ -28,25 +28,24 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
 from bench_dft_audit import (
     TEMPERATURE_K,
+    add_liquid_arguments,
     aimd_volumes,
     chgnet_stage,
+    conditions,
     frame_key,
     gpaw_options,
     nvt_trajectory,
+    protocol_entry,
     zero_volume,
 )
 from pymatgen.core import Structure
 
 from amorph.constants import EV_A3_TO_GPA
-from amorph.flows.presets import protocol_maker
-from amorph.managers.local import run_flow
 from amorph.md.engine import EngineSpec
 from amorph.potentials.chgnet import load_chgnet_model
 from amorph.potentials.tuning import (
@@ -58,8 +57,6 @@ from amorph.potentials.tuning import (
     tune_chgnet,
 )
 from amorph.results.outputs import Outputs
-from amorph.results.reader import Database
-from amorph.results.store import open_store
 
 STEP_PER_POINT = 0.65  # GPAW MD step / SCF single point, 33 atoms (bench_gpaw.py: 49.4 s / 76.6 s)
 CRYSTALS = {"Li2O": ("Fm-3m", 4.65, ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])}
@@ -119,32 +116,6 @@ def tuned(frames, settings: TuneSettings, folder: Path) -> tuple[Path, dict]:
     if not model.is_dir():
         tune_chgnet(frames, settings, model, log=True)
     return model, read_provenance(model, "chgnet")
-
-
-def tuned_protocol(formula: str, model: Path, args):
-    """The protocol with the tuned ``model``, as ``bench_dft_audit.chgnet_stage`` runs it
-    (same seed and lengths), stored under ``--outputs``: the composition's entry."""
-    outputs = Outputs(Path(args.outputs) / "tuned" / model.name)
-    store = open_store(outputs.store, outputs.root)
-    spec = EngineSpec("chgnet", model=str(model))
-    try:
-        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
-    except Exception:
-        maker = protocol_maker(
-            "demo",
-            engine=spec,
-            seed=args.seed,
-            temperatures=[5000.0, TEMPERATURE_K],
-            atoms=args.atoms,
-            eos_ps=args.eos_ps,
-            check_ps=args.eos_ps,
-            production_ps=args.production_ps,
-            run_dir=str(outputs.runs),
-            second_opinion="none",
-        )
-        run_flow(maker.make(formula), store, outputs)
-        (entry,) = Database(store, outputs.description).compositions(formula, "chgnet")
-    return entry
 
 
 def md_steps(entry, args) -> int:
@@ -234,8 +205,13 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
             for p, frames in zip(p_dft, test.values(), strict=True)
         ]
         row[f"V0_{name}_frames"] = zero_volume(volumes[0], p[0], volumes[1], p[1])
-    stock_composition = Database.open(Outputs(args.outputs)).compositions(formula, "chgnet")[0]
-    tuned_composition = tuned_protocol(formula, path, args)
+    stock_composition = protocol_entry(formula, args, EngineSpec("chgnet"), Outputs(args.outputs))
+    tuned_composition = protocol_entry(
+        formula,
+        args,
+        EngineSpec("chgnet", model=str(path)),
+        Outputs(Path(args.outputs) / "tuned" / path.name),
+    )
     for name, entry in (("stock", stock_composition), ("tuned", tuned_composition)):
         stage = next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
         row[f"V_{name}_protocol"] = stage.doc.volume_per_atom_A3
@@ -253,7 +229,7 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
 def main() -> None:
     """Run the benchmark and print its table and JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compositions", nargs="+", default=["Li2O", "Li3N", "LiAlO2", "LiZn"])
+    add_liquid_arguments(parser)
     parser.add_argument("--train", type=int, default=4, help="training frames per volume")
     parser.add_argument("--test", type=int, default=2, help="test frames per volume")
     parser.add_argument("--freeze", default=TuneSettings.freeze, choices=sorted(FREEZE))
@@ -262,12 +238,6 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=TuneSettings.learning_rate)
     parser.add_argument("--sweep", action="store_true", help="every freeze × stress weight")
     parser.add_argument("--sweep-stress-weights", type=float, nargs="+", default=[0.1, 1.0])
-    parser.add_argument("--atoms", type=int, default=36)
-    parser.add_argument("--eos-ps", type=float, default=0.5)
-    parser.add_argument("--production-ps", type=float, default=2.0)
-    parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=2, help="of CHGNet's protocol runs")
-    parser.add_argument("--outputs", default="bench_dft")
     args = parser.parse_args()
     folder = Path(args.outputs).resolve() / "bench_tune"
     gpaw = EngineSpec("gpaw", options=gpaw_options(args)).load()
@@ -291,14 +261,8 @@ def main() -> None:
             f"DFT-only protocol ~{r['dft_only_cpu_min']:.0f} CPU min ({r['dft_only_md_steps']} "
             "steps)"
         )
-    conditions = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "gpaw_ranks": args.ranks,
-        "train_per_volume": args.train,
-        "test_per_volume": args.test,
-    }
-    print(json.dumps({"rows": rows, "conditions": conditions}, default=float))
+    measured = conditions(args, train_per_volume=args.train, test_per_volume=args.test)
+    print(json.dumps({"rows": rows, "conditions": measured}, default=float))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import logging
 import numpy as np
 
 from amorph.errors import AmorphError
-from amorph.md.engine import EngineSpec
-from amorph.results.documents import sample_mean_of_pairs
+from amorph.md.engine import EngineSpec, PointComparison
 from amorph.results.schemas import SecondOpinionDoc
 from amorph.trajectory import Trajectory
 
@@ -92,19 +91,16 @@ def second_opinion(
         logger.warning("no second opinion from %s: %s", second.label, exc)
         return None
     ours, theirs = first.load().evaluate(structures), engine.evaluate(structures)
-    p1 = np.array([p.virial_pressure_GPa for p in ours])
-    p2 = np.array([p.virial_pressure_GPa for p in theirs])
-    f1 = np.concatenate([p.forces for p in ours])
-    f2 = np.concatenate([p.forces for p in theirs])
-    difference = sample_mean_of_pairs(p2 - p1)
+    compared = PointComparison.of(theirs, ours)
+    first_pressure = float(np.mean([p.virial_pressure_GPa for p in ours]))
     return SecondOpinionDoc(
         engine=second.label,
         engine_model=second.model,
         n_frames=len(indices),
-        pressure_GPa=float(p2.mean()),
-        pressure_sem_GPa=difference.sem,
-        first_pressure_GPa=float(p1.mean()),
-        force_rms_difference_eV_A=float(np.sqrt(np.mean((f2 - f1) ** 2))),
-        force_rms_eV_A=float(np.sqrt(np.mean(f1**2))),
-        volume_shift=difference.mean / bulk_modulus_GPa if bulk_modulus_GPa > 0 else np.nan,
+        pressure_GPa=first_pressure + compared.pressure.mean,
+        pressure_sem_GPa=compared.pressure.sem,
+        first_pressure_GPa=first_pressure,
+        force_rms_difference_eV_A=compared.force_rmse_eV_A,
+        force_rms_eV_A=compared.reference_force_rms_eV_A,
+        volume_shift=compared.pressure.mean / bulk_modulus_GPa if bulk_modulus_GPa > 0 else np.nan,
     )

@@ -392,6 +392,38 @@ class SinglePoint:
 
 
 @dataclass
+class PointComparison:
+    """Single points of one engine against another's on the same frames (first minus second):
+    the virial pressure difference (mean of the paired differences, its standard error), force
+    RMSE and MAE, the second's force RMS, the energy difference per atom (mean and spread)."""
+
+    pressure: SampleMean
+    force_rmse_eV_A: float
+    force_mae_eV_A: float
+    reference_force_rms_eV_A: float
+    energy_offset_eV_per_atom: float
+    energy_spread_eV_per_atom: float
+
+    @classmethod
+    def of(cls, points: list[SinglePoint], reference: list[SinglePoint]) -> PointComparison:
+        """``points`` against ``reference``, frame by frame."""
+        n = len(points)
+        pairs = list(zip(points, reference, strict=True))
+        dp = np.array([a.virial_pressure_GPa - b.virial_pressure_GPa for a, b in pairs])
+        forces = np.concatenate([a.forces - b.forces for a, b in pairs])
+        de = np.array([a.energy_eV - b.energy_eV for a, b in pairs]) / len(points[0].forces)
+        sem = float(dp.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        return cls(
+            SampleMean(float(dp.mean()), sem, max(n - 1, 1)),
+            float(np.sqrt(np.mean(forces**2))),
+            float(np.mean(np.abs(forces))),
+            float(np.sqrt(np.mean(np.concatenate([b.forces for b in reference]) ** 2))),
+            float(de.mean()),
+            float(de.std(ddof=1)) if n > 1 else 0.0,
+        )
+
+
+@dataclass
 class BasisStress(MSONable):
     """A plane-wave engine's virial pressure (GPa) on one structure at the run's cutoff and at a
     converged one (eV): what the run's pressures lack is :attr:`correction_GPa`."""

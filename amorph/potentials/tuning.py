@@ -331,15 +331,19 @@ def shifted_energies(frames: list[LabelledFrame], model) -> np.ndarray:
 def frame_errors(model, frames: list[LabelledFrame]) -> dict[str, float]:
     """``model`` against the DFT labels of ``frames``: the mean pressure difference (model − DFT)
     with its standard error, force RMSE, and the spread of the energy difference per atom."""
-    pairs = list(zip(predict(model, frames), frames, strict=True))
-    dp = np.array([-np.trace(p["s"]) / 3 - f.pressure_GPa for p, f in pairs])
-    df = np.concatenate([p["f"] - f.forces for p, f in pairs])
-    de = np.array([float(p["e"]) - f.energy_eV / len(f.structure) for p, f in pairs])
-    n = len(frames)
+    from amorph.constants import EV_A3_TO_GPA
+    from amorph.md.engine import PointComparison, SinglePoint
+
+    own = [
+        SinglePoint(float(p["e"]) * len(f.structure), p["f"], np.asarray(p["s"]) / EV_A3_TO_GPA)
+        for p, f in zip(predict(model, frames), frames, strict=True)
+    ]
+    dft = [SinglePoint(f.energy_eV, f.forces, f.stress_GPa / EV_A3_TO_GPA) for f in frames]
+    compared = PointComparison.of(own, dft)
     return {
-        "frames": n,
-        "pressure_difference_GPa": float(dp.mean()),
-        "pressure_difference_sem_GPa": float(dp.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
-        "force_rmse_eV_A": float(np.sqrt(np.mean(df**2))),
-        "energy_spread_eV_per_atom": float(de.std(ddof=1)) if n > 1 else 0.0,
+        "frames": len(frames),
+        "pressure_difference_GPa": compared.pressure.mean,
+        "pressure_difference_sem_GPa": compared.pressure.sem,
+        "force_rmse_eV_A": compared.force_rmse_eV_A,
+        "energy_spread_eV_per_atom": compared.energy_spread_eV_per_atom,
     }

@@ -21,7 +21,6 @@ from amorph.analysis.arrhenius import (
     points_by_species,
 )
 from amorph.analysis.rdf import RDF
-from amorph.analysis.timeseries import SampleMean
 from amorph.constants import AMU_A3_TO_G_CM3, EV_A3_TO_GPA
 from amorph.errors import AmorphError
 from amorph.results.schemas import (
@@ -167,12 +166,10 @@ def audit_document(
     ``bulk_modulus_GPa`` (the stage's EOS) turns the mean pressure difference into a volume shift;
     a difference beyond ``tolerance_GPa`` by more than its 95 % interval is a disagreement.
     """
-    p_dft = np.array([p.virial_pressure_GPa for p in dft])
-    p_own = np.array([p.virial_pressure_GPa for p in own])
-    difference = sample_mean_of_pairs(p_own - p_dft)
-    forces = np.concatenate([p.forces for p in own]) - np.concatenate([p.forces for p in dft])
-    n_atoms = len(own[0].forces)
-    energies = (np.array([p.energy_eV for p in own]) - [p.energy_eV for p in dft]) / n_atoms
+    from amorph.md.engine import PointComparison
+
+    compared = PointComparison.of(own, dft)
+    difference = compared.pressure
     beyond = abs(difference.mean) - difference.t_factor(0.95) * difference.sem
     return AuditDoc(
         formula=formula,
@@ -182,33 +179,26 @@ def audit_document(
         engine_model=engine.model,
         dft_engine=dft_engine.label,
         dft_settings=dft_settings,
-        n_atoms=n_atoms,
+        n_atoms=len(own[0].forces),
         frame_indices=list(indices),
-        dft_pressures_GPa=p_dft.tolist(),
-        engine_pressures_GPa=p_own.tolist(),
+        dft_pressures_GPa=[p.virial_pressure_GPa for p in dft],
+        engine_pressures_GPa=[p.virial_pressure_GPa for p in own],
         dft_energies_eV=[p.energy_eV for p in dft],
         engine_energies_eV=[p.energy_eV for p in own],
         dft_forces_eV_A=[p.forces.tolist() for p in dft],
         dft_stresses_GPa=[(p.stress * EV_A3_TO_GPA).tolist() for p in dft],
         pressure_difference_GPa=difference.mean,
         pressure_difference_sem_GPa=difference.sem,
-        force_rmse_eV_A=float(np.sqrt(np.mean(forces**2))),
-        force_mae_eV_A=float(np.mean(np.abs(forces))),
-        dft_force_rms_eV_A=float(np.sqrt(np.mean(np.concatenate([p.forces for p in dft]) ** 2))),
-        energy_offset_eV_per_atom=float(energies.mean()),
-        energy_spread_eV_per_atom=float(energies.std(ddof=1)) if len(energies) > 1 else 0.0,
+        force_rmse_eV_A=compared.force_rmse_eV_A,
+        force_mae_eV_A=compared.force_mae_eV_A,
+        dft_force_rms_eV_A=compared.reference_force_rms_eV_A,
+        energy_offset_eV_per_atom=compared.energy_offset_eV_per_atom,
+        energy_spread_eV_per_atom=compared.energy_spread_eV_per_atom,
         bulk_modulus_GPa=bulk_modulus_GPa,
         volume_shift=-difference.mean / bulk_modulus_GPa if bulk_modulus_GPa > 0 else np.nan,
         tolerance_GPa=tolerance_GPa,
         disagreement=bool(beyond > tolerance_GPa),
     )
-
-
-def sample_mean_of_pairs(differences: np.ndarray) -> SampleMean:
-    """The mean of independent paired differences, its standard error and degrees of freedom."""
-    n = len(differences)
-    sem = float(differences.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
-    return SampleMean(float(differences.mean()), sem, max(n - 1, 1))
 
 
 def composition_document(
