@@ -40,7 +40,7 @@ import numpy as np
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from amorph.constants import EV_A3_TO_GPA
-from amorph.errors import InputError
+from amorph.errors import EmptyStoreError, InputError
 from amorph.flows.presets import protocol_maker
 from amorph.managers.local import run_flow
 from amorph.md.engine import EngineSpec, MDSettings, MDState, MDTask
@@ -75,7 +75,7 @@ def protocol_entry(formula: str, args: argparse.Namespace, engine: EngineSpec, o
     store = open_store(outputs.store, outputs.root)
     try:
         (entry,) = Database(store, outputs.description).compositions(formula, engine.label)
-    except InputError:  # not stored yet: run it
+    except (InputError, EmptyStoreError):  # not stored yet: run it
         maker = protocol_maker(
             "demo",
             engine=engine,

@@ -195,6 +195,7 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
     row = {"formula": formula, "atoms": n_atoms, "freeze": freeze, "stress_weight": weight}
     row["dft_points"] = len(train) + len(all_test) + 1
     row["dft_cpu_min"] = sum(f.source["s"] for f in train + all_test) * args.ranks / 60
+    row["tuning_cpu_min"] = read_provenance(path, "chgnet").get("training_seconds", np.nan) / 60
     volumes = [frames[0].structure.volume / n_atoms for frames in test.values()]
     p_dft = [np.mean([f.pressure_GPa for f in frames]) for frames in test.values()]
     row["V0_dft_frames"] = zero_volume(volumes[0], p_dft[0], volumes[1], p_dft[1])
@@ -257,7 +258,8 @@ def main() -> None:
                 + ("-" if d is None else f"{d[0]:.2e} ± {d[1]:.1e}")
             )
         print(
-            f"{'':8} cost: {r['dft_points']} DFT points, {r['dft_cpu_min']:.0f} CPU min; a "
+            f"{'':8} cost: {r['dft_points']} DFT points, {r['dft_cpu_min']:.0f} CPU min, tuning "
+            f"{r['tuning_cpu_min']:.0f} min; a "
             f"DFT-only protocol ~{r['dft_only_cpu_min']:.0f} CPU min ({r['dft_only_md_steps']} "
             "steps)"
         )

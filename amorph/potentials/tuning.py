@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,6 +260,7 @@ def tune_chgnet(
     best, best_state, history = np.inf, copy.deepcopy(model.state_dict()), []
     tmp = folder.with_name(f".{folder.name}.tmp")
     tmp.mkdir(parents=True)
+    clock = time.perf_counter()
     try:
         with (tmp / "training.log").open("w") as out, contextlib.redirect_stdout(out):
             from tqdm import trange
@@ -289,6 +291,7 @@ def tune_chgnet(
             ),
             "settings": asdict(settings),
             "epochs_run": len(history),
+            "training_seconds": round(time.perf_counter() - clock, 1),
             "validation_history": history,
             "metrics_held_out": {
                 "base": frame_errors(base, held_out),
