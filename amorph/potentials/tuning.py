@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -259,6 +260,7 @@ def tune_chgnet(
     weights = {"e": settings.energy_weight, "f": settings.force_weight, "s": settings.stress_weight}
     best, best_state, history = np.inf, copy.deepcopy(model.state_dict()), []
     tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed tuning left
     tmp.mkdir(parents=True)
     clock = time.perf_counter()
     try:
@@ -302,8 +304,6 @@ def tune_chgnet(
         (tmp / TUNED_FILE).write_text(json.dumps(provenance, indent=1, default=str))
         tmp.rename(folder)
     except BaseException:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return provenance
