@@ -239,8 +239,8 @@ def test_a_surrogate_stage_is_audited_against_dft(tmp_path, amorph):
 
 
 def test_the_tune_loop_runs_again_with_a_model_tuned_on_its_audits(tmp_path, amorph):
-    """run --tune-with: audit, tune on the audits' frames, run again with the tuned model, whose
-    hash every stage records; no tuning when the first audit agrees with DFT."""
+    """`run --tune-with`: audit, tune on the audits' frames, run again with the tuned model,
+    whose hash every stage records; no tuning when the first audit agrees with DFT."""
     amorph(
         tmp_path, "run", "Li2S", "--preset", "demo", "--atoms", "9", "--temperatures", "3000",
         "--eos-ps", "0.1", "--check-ps", "0.1", "--production-ps", "0.2", "--second-opinion",
@@ -257,9 +257,8 @@ def test_the_tune_loop_runs_again_with_a_model_tuned_on_its_audits(tmp_path, amo
     assert len(provenance["frames"]) == 4
     assert stage["engine_model"] == str(model) and stage["audit"]["engine_model"] == str(model)
     assert stage["engine_settings"]["model_sha256"] == provenance["sha256"]
-    assert stage["audit"]["frame_indices"] and stage["audit"]["stage_uuid"] != provenance[
-        "frames"
-    ][0]["stage_uuid"]
+    first_run = provenance["frames"][0]["stage_uuid"]
+    assert stage["audit"]["frame_indices"] and stage["audit"]["stage_uuid"] != first_run
 
 
 def test_an_audit_without_results_is_one_line_and_creates_no_store(tmp_path, amorph):

@@ -29,7 +29,8 @@ def frames(count: int, seed: int = 1) -> list[Structure]:
     for i in range(count):
         s = antifluorite(4.62 * (1 + 0.02 * (i % 3)), "O")
         shift = rng.normal(scale=0.25, size=(len(s), 3))
-        out.append(Structure(s.lattice, s.species, s.cart_coords + shift, coords_are_cartesian=True))
+        moved = s.cart_coords + shift
+        out.append(Structure(s.lattice, s.species, moved, coords_are_cartesian=True))
     return out
 
 
