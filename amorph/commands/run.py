@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
         args.audit = args.tune_with
 
         def make_maker(model: str | None):
-            args.model = model or args.model
-            return protocol(args, run_dir=str(outputs.runs))
+            chosen = argparse.Namespace(**{**vars(args), "model": model or args.model})
+            return protocol(chosen, run_dir=str(outputs.runs))
 
         entries = run_tuning(
             make_maker, composition, outputs, TuneSettings(), args.tune_rounds, args.force,

@@ -411,7 +411,7 @@ class PointComparison:
         pairs = list(zip(points, reference, strict=True))
         dp = np.array([a.virial_pressure_GPa - b.virial_pressure_GPa for a, b in pairs])
         forces = np.concatenate([a.forces - b.forces for a, b in pairs])
-        de = np.array([a.energy_eV - b.energy_eV for a, b in pairs]) / len(points[0].forces)
+        de = np.array([(a.energy_eV - b.energy_eV) / len(a.forces) for a, b in pairs])
         sem = float(dp.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
         return cls(
             SampleMean(float(dp.mean()), sem, max(n - 1, 1)),

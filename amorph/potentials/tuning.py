@@ -127,22 +127,21 @@ def check_frames(frames: list[LabelledFrame]) -> None:
             raise InputError(f"{where} has no stress: a tuning needs energies, forces and stresses")
         if np.shape(frame.forces) != (len(frame.structure), 3):
             raise InputError(f"{where} has no forces for its {len(frame.structure)} atoms")
-    theories: dict[str, tuple[LabelledFrame, dict[str, Any]]] = {}
+    theories: dict[str, LabelledFrame] = {}  # a frame of each level of theory
+    datasets: dict[str, tuple[str, LabelledFrame]] = {}  # each element's dataset, and a frame
     for frame in frames:
         level = theory(frame.settings)
-        datasets = level.pop("datasets", {})
-        key = json.dumps(level, sort_keys=True, default=str)
-        theories.setdefault(key, (frame, {}))[1].update(datasets)
-        for symbol, dataset in datasets.items():
-            for other, seen in theories.values():
-                if seen.get(symbol, dataset) != dataset:
-                    raise InputError(
-                        f"mixed DFT settings: {symbol} has dataset {dataset} in "
-                        f"{describe_source(frame.source)} but {seen[symbol]} in "
-                        f"{describe_source(other.source)}: tune on one level of theory"
-                    )
+        for symbol, dataset in level.pop("datasets", {}).items():
+            seen, other = datasets.setdefault(symbol, (dataset, frame))
+            if seen != dataset:
+                raise InputError(
+                    f"mixed DFT settings: {symbol} has dataset {dataset} in "
+                    f"{describe_source(frame.source)} but {seen} in "
+                    f"{describe_source(other.source)}: tune on one level of theory"
+                )
+        theories.setdefault(json.dumps(level, sort_keys=True, default=str), frame)
     if len(theories) > 1:
-        (a, _), (b, _) = list(theories.values())[:2]
+        a, b = list(theories.values())[:2]
         raise InputError(
             f"mixed DFT settings: {describe_source(a.source)} ({_short(a.settings)}) and "
             f"{describe_source(b.source)} ({_short(b.settings)}): tune on one level of theory"

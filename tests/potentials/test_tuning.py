@@ -84,6 +84,10 @@ def test_bad_input_is_one_line_before_any_training(tmp_path, amorph, digest):
     write_frames(tmp_path / "nostress.xyz", structures, stress=False)
     write_frames(tmp_path / "a.xyz", structures[:3])
     write_frames(tmp_path / "b.xyz", structures[3:], settings=json.dumps({"code": "other"}))
+    li_sv = {"code": "test", "xc": "PBE", "datasets": {"Li": "sv (3 e)", "O": "paw (6 e)"}}
+    li_paw = {**li_sv, "datasets": {"Li": "paw (1 e)"}, "cutoff_eV": 500}  # cutoffs may differ
+    write_frames(tmp_path / "sv.xyz", structures[:3], settings=json.dumps(li_sv))
+    write_frames(tmp_path / "paw.xyz", structures[3:], settings=json.dumps(li_paw))
     write_frames(tmp_path / "ok.xyz", structures)
     (tmp_path / "corrupt.xyz").write_text("12\nnot a frame\n")
     other = tmp_path / "m3gnet-tuned"
@@ -97,6 +101,7 @@ def test_bad_input_is_one_line_before_any_training(tmp_path, amorph, digest):
         ("--frames", "nostress.xyz"): "nostress.xyz frame 0 has no stress",
         ("--frames", "a.xyz", "b.xyz"): "mixed DFT settings: a.xyz frame 0 (code test, xc PBE)",
         ("--frames", "corrupt.xyz"): "cannot read DFT frames from corrupt.xyz",
+        ("--frames", "sv.xyz", "paw.xyz"): "Li has dataset paw (1 e) in paw.xyz frame 0 but sv",
         ("--frames", "ok.xyz", "--model", str(other)): "is a tuned m3gnet model, not a chgnet one",
         ("--frames", "ok.xyz", "--model", str(old)): "was tuned by amorph 0.0.1 in format 0",
         ("--frames", "ok.xyz", "--validation-fraction", "1.5"): "validation fraction must lie",
