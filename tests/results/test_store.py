@@ -435,8 +435,10 @@ def test_concurrent_processes_lose_nothing(tmp_path):
         assert store.get_output(uuid) == value
     assert len(results["R"]) == n
     seen = results["Q"]
-    assert seen == sorted(seen) and len(seen) > 2  # it read while the others wrote
-    assert store.count() == 4 * n + 5 * n + 3 * n
+    total = 4 * n + 5 * n + 3 * n
+    assert seen == sorted(seen) and seen[-1] == total
+    assert any(n <= count < total for count in seen)  # it read while A waited half-way
+    assert store.count() == total
 
 
 KILLED_WRITER = """
@@ -495,6 +497,11 @@ def _worker(role: str, directory: Path, tag: str, n: int) -> object:
                     "output": {"trajectory": {"npz": tag * 10_000}, "i": i},
                 }
                 store.update(doc, key=["uuid", "index"], save={"data": "trajectory"})
+            if tag == "A" and index == 1:  # hold until the reader has seen a store half written
+                deadline = time.monotonic() + 120
+                while not (directory / "seen-half").exists():
+                    assert time.monotonic() < deadline, "the reader never saw A's first pass"
+                    time.sleep(0.001)
         return None
     if role == "campaign":  # Campaign writes each composition's documents at once
         for i in range(n):
@@ -519,6 +526,8 @@ def _worker(role: str, directory: Path, tag: str, n: int) -> object:
         count = store.count()
         if not seen or count != seen[-1]:
             seen.append(count)
+        if count >= n:
+            (directory / "seen-half").touch()
         list(store.query({"metadata.run": "A"}, properties=["uuid"]))
         store.query_one({"uuid": "A-0"}, sort={"index": -1})
     return seen
