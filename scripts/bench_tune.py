@@ -59,7 +59,16 @@ from amorph.potentials.tuning import (
 from amorph.results.outputs import Outputs
 
 STEP_PER_POINT = 0.65  # GPAW MD step / SCF single point, 33 atoms (bench_gpaw.py: 49.4 s / 76.6 s)
-CRYSTALS = {"Li2O": ("Fm-3m", 4.65, ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]])}
+# space group, lattice parameters (Å; experimental), species, fractional coordinates
+CRYSTALS = {
+    "Li2O": ("Fm-3m", (4.65, 4.65, 4.65, 90, 90, 90), ["Li", "O"], [[0.25, 0.25, 0.25], [0, 0, 0]]),
+    "Li3N": (  # alpha-Li3N
+        "P6/mmm",
+        (3.648, 3.648, 3.875, 90, 90, 120),
+        ["N", "Li", "Li"],
+        [[0, 0, 0], [0, 0, 0.5], [1 / 3, 2 / 3, 0]],
+    ),
+}
 
 
 def labelled(gpaw, frames: list[Structure], folder: Path, source: str) -> list[LabelledFrame]:
@@ -112,6 +121,7 @@ def split(trajectory, train: int, test: int) -> tuple[list[Structure], list[Stru
 def tuned(frames, settings: TuneSettings, folder: Path) -> tuple[Path, dict]:
     """The model tuned on ``frames`` with ``settings`` (kept in ``folder`` for reruns)."""
     name = f"{settings.freeze}-s{settings.stress_weight:g}-lr{settings.learning_rate:g}"
+    name += f"-a{settings.anchor:g}" if settings.anchor else ""
     model = folder / name
     if not model.is_dir():
         tune_chgnet(frames, settings, model, log=True)
@@ -131,8 +141,9 @@ def crystal_errors(gpaw, formula: str, models: dict, liquid: list[LabelledFrame]
     """Pressure error and (crystal − liquid) energy error per atom of each model on the crystal."""
     from pymatgen.core import Lattice
 
-    group, a, species, coords = CRYSTALS[formula]
-    crystal = Structure.from_spacegroup(group, Lattice.cubic(a), species, coords)
+    group, parameters, species, coords = CRYSTALS[formula]
+    lattice = Lattice.from_parameters(*parameters)
+    crystal = Structure.from_spacegroup(group, lattice, species, coords)
     (label,) = labelled(gpaw, [crystal], folder / "crystal", "crystal")
     rows = {}
     for name, model in models.items():
@@ -169,30 +180,55 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
         train += labelled(gpaw, a, folder / f"train_{where}", f"{formula} {where} train")
         test[where] = labelled(gpaw, b, folder / f"test_{where}", f"{formula} {where} test")
     grid = (
-        list(itertools.product(sorted(FREEZE), args.sweep_stress_weights))
+        list(itertools.product(args.sweep_freeze, args.sweep_stress_weights, args.sweep_anchors))
         if args.sweep
-        else [(args.freeze, args.stress_weight)]
+        else [(args.freeze, args.stress_weight, args.anchor)]
     )
-    candidates = []
-    for freeze, weight in grid:
+    all_test = [f for frames in test.values() for f in frames]
+    stock = load_chgnet_model(EngineSpec("chgnet"))
+    candidates, sweep = [], []
+    for freeze, weight, anchor in grid:
         settings = TuneSettings(
-            freeze=freeze, stress_weight=weight, epochs=args.epochs, learning_rate=args.lr
+            freeze=freeze,
+            stress_weight=weight,
+            anchor=anchor,
+            epochs=args.epochs,
+            learning_rate=args.lr,
         )
         path, provenance = tuned(train, settings, folder / "models")
         metrics = provenance["metrics_held_out"]["tuned"]
-        candidates.append((freeze, weight, path, metrics))
-        print(f"{formula} freeze={freeze} stress_weight={weight:g}: validation {metrics}")
+        candidates.append((freeze, weight, anchor, path, metrics))
+        if args.sweep:  # what each choice does on the test frames and the crystal, for the record
+            model = load_chgnet_model(EngineSpec("chgnet", model=str(path)))
+            on_test = frame_errors(model, all_test)
+            crystal = (
+                crystal_errors(gpaw, formula, {"tuned": model}, all_test, folder)["tuned"]["dP_GPa"]
+                if formula in CRYSTALS
+                else np.nan
+            )
+            print(
+                f"SWEEP {formula} freeze={freeze} stress_weight={weight:g} anchor={anchor:g}: "
+                f"validation ΔP {metrics['pressure_difference_GPa']:+.2f}, test ΔP "
+                f"{on_test['pressure_difference_GPa']:+.2f} ± "
+                f"{on_test['pressure_difference_sem_GPa']:.2f}, test F RMSE "
+                f"{on_test['force_rmse_eV_A']:.3f}, crystal ΔP {crystal:+.2f}, "
+                f"{provenance['epochs_run']} epochs",
+                flush=True,
+            )
+            sweep.append(
+                {"freeze": freeze, "stress_weight": weight, "anchor": anchor, "validation": metrics,
+                 "test": on_test, "crystal_dP_GPa": crystal, "epochs": provenance["epochs_run"]}
+            )  # fmt: skip
+    if args.sweep:
+        return {"formula": formula, "sweep": sweep}
     # chosen by the trainer's validation frames (part of the training set), never the test frames
-    freeze, weight, path, _ = min(
+    freeze, weight, anchor, path, _ = min(
         candidates,
-        key=lambda c: abs(c[3]["pressure_difference_GPa"]) + c[3]["force_rmse_eV_A"],
+        key=lambda c: abs(c[4]["pressure_difference_GPa"]) + c[4]["force_rmse_eV_A"],
     )
-    models = {
-        "stock": load_chgnet_model(EngineSpec("chgnet")),
-        "tuned": load_chgnet_model(EngineSpec("chgnet", model=str(path))),
-    }
-    all_test = [f for frames in test.values() for f in frames]
+    models = {"stock": stock, "tuned": load_chgnet_model(EngineSpec("chgnet", model=str(path)))}
     row = {"formula": formula, "atoms": n_atoms, "freeze": freeze, "stress_weight": weight}
+    row["anchor"] = anchor
     row["dft_points"] = len(train) + len(all_test) + 1
     row["dft_cpu_min"] = sum(f.source["s"] for f in train + all_test) * args.ranks / 60
     row["tuning_cpu_min"] = read_provenance(path, "chgnet").get("training_seconds", np.nan) / 60
@@ -237,12 +273,23 @@ def main() -> None:
     parser.add_argument("--stress-weight", type=float, default=TuneSettings.stress_weight)
     parser.add_argument("--epochs", type=int, default=TuneSettings.epochs)
     parser.add_argument("--lr", type=float, default=TuneSettings.learning_rate)
-    parser.add_argument("--sweep", action="store_true", help="every freeze × stress weight")
+    parser.add_argument("--anchor", type=float, default=TuneSettings.anchor)
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="tune with every freeze × stress weight × anchor listed and report each on the test "
+        "frames and the crystal (no protocol runs)",
+    )
+    parser.add_argument("--sweep-freeze", nargs="+", default=sorted(FREEZE), choices=sorted(FREEZE))
     parser.add_argument("--sweep-stress-weights", type=float, nargs="+", default=[0.1, 1.0])
+    parser.add_argument("--sweep-anchors", type=float, nargs="+", default=[0.0])
     args = parser.parse_args()
     folder = Path(args.outputs).resolve() / "bench_tune"
     gpaw = EngineSpec("gpaw", options=gpaw_options(args)).load()
     rows = [bench(f, args, gpaw, folder / f) for f in args.compositions]
+    if args.sweep:
+        print(json.dumps({"sweep": rows, "conditions": conditions(args)}, default=float))
+        return
     print(
         f"\n{'formula':8} {'model':6} {'ΔP to PBE (test)':>17} {'F RMSE':>7} {'E spread':>9} "
         f"{'V0 frames':>9} {'V0 PBE':>7} {'V protocol':>10} {'D(Li) cm²/s':>18}"

@@ -58,7 +58,7 @@ def campaign(args: argparse.Namespace) -> int:
     slurm = {"walltime": args.slurm_walltime, "memory": args.slurm_memory}
     slurm |= {"queue": args.slurm_partition, "account": args.slurm_account}
     status = run_campaign(
-        protocol(args, run_dir=str(outputs.runs)),
+        protocol(args, run_dir=str(outputs.runs), models_dir=str(outputs.root / "models")),
         list(spellings),
         outputs,
         force=args.force,

@@ -65,9 +65,10 @@ def list_compositions(args: argparse.Namespace) -> int:
 
 def show_composition(args: argparse.Namespace) -> int:
     """Print every temperature of the composition per engine, with its DFT audits, or JSON."""
-    from amorph.commands.tables import print_audits, print_stages
+    from amorph.commands.tables import print_audits, print_stages, print_tuning
 
-    for entry in _database(args).compositions(args.formula, args.engine):
+    database = _database(args)
+    for entry in database.compositions(args.formula, args.engine):
         if args.json:
             print(json_text([stage.summary for stage in entry.stages]))
             continue
@@ -77,6 +78,10 @@ def show_composition(args: argparse.Namespace) -> int:
         if audits:
             print("\nDFT audits:")
             print_audits(audits)
+    tuning = None if args.json else database.tuning(args.formula)
+    if tuning is not None:
+        print()
+        print_tuning(tuning)
     return 0
 
 

@@ -28,18 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("formula", help="composition, e.g. Li2SiO3")
     add_protocol_options(parser)
-    parser.add_argument(
-        "--tune-with",
-        metavar="ENGINE",
-        help="DFT engine (gpaw, vasp) of the audit/tune loop: audit every stage, tune CHGNet on "
-        "the audits' frames and run again while an audit disagrees (--audit-* options apply)",
-    )
-    parser.add_argument(
-        "--tune-rounds",
-        type=int_at_least(1),
-        default=2,
-        help="most tunings of the --tune-with loop (default 2)",
-    )
     parser.add_argument("--json", action="store_true", help="print the stage documents as JSON")
     parser.set_defaults(func=run)
 
@@ -86,6 +74,18 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     )
     add_audit_options(parser)
     parser.add_argument(
+        "--tune-with",
+        metavar="ENGINE",
+        help="DFT engine (gpaw, vasp) of the audit/tune loop: audit every stage, tune CHGNet on "
+        "the audits' frames and run again while an audit disagrees (--audit-* options apply)",
+    )
+    parser.add_argument(
+        "--tune-rounds",
+        type=int_at_least(1),
+        default=2,
+        help="most tunings of the --tune-with loop (default 2)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="run even when the estimate made first says the run needs more memory than this "
@@ -100,9 +100,15 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def protocol(args: argparse.Namespace, run_dir: str | None):
-    """The :class:`~amorph.flows.MeltQuenchMaker` the options describe."""
+def protocol(args: argparse.Namespace, run_dir: str | None, models_dir: str | None = None):
+    """The :class:`~amorph.flows.MeltQuenchMaker` the options describe; ``models_dir``: where the
+    audit/tune loop's models go (None: each tune job's folder)."""
     from amorph.flows.presets import protocol_maker
+    from amorph.flows.tune import TuneLoop
+
+    if args.tune_with and args.audit not in (None, args.tune_with):
+        raise InputError(f"--audit {args.audit} and --tune-with {args.tune_with}: choose one")
+    audit = args.tune_with or args.audit
 
     return protocol_maker(
         args.preset,
@@ -121,51 +127,27 @@ def protocol(args: argparse.Namespace, run_dir: str | None):
         store_trajectory=args.trajectory_in_store or bool(args.store) or None,
         second_opinion=args.second_opinion,
         audit=None
-        if args.audit is None
-        else audit_maker(
-            args.audit, args.audit_option, args.audit_frames, args.audit_frames_per_job
-        ),
+        if audit is None
+        else audit_maker(audit, args.audit_option, args.audit_frames, args.audit_frames_per_job),
+        tune=TuneLoop(rounds=args.tune_rounds, models_dir=models_dir) if args.tune_with else None,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Melt-quench the composition into the store and print its stages (or JSON)."""
-    from amorph.commands.tables import print_stages
+    from amorph.commands.tables import print_stages, print_tuning
     from amorph.managers.local import run_composition
     from amorph.results.outputs import Outputs
+    from amorph.results.reader import Database
     from amorph.structure.composition import parse_composition
 
     outputs = Outputs(args.outputs, args.store)
     composition = parse_composition(args.formula, whole=True)
+    models = str(outputs.root / "models") if args.tune_with else None
+    maker = protocol(args, run_dir=str(outputs.runs), models_dir=models)
+    entry = run_composition(maker, composition, outputs, force=args.force, log=args.verbose)
     if args.tune_with:
-        from amorph.managers.local import run_tuning
-        from amorph.potentials.tuning import TuneSettings
-
-        if args.audit not in (None, args.tune_with):
-            raise InputError(f"--audit {args.audit} and --tune-with {args.tune_with}: choose one")
-        args.audit = args.tune_with
-
-        def make_maker(model: str | None):
-            chosen = argparse.Namespace(**{**vars(args), "model": model or args.model})
-            return protocol(chosen, run_dir=str(outputs.runs))
-
-        entries = run_tuning(
-            make_maker, composition, outputs, TuneSettings(), args.tune_rounds, args.force,
-            args.verbose,
-        )  # fmt: skip
-        for round_, done in enumerate(entries):
-            model = done.stages[0].doc.engine_model or "stock CHGNet"
-            differences = ", ".join(
-                f"{s.doc.temperature_K:.0f} K {s.audit.pressure_difference_GPa:+.2f} ± "
-                f"{s.audit.pressure_difference_sem_GPa:.2f}"
-                for s in done.stages
-                if s.audit
-            )
-            print(f"round {round_} ({model}): P - P_DFT (GPa) {differences}", file=sys.stderr)
-        entry = entries[-1]
-    else:
-        maker = protocol(args, run_dir=str(outputs.runs))
-        entry = run_composition(maker, composition, outputs, force=args.force, log=args.verbose)
+        print_tuning(Database.open(outputs).tuning(composition.reduced_formula), sys.stderr)
     if args.json:
         print(json_text([stage.summary for stage in entry.stages]))
     else:

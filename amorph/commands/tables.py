@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
 from amorph.results.reader import CompositionEntry, StageEntry
-from amorph.results.schemas import AuditDoc
+from amorph.results.schemas import AuditDoc, TuningDoc
 
 
 def print_stages(stages: list[StageEntry]) -> None:
@@ -81,3 +84,21 @@ def print_audits(audits: list[AuditDoc]) -> None:
         "F RMSE in eV/Å; E spread per atom, the mean offset removed; ΔV/V: the change DFT's "
         "pressures imply for the zero-pressure volume"
     )
+
+
+def print_tuning(tuning: TuningDoc, file: TextIO = sys.stdout) -> None:
+    """One line per round of the audit/tune loop: its model and each stage's pressure against
+    DFT's, then why it stopped."""
+    print(f"audit/tune loop of {tuning.formula} against {tuning.dft_engine}:", file=file)
+    for r in tuning.rounds:
+        model = f"{r.engine_model} ({r.model_sha256[:12]})" if r.model_sha256 else "stock"
+        differences = ", ".join(
+            f"{t:.0f} K {dp:+.2f} ± {sem:.2f}"
+            for t, dp, sem in zip(
+                r.temperatures_K, r.pressure_differences_GPa, r.pressure_difference_sems_GPa,
+                strict=True,
+            )
+        )  # fmt: skip
+        print(f"round {r.round}, {model}: P − P_DFT (GPa) {differences}", file=file)
+    tuned = f" (the last model tuned on {tuning.frames} DFT frames)" if tuning.frames else ""
+    print(f"stopped: {tuning.stopped}{tuned}", file=file)

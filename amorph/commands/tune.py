@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help=f"(default {getattr(defaults, name)})",
         )
     for name in ("learning_rate", "energy_weight", "force_weight", "stress_weight",
-                 "validation_fraction"):  # fmt: skip
+                 "validation_fraction", "anchor"):  # fmt: skip
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             type=float,

@@ -147,7 +147,7 @@ def audit_production(
     maker: AuditMaker, stage: StageDoc, stage_uuid: str, production: MDResult, engine: EngineSpec
 ) -> Response:
     """Replace this job by the audit of a stage that just ended (its document and production)."""
-    trajectory = production.trajectory or Trajectory.load(production.trajectory_path)
+    trajectory = production.load_trajectory()
     indices = maker.frame_indices(trajectory)
     subject = AuditSubject(
         stage.formula, stage.temperature_K, stage_uuid, engine, stage.eos.fit.b0_GPa

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import Flow, Maker, job
+from jobflow import Flow, Job, Maker, job
 from monty.json import MSONable
 from pymatgen.core import Composition
 
@@ -21,25 +21,26 @@ from amorph.flows.cell import RandomCellMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.second_opinion import second_engine, second_opinion
 from amorph.flows.stage import MDStageMaker, Target, stage_name
+from amorph.flows.tune import TuneLoop, tune_round
 from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker
 from amorph.md.engine import TEMPERATURES_K, EngineSpec, MDResult
 from amorph.results.documents import analyze_production, composition_document, stage_document
-from amorph.results.schemas import CompositionDoc, StageDoc, TrajectoryRef
+from amorph.results.schemas import AuditDoc, CompositionDoc, StageDoc, TrajectoryRef
 from amorph.structure.composition import formula_units_for, guess_charges, parse_composition
-from amorph.trajectory import Trajectory
 from amorph.volume.results import CheckResult, HotterStage, VolumeSearchResult
 
 
 @dataclass
 class StageOutput(MSONable):
     """What a temperature stage hands the rest of the flow for one target: its document, the uuid
-    of the job that writes it, its production run and its volume search (output references while
-    the flow is built)."""
+    of the job that writes it, its production run, its volume search and its DFT audit if it has
+    one (output references while the flow is built)."""
 
     document: StageDoc
     uuid: str
     production: MDResult
     search: VolumeSearchResult
+    audit: AuditDoc | None = None
 
 
 @dataclass
@@ -124,7 +125,13 @@ class TemperatureStageMaker(Maker):
                 audit.name = f"dft audit {target.name}"
                 audits.append(audit)
         output = [
-            StageOutput(result.output, result.uuid, production.output[i], search.output[i])
+            StageOutput(
+                result.output,
+                result.uuid,
+                production.output[i],
+                search.output[i],
+                audits[i].output if audits else None,
+            )
             for i, result in enumerate(results)
         ]
         jobs = [search, check, production, *results, *audits]
@@ -158,7 +165,7 @@ def stage_results(
         Whether and how to ask a second engine (see :class:`Opinion`).
     """
     in_store = production.trajectory is not None
-    trajectory = production.trajectory if in_store else Trajectory.load(production.trajectory_path)
+    trajectory = production.load_trajectory()
     reference = TrajectoryRef(
         path=production.trajectory_path,
         job_uuid=production_uuid,
@@ -243,6 +250,10 @@ class MeltQuenchMaker(Maker):
         each MD step of all of them one engine call; else one stage per composition and
         temperature, which a workflow manager may run in parallel. None: batch when the engine
         batches (``EngineSpec.batches``).
+    tune
+        The audit/tune loop (:mod:`amorph.flows.tune`): after the audited flow, tune CHGNet on its
+        audits and run again while they disagree; the flow's output is then each composition's
+        :class:`~amorph.results.schemas.TuningDoc`. None: no loop.
     """
 
     name: str = "melt-quench"
@@ -252,6 +263,7 @@ class MeltQuenchMaker(Maker):
     stage: TemperatureStageMaker = field(default_factory=TemperatureStageMaker)
     run_dir: str | None = None
     batch_stages: bool | None = None
+    tune: TuneLoop | None = None
 
     @property
     def engine(self) -> EngineSpec:
@@ -279,6 +291,8 @@ class MeltQuenchMaker(Maker):
             )
         self.cell.validate(composition)
         self.stage.validate()
+        if self.tune is not None:
+            self.tune.validate(self)
 
     def size(self, composition: Composition) -> tuple[int, float]:
         """Atoms of the cell and the fewest atom-steps of MD the flow runs (no volume added by the
@@ -306,7 +320,19 @@ class MeltQuenchMaker(Maker):
         return Flow(jobs, output=collected, name=f"{self.name} {' '.join(collected)}")
 
     def _jobs(self, compositions: list[str | Composition]) -> tuple[list, dict[str, Any]]:
-        """The jobs for ``compositions`` and, per formula, the output of its ``collect`` job."""
+        """The jobs for ``compositions`` and, per formula, the output of its last job (``collect``,
+        or with ``tune`` the loop's first ``tune`` job)."""
+        jobs, rounds = self.round_jobs(compositions)
+        if self.tune is None:
+            return jobs, {formula: collected.output for formula, (collected, _) in rounds.items()}
+        tunes = {formula: self.tune_job(formula, 0, *r, [], []) for formula, r in rounds.items()}
+        return [*jobs, *tunes.values()], {formula: t.output for formula, t in tunes.items()}
+
+    def round_jobs(
+        self, compositions: list[str | Composition]
+    ) -> tuple[list, dict[str, tuple[Job, list[StageOutput]]]]:
+        """The melt-quench jobs for ``compositions`` (checked first) and, per formula, its
+        ``collect`` job and its stages' outputs, hottest first."""
         compositions = [parse_composition(c, whole=True) for c in compositions]
         formulas = [c.reduced_formula for c in compositions]
         if len(set(formulas)) < len(formulas):
@@ -331,19 +357,45 @@ class MeltQuenchMaker(Maker):
             for t in self.quench_temperatures
         ]
         quenches, quench_outputs = self._stages(quench_targets)
-        collected = {}
+        rounds = {}
         n = len(self.quench_temperatures)
         for k, formula in enumerate(formulas):
             outputs = [melt_outputs[k], *quench_outputs[k * n : (k + 1) * n]]
-            collected[formula] = collect(
+            collected = collect(
                 formula,
                 self.engine,
                 [o.document for o in outputs],
                 [o.uuid for o in outputs],
             )
-            collected[formula].name = f"collect {formula}"
-        jobs = [*packs, *melts, *quenches, *collected.values()]
-        return jobs, {f: c.output for f, c in collected.items()}
+            collected.name = f"collect {formula}"
+            rounds[formula] = (collected, outputs)
+        jobs = [*packs, *melts, *quenches, *(collected for collected, _ in rounds.values())]
+        return jobs, rounds
+
+    def tune_job(
+        self,
+        formula: str,
+        round_: int,
+        collected: Job,
+        stages: list[StageOutput],
+        frames: list,
+        history: list,
+    ) -> Job:
+        """The ``tune`` job after round ``round_`` of ``formula`` (its ``collect`` job and stage
+        outputs), given the earlier rounds' DFT frames and records (see :func:`tune_round`)."""
+        tune = tune_round(
+            self,
+            formula,
+            round_,
+            collected.output,
+            collected.uuid,
+            [stage.audit for stage in stages],
+            [stage.production for stage in stages],
+            frames,
+            history,
+        )
+        tune.name = f"tune {formula} round {round_}"
+        return tune
 
     def _target(
         self, structure, temperature: float, formula: str, hotter: HotterStage | None = None

@@ -15,6 +15,7 @@ from amorph.flows.cell import RandomCellMaker
 from amorph.flows.melt_quench import MeltQuenchMaker, TemperatureStageMaker
 from amorph.flows.production import ProductionMaker
 from amorph.flows.stage import MDStageMaker
+from amorph.flows.tune import TuneLoop
 from amorph.flows.volume import CheckRunMaker, VolumeSearchMaker
 from amorph.md.engine import EngineSpec, MDSettings
 
@@ -61,6 +62,7 @@ def protocol_maker(
     store_trajectory: bool | None = None,
     second_opinion: EngineSpec | str | None = None,
     audit: AuditMaker | None = None,
+    tune: TuneLoop | None = None,
 ) -> MeltQuenchMaker:
     """The ``preset``'s maker with the given options (None: the preset's value).
 
@@ -91,6 +93,8 @@ def protocol_maker(
         production run (see :class:`~amorph.flows.melt_quench.TemperatureStageMaker`).
     audit
         The DFT audit of every stage (:mod:`amorph.flows.audit`).
+    tune
+        The audit/tune loop (:mod:`amorph.flows.tune`); it needs ``audit``.
     """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
@@ -100,7 +104,7 @@ def protocol_maker(
         melt, *rest = sorted(temperatures, reverse=True)
         quenches = tuple(rest)
     updates = [
-        (MeltQuenchMaker, {"run_dir": run_dir}),
+        (MeltQuenchMaker, {"run_dir": run_dir, "tune": tune}),
         (MeltQuenchMaker, {"melt_temperature": melt, "quench_temperatures": quenches}),
         (TemperatureStageMaker, {"second_opinion": second_opinion, "audit": audit}),
         (RandomCellMaker, {"atoms": atoms, "volume_per_atom": volume_per_atom, "seed": seed}),

@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Composition
 
 from amorph.errors import InputError
-from amorph.files import process_alive, remove_empty_folders, safe_directory
+from amorph.files import process_alive, remove_empty_folders
 from amorph.flows.audit import AuditMaker
 from amorph.flows.melt_quench import MeltQuenchMaker
 from amorph.results.export import write_folders
@@ -30,9 +30,6 @@ from amorph.results.reader import CompositionEntry, Database
 from amorph.results.schemas import AuditDoc
 from amorph.results.store import open_store
 from amorph.structure.composition import parse_composition
-
-if TYPE_CHECKING:
-    from amorph.potentials.tuning import TuneSettings
 
 MAX_ATOM_STEPS = 1e9  # about 100 times the paper's protocol: weeks of CHGNet MD on a CPU
 PAIR_BYTES = 200  # the batched potentials' dense neighbour search: 27 cell images × ~7 bytes
@@ -90,43 +87,6 @@ def run_composition(
     (entry,) = database.compositions(composition.reduced_formula, maker.engine.label)
     write_folders([entry], outputs.folder(outputs.results))
     return entry
-
-
-def run_tuning(
-    make_maker: Callable[[str | None], MeltQuenchMaker],
-    composition: Composition,
-    outputs: Outputs,
-    settings: TuneSettings,
-    rounds: int,
-    force: bool = False,
-    log: bool = False,
-) -> list[CompositionEntry]:
-    """``amorph run --tune-with``: run the audited flow of ``make_maker(None)`` (stock CHGNet),
-    then, while an audit disagrees with DFT and ``rounds`` remain, tune CHGNet on the DFT frames
-    of every audit so far and run ``make_maker(model directory)``. Each round's audits stay in
-    the store, its model in ``outputs/models``; returns each round's entry."""
-    from datetime import UTC, datetime
-
-    from amorph.potentials.tuning import tune_chgnet
-    from amorph.results.dft_frames import frames_of_audits
-
-    maker = make_maker(None)
-    if maker.engine.kind != "chgnet" or maker.stage.audit is None:
-        raise InputError("--tune-with tunes CHGNet (--engine chgnet) on its DFT audits")
-    settings.validate()
-    entries = [run_composition(maker, composition, outputs, force, log)]
-    frames = []
-    for round_ in range(1, rounds + 1):
-        frames += frames_of_audits(entries[-1].stages)
-        if not any(stage.audit and stage.audit.disagreement for stage in entries[-1].stages):
-            break
-        name = (
-            f"chgnet-{composition.reduced_formula}-round{round_}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        )
-        model = safe_directory(outputs.root / "models", outputs.root) / name
-        tune_chgnet(frames, settings, model, log=log)
-        entries.append(run_composition(make_maker(str(model)), composition, outputs, force, log))
-    return entries
 
 
 def check_engine(maker: MeltQuenchMaker, compositions: list[Composition]) -> None:

@@ -310,6 +310,10 @@ class MDResult(MSONable):
     wall_time_s: float = 0.0
     trajectory: Trajectory | None = None  # set only where the trajectory itself goes to the store
 
+    def load_trajectory(self) -> Trajectory:
+        """The trajectory: the one carried where it went to the store, else its file."""
+        return self.trajectory or Trajectory.load(self.trajectory_path)
+
 
 class Engine(ABC):
     """Runs MD tasks. Subclasses implement :meth:`run_one`; batched engines override :meth:`run`."""

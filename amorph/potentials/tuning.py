@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from monty.json import MSONable
 
 from amorph.errors import InputError
 
@@ -51,7 +52,7 @@ CONVERGENCE_KEYS = frozenset({"cutoff_eV", "kpoints", "scf", "smearing", "ediff_
 
 
 @dataclass
-class LabelledFrame:
+class LabelledFrame(MSONable):
     """A frame and its DFT labels: energy (eV), forces (eV/Å), stress (GPa, ASE's sign: negative
     under compression); ``source`` says where it came from, ``settings`` what computed it."""
 
@@ -62,6 +63,11 @@ class LabelledFrame:
     source: dict[str, Any]
     settings: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        """Arrays again where a job's JSON made lists of them."""
+        self.forces = np.asarray(self.forces, dtype=float)
+        self.stress_GPa = np.asarray(self.stress_GPa, dtype=float)
+
     @property
     def pressure_GPa(self) -> float:
         """The virial pressure, −tr(σ)/3."""
@@ -69,7 +75,7 @@ class LabelledFrame:
 
 
 @dataclass
-class TuneSettings:
+class TuneSettings(MSONable):
     """Hyper-parameters of a fine-tuning (defaults from ``scripts/bench_tune.py``'s measurement).
 
     Parameters
@@ -82,6 +88,9 @@ class TuneSettings:
         Frames held out of the training, on which it stops early and is judged.
     patience
         Epochs without a better validation loss before stopping.
+    anchor
+        Pull of every trained weight toward the base model's (L2-SP: ``anchor · (θ − θ_base)``
+        added to its gradient), against forgetting what the frames do not show; 0: none.
     """
 
     epochs: int = 60
@@ -94,6 +103,7 @@ class TuneSettings:
     stress_weight: float = 0.1
     validation_fraction: float = 0.25
     seed: int = 0
+    anchor: float = 0.0
 
     def validate(self) -> None:
         """Raise ``InputError`` for settings that cannot work."""
@@ -104,8 +114,10 @@ class TuneSettings:
         if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
             raise InputError("epochs, patience and batch size must be at least 1")
         if self.learning_rate <= 0 or min(self.energy_weight, self.force_weight,
-                                          self.stress_weight) < 0:  # fmt: skip
-            raise InputError("the learning rate must be positive and loss weights non-negative")
+                                          self.stress_weight, self.anchor) < 0:  # fmt: skip
+            raise InputError(
+                "the learning rate must be positive, loss weights and the anchor non-negative"
+            )
 
 
 def theory(settings: dict[str, Any]) -> dict[str, Any]:
@@ -239,8 +251,16 @@ def tune_chgnet(
         )
 
     frozen = FREEZE[settings.freeze]
+    hooks = []
     for name, parameter in model.named_parameters():
         parameter.requires_grad = not name.startswith(frozen)
+        if parameter.requires_grad and settings.anchor:
+            start = parameter.detach().clone()
+            hooks.append(
+                parameter.register_hook(
+                    lambda grad, p=parameter, p0=start: grad + settings.anchor * (p.detach() - p0)
+                )
+            )
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     trainer = Trainer(
@@ -277,6 +297,8 @@ def tune_chgnet(
                     since += 1
                     if since >= settings.patience:
                         break
+        for hook in hooks:
+            hook.remove()
         model.load_state_dict(best_state)
         torch.save({"model": model.as_dict()}, tmp / WEIGHTS_FILE)
         held_out = [frames[i] for i in valid]

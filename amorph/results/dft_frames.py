@@ -13,6 +13,8 @@ from amorph.constants import EV_A3_TO_GPA
 from amorph.errors import InputError
 from amorph.potentials.tuning import LabelledFrame
 from amorph.results.reader import Database, StageEntry
+from amorph.results.schemas import AuditDoc
+from amorph.trajectory import Trajectory
 
 
 def frames_from_store(database: Database, formulas: list[str] | None) -> list[LabelledFrame]:
@@ -69,31 +71,35 @@ def frames_from_file(path: Path) -> list[LabelledFrame]:
 def frames_of_audits(stages: list[StageEntry]) -> list[LabelledFrame]:
     """The DFT frames of the audits of ``stages`` (none for a stage without one), each with its
     structure from the stage's production trajectory."""
-    frames = []
-    for stage in stages:
-        audit = stage.audit
-        if audit is None:
-            continue
-        if not audit.dft_stresses_GPa or not audit.dft_forces_eV_A:
-            raise InputError(
-                f"the audit of {stage.source} has no DFT forces or stresses (an older amorph "
-                "wrote it): audit it again with `amorph audit`"
-            )
-        trajectory = stage.trajectory()
-        for k, index in enumerate(audit.frame_indices):
-            frames.append(
-                LabelledFrame(
-                    trajectory.structure(index),
-                    audit.dft_energies_eV[k],
-                    np.asarray(audit.dft_forces_eV_A[k]),
-                    np.asarray(audit.dft_stresses_GPa[k]),
-                    {
-                        "formula": audit.formula,
-                        "temperature_K": audit.temperature_K,
-                        "stage_uuid": audit.stage_uuid,
-                        "index": index,
-                    },
-                    audit.dft_settings,
-                )
-            )
-    return frames
+    return [
+        frame
+        for stage in stages
+        if stage.audit is not None
+        for frame in audit_frames(stage.audit, stage.trajectory(), stage.source)
+    ]
+
+
+def audit_frames(audit: AuditDoc, trajectory: Trajectory, name: str = "") -> list[LabelledFrame]:
+    """The DFT frames of ``audit``, their structures from the audited stage's ``trajectory``
+    (``name``: the stage, for the error an audit without forces or stresses raises)."""
+    if not audit.dft_stresses_GPa or not audit.dft_forces_eV_A:
+        raise InputError(
+            f"the audit of {name or audit.formula} has no DFT forces or stresses (an older amorph "
+            "wrote it): audit it again with `amorph audit`"
+        )
+    return [
+        LabelledFrame(
+            trajectory.structure(index),
+            audit.dft_energies_eV[k],
+            np.asarray(audit.dft_forces_eV_A[k]),
+            np.asarray(audit.dft_stresses_GPa[k]),
+            {
+                "formula": audit.formula,
+                "temperature_K": audit.temperature_K,
+                "stage_uuid": audit.stage_uuid,
+                "index": index,
+            },
+            audit.dft_settings,
+        )
+        for k, index in enumerate(audit.frame_indices)
+    ]

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from amorph.errors import EmptyStoreError, InputError, StoreError
 from amorph.results.outputs import Outputs
-from amorph.results.schemas import SCHEMA_VERSION, AuditDoc, CompositionDoc, StageDoc
+from amorph.results.schemas import SCHEMA_VERSION, AuditDoc, CompositionDoc, StageDoc, TuningDoc
 from amorph.results.sqlite_store import no_results
 from amorph.results.store import open_store
 
@@ -181,6 +181,16 @@ class Database:
                 newest[audit.stage_uuid] = (when, audit)
         return {uuid: audit for uuid, (_, audit) in newest.items()}
 
+    def tuning(self, formula: str) -> TuningDoc | None:
+        """The newest audit/tune loop of ``formula`` (``--tune-with``), None if it had none."""
+        criteria = {
+            "output.@module": SCHEMA_MODULE,
+            "output.@class": "TuningDoc",
+            "output.formula": _reduced(formula),
+        }
+        found = sorted(self._query(criteria), key=lambda raw: str(raw.get("completed_at")))
+        return _validate(TuningDoc, found[-1]) if found else None
+
     def trajectory(self, doc: StageDoc) -> Trajectory:
         """The production trajectory of a stage: from the data store where it went there, else the
         file the engine wrote."""
@@ -201,7 +211,7 @@ class Database:
         return Trajectory.load(ref.path)
 
 
-def _validate(model: type[StageDoc | CompositionDoc | AuditDoc], raw: dict[str, Any]):
+def _validate(model: type[StageDoc | CompositionDoc | AuditDoc | TuningDoc], raw: dict[str, Any]):
     """The document in ``raw["output"]``, checked against this amorph's schema version."""
     output = raw["output"]
     version = str(output.get("schema_version"))

@@ -2,8 +2,10 @@
 
 A melt-quench flow leaves, per composition and temperature, one :class:`StageDoc` (written by the
 stage's ``results`` job) and, per composition, one :class:`CompositionDoc` (written by its
-``collect`` job) holding the Arrhenius fits and the uuids of its stage documents. Every number a
-user reads (``amorph db``, ``features``, ``compare``, ``publish``) comes from these documents.
+``collect`` job) holding the Arrhenius fits and the uuids of its stage documents; a DFT audit adds
+an :class:`AuditDoc` per stage, the audit/tune loop a :class:`TuningDoc` per composition. Every
+number a user reads (``amorph db``, ``features``, ``compare``, ``publish``) comes from these
+documents.
 
 Units are in the field names (``_A3``, ``_GPa``, ``_cm2_s``, ``_fs``); arrays are lists of floats.
 ``schema_version`` is the major version of this schema: a reader refuses documents of another major
@@ -18,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, field_serializer
 from pymatgen.core import Structure
 
-SCHEMA_VERSION = "1.3"  # major.minor: a reader takes every minor version of its major
+SCHEMA_VERSION = "1.4"  # major.minor: a reader takes every minor version of its major
 
 
 def _nan_for_none(value):
@@ -317,3 +319,34 @@ class CompositionDoc(BaseModel):
     temperatures_K: list[Number] = Field(description="hottest (the melt) first")
     stage_uuids: list[str]
     arrhenius: dict[str, ArrheniusDoc] = Field(default_factory=dict)
+
+
+class TuningRoundDoc(BaseModel):
+    """One round of the audit/tune loop: the composition run with one model, and its audits."""
+
+    round: int = Field(description="0: the stock model")
+    engine_model: str | None = Field(description="the tuned model directory; None: stock")
+    model_sha256: str | None = None
+    composition_uuid: str = Field(description="the job that wrote the round's CompositionDoc")
+    temperatures_K: list[Number]
+    pressure_differences_GPa: list[Number] = Field(description="engine − DFT, per temperature")
+    pressure_difference_sems_GPa: list[Number]
+    disagreement: bool = Field(description="some stage's audit disagrees with DFT")
+
+
+class TuningDoc(BaseModel):
+    """The audit/tune loop of one composition (``--tune-with``): each round's model and audits,
+    and why it stopped."""
+
+    schema_version: str = SCHEMA_VERSION
+    formula: str
+    engine: str
+    dft_engine: str
+    rounds: list[TuningRoundDoc]
+    frames: int = Field(description="DFT frames the last model was tuned on")
+    stopped: str = Field(description='"agreement" or "round limit"')
+
+    @property
+    def temperatures_K(self) -> list[float]:
+        """The temperatures of the last round."""
+        return self.rounds[-1].temperatures_K

@@ -10,6 +10,8 @@
   (SLURM CommonAdapter from ``inputs/fireworks_qadapter_slurm.yaml``), its JobStore from a jobflow
   settings file.
 - Dask: ``amorph campaign --executor slurm`` with Lennard-Jones workers started as SLURM jobs.
+- The audit/tune loop: ``amorph submit --tune-with gpaw`` of a 9-atom Li2S; its DFT frames, the
+  tuning and the next round are SLURM jobs of one flow, its record read back with ``db show``.
 
 The jobflow-remote flows start first and run in the background (a watcher thread does the kill and
 the rerun) while the FireWorks and Dask tests run: the node advertises more CPUs than it has, so
@@ -55,6 +57,14 @@ MELT, QUENCH = 2000, 1500
 PROTOCOL = ["--preset", "demo", "--atoms", "12", "--volume-per-atom", "15",
             "--temperatures", str(MELT), str(QUENCH), "--eos-ps", "0.1", "--check-ps", "0.1",
             "--production-ps", "0.3", "--chunk-ps", "0.05"]  # fmt: skip
+TUNED = "Li2S"  # the audit/tune loop: tiny cell, short runs, GPAW at 300 eV, Γ, 2 frames a job
+TUNE_PROTOCOL = ["--preset", "demo", "--atoms", "9", "--temperatures", "3000", "--eos-ps", "0.1",
+                 "--check-ps", "0.1", "--production-ps", "0.2", "--second-opinion", "none",
+                 "--tune-with", "gpaw", "--tune-rounds", "1", "--audit-frames", "4",
+                 "--audit-frames-per-job", "2", "--audit-option=cutoff_eV=300",
+                 "--audit-option=kpoints=[1, 1, 1]", '--audit-option=setups={"Li": "paw"}',
+                 "--audit-option=scf_energy_eV=1e-4",
+                 "--audit-option=scf_density=1e-4"]  # fmt: skip
 # A melt near zero pressure is less dense than its crystal (Li2O 2.01, LiF 2.64 g/cm³) yet far
 # denser than a gas; 12 atoms and 0.1 ps runs leave the volume uncertain by tens of percent.
 DENSITY_G_CM3 = (0.6, 3.0)
@@ -202,6 +212,10 @@ def jfr(cluster, tmp_path_factory):
         submit_dir.mkdir()
         out = amorph("submit", *FORMULAS, *PROTOCOL, "--project", PROJECT, env=env, cwd=submit_dir)
         flows = dict(re.findall(r"submitted (\S+): flow (\S+)", out.stdout))
+        tune = amorph(
+            "submit", TUNED, *TUNE_PROTOCOL, "--project", PROJECT, env=env, cwd=submit_dir
+        )
+        (tune_flow,) = re.findall(rf"submitted {TUNED}: flow (\S+)", tune.stdout)
         _timed("jobflow-remote: reset + amorph submit", t0)
         started = time.monotonic()
         services.jfr_runner_start(cluster, PROJECT, env, Path(project.base_dir))
@@ -209,7 +223,7 @@ def jfr(cluster, tmp_path_factory):
         jobs = jc.get_jobs_info(flow_ids=[flows[FAULTY]], name=f"production {FAULTY} {MELT} K")
         state = {"cluster": cluster, "env": env, "jc": jc, "project": project,
                  "project_file": project_file, "flows": flows, "stdout": out.stdout,
-                 "t0": t0}  # fmt: skip
+                 "t0": t0, "tune_flow": tune_flow}  # fmt: skip
         state["kill"] = kill = ProductionKill(
             state, jobs[0].uuid, work / "amorph-runs" / FAULTY / f"{MELT}K", tmp / "chunks",
             FLOW_TIMEOUT,
@@ -346,7 +360,7 @@ def test_jobflow_remote_results_read_back_through_the_project_file(jfr, complete
     store = ["--store", str(jfr["project_file"])]
     env = jfr["env"]
     cp = amorph("db", "list", *store, env=env, cwd=tmp_path)
-    rows = listed(cp.stdout)
+    rows = {formula: row for formula, row in listed(cp.stdout).items() if formula != TUNED}
     assert sorted(rows) == sorted(FORMULAS), cp.stdout
     for row in rows.values():
         assert row[0] == "chgnet" and row[1] == "12" and row[2:4] == [str(MELT), str(QUENCH)]
@@ -359,8 +373,12 @@ def test_jobflow_remote_results_read_back_through_the_project_file(jfr, complete
         assert all(DENSITY_G_CM3[0] < s["density_g_cm3"] < DENSITY_G_CM3[1] for s in stages)
         assert all(s["trajectory"]["in_data_store"] for s in stages)  # GridFS
 
-    cp = amorph("publish", "--project", PROJECT, "--dry-run", *store, env=env, cwd=tmp_path)
-    assert "4 valid, 0 invalid" in cp.stdout, cp.stdout
+    for formula in FORMULAS:
+        cp = amorph(
+            "publish", "--project", PROJECT, "--formula", formula, "--dry-run", *store, env=env,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert "2 valid, 0 invalid" in cp.stdout, cp.stdout
 
 
 @pytest.mark.timeout(1200)
@@ -406,3 +424,35 @@ def test_killed_production_resumes_from_its_checkpoint_when_rerun(jfr, completed
         assert chunk.n_frames == per_chunk
         for key in ("positions", "time_fs", "energies", "temperatures"):
             assert np.array_equal(getattr(chunk, key), getattr(trajectory, key)[frames]), key
+
+
+@pytest.mark.timeout(1200)
+def test_the_audit_tune_loop_runs_as_slurm_jobs_of_one_flow(jfr, tmp_path):
+    """DFT frames in parallel jobs, the tuning one job that replaces itself by the next round; its
+    record (a TuningDoc) read back through the project file."""
+    services.wait_flows(jfr["jc"], [jfr["tune_flow"]], timeout=FLOW_TIMEOUT)
+    jobs = jfr["jc"].get_jobs_info(flow_ids=[jfr["tune_flow"]])
+    names = [job.name for job in jobs]
+    assert {job.worker for job in jobs} == {"slurm_local"}
+    name = f"{TUNED} 3000 K"
+    assert {f"dft {name} frames 1-2", f"dft {name} frames 3-4", f"tune {TUNED} round 0"} <= set(
+        names
+    )
+    slurm_ids = {str(job.remote.process_id) for job in jobs if job.name.startswith("dft ")}
+    assert len(slurm_ids) == names.count(f"dft {name} frames 1-2") * 2  # each its own SLURM job
+    store = ["--store", str(jfr["project_file"])]
+    shown = amorph("db", "show", TUNED, *store, env=jfr["env"], cwd=tmp_path).stdout
+    loop = shown[shown.index(f"audit/tune loop of {TUNED} against gpaw:") :].splitlines()
+    assert loop[1].startswith("round 0, stock: P − P_DFT (GPa) 3000 K ")
+    (stage,) = json.loads(amorph("db", "show", TUNED, *store, "--json", env=jfr["env"],
+                                 cwd=tmp_path).stdout)  # fmt: skip
+    if loop[2] == "stopped: agreement":  # the stock model agreed with DFT: no second round
+        assert stage["engine_model"] is None and f"tune {TUNED} round 1" not in names
+        return
+    assert f"tune {TUNED} round 1" in names and names.count(f"dft {name} frames 1-2") == 2
+    model = Path(stage["engine_model"])
+    assert loop[2].startswith(f"round 1, {model} (") and (model / "tuned.json").is_file()
+    assert (
+        stage["engine_settings"]["model_sha256"]
+        == json.loads((model / "tuned.json").read_text())["sha256"]
+    )

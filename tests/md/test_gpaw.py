@@ -238,19 +238,29 @@ def test_a_surrogate_stage_is_audited_against_dft(tmp_path, amorph):
     assert {f["stage_uuid"] for f in tuned["frames"]} == {s["audit"]["stage_uuid"] for s in again}
 
 
-def test_the_tune_loop_runs_again_with_a_model_tuned_on_its_audits(tmp_path, amorph):
-    """`run --tune-with`: audit, tune on the audits' frames, run again with the tuned model,
-    whose hash every stage records; no tuning when the first audit agrees with DFT."""
-    amorph(
-        tmp_path, "run", "Li2S", "--preset", "demo", "--atoms", "9", "--temperatures", "3000",
-        "--eos-ps", "0.1", "--check-ps", "0.1", "--production-ps", "0.2", "--second-opinion",
-        "none", "--tune-with", "gpaw", "--tune-rounds", "1", "--audit-frames", "4",
+@pytest.mark.parametrize("command", ["run", "campaign"])
+def test_the_tune_loop_runs_again_with_a_model_tuned_on_its_audits(tmp_path, amorph, command):
+    """`run --tune-with` (and a campaign's): audit, tune on the audits' frames, run again with the
+    tuned model, whose hash every stage records; no tuning when the first audit agrees with DFT.
+    The loop is a jobflow flow (a tune job replaced by the next round), its record a TuningDoc in
+    the store that `db show` prints."""
+    (tmp_path / "formulas.txt").write_text("Li2S\n")
+    run = amorph(
+        tmp_path, command, "Li2S" if command == "run" else "formulas.txt", "--preset", "demo",
+        "--atoms", "9", "--temperatures", "3000", "--eos-ps", "0.1", "--check-ps", "0.1",
+        "--production-ps", "0.2", "--second-opinion", "none", "--tune-with", "gpaw",
+        "--tune-rounds", "1", "--audit-frames", "4",
         *[option.replace("--engine-option", "--audit-option") for option in CLI_TINY],
     )  # fmt: skip
     (stage,) = json.loads(amorph(tmp_path, "db", "show", "Li2S", "--json").stdout)
+    shown = amorph(tmp_path, "db", "show", "Li2S").stdout
+    loop = shown[shown.index("audit/tune loop of Li2S against gpaw:") :]
+    assert loop.splitlines()[1].startswith("round 0, stock: ")
+    assert loop in run.stderr if command == "run" else "1 of 1 compositions done" in run.stdout
     models = sorted((tmp_path / "outputs" / "models").glob("chgnet-Li2S-round1-*"))
     if not models:  # the stock model agreed with DFT within the tolerance
         assert not stage["audit"]["disagreement"] and stage["engine_model"] is None
+        assert loop.splitlines()[2] == "stopped: agreement"
         return
     (model,) = models
     provenance = json.loads((model / "tuned.json").read_text())
@@ -259,6 +269,12 @@ def test_the_tune_loop_runs_again_with_a_model_tuned_on_its_audits(tmp_path, amo
     assert stage["engine_settings"]["model_sha256"] == provenance["sha256"]
     first_run = provenance["frames"][0]["stage_uuid"]
     assert stage["audit"]["frame_indices"] and stage["audit"]["stage_uuid"] != first_run
+    assert loop.splitlines()[2].startswith(f"round 1, {model} ({provenance['sha256'][:12]}): ")
+    stopped = loop.splitlines()[3]
+    assert stopped.endswith("tuned on 4 DFT frames)")
+    assert stopped.startswith(
+        "stopped: round limit" if stage["audit"]["disagreement"] else "stopped: agreement"
+    )
 
 
 def test_an_audit_without_results_is_one_line_and_creates_no_store(tmp_path, amorph):

@@ -70,8 +70,23 @@ def test_tuning_moves_the_pressure_to_the_dft_frames(tmp_path, amorph):
         "model_sha256": provenance["sha256"],
         "tuned_from": "0.3.0",
     }
-    listed = amorph(tmp_path, "tune", "--frames", "dft.xyz", "--out", "again", "--epochs", "1")
+    # anchored to the stock weights (L2-SP), the same tuning moves them less
+    listed = amorph(
+        tmp_path,
+        "tune",
+        "--frames",
+        "dft.xyz",
+        "--out",
+        "again",
+        "--epochs",
+        "8",
+        "--anchor",
+        "1e4",
+    )
     assert "tuned model:" in listed.stdout and (tmp_path / "again" / "tuned.json").is_file()
+    anchored = EngineSpec("chgnet", model=str(tmp_path / "again")).load()
+    held = np.subtract([p.virial_pressure_GPa for p in anchored.evaluate(unseen)], stock)
+    assert np.all(np.abs(held) < 0.5 * moved), (held, moved)
     weights = folder / "model.pth.tar"
     weights.write_bytes(weights.read_bytes()[:-1] + b"x")  # not the weights it describes
     result = amorph(tmp_path, "tune", "--frames", "dft.xyz", "--model", str(folder), check=False)
