@@ -38,6 +38,7 @@ from bench_dft_audit import (
     chgnet_stage,
     conditions,
     frame_key,
+    frames_at,
     gpaw_options,
     nvt_trajectory,
     protocol_entry,
@@ -118,10 +119,10 @@ def split(trajectory, train: int, test: int) -> tuple[list[Structure], list[Stru
     )
 
 
-def tuned(frames, settings: TuneSettings, folder: Path) -> tuple[Path, dict]:
+def tuned(frames, settings: TuneSettings, folder: Path, suffix: str = "") -> tuple[Path, dict]:
     """The model tuned on ``frames`` with ``settings`` (kept in ``folder`` for reruns)."""
     name = f"{settings.freeze}-s{settings.stress_weight:g}-lr{settings.learning_rate:g}"
-    name += f"-a{settings.anchor:g}" if settings.anchor else ""
+    name += (f"-a{settings.anchor:g}" if settings.anchor else "") + suffix
     model = folder / name
     if not model.is_dir():
         tune_chgnet(frames, settings, model, log=True)
@@ -197,7 +198,7 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
         )
         path, provenance = tuned(train, settings, folder / "models")
         metrics = provenance["metrics_held_out"]["tuned"]
-        candidates.append((freeze, weight, anchor, path, metrics))
+        candidates.append((settings, path, metrics))
         if args.sweep:  # what each choice does on the test frames and the crystal, for the record
             model = load_chgnet_model(EngineSpec("chgnet", model=str(path)))
             on_test = frame_errors(model, all_test)
@@ -222,45 +223,70 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
     if args.sweep:
         return {"formula": formula, "sweep": sweep}
     # chosen by the trainer's validation frames (part of the training set), never the test frames
-    freeze, weight, anchor, path, _ = min(
+    settings, path, _ = min(
         candidates,
-        key=lambda c: abs(c[4]["pressure_difference_GPa"]) + c[4]["force_rmse_eV_A"],
+        key=lambda c: abs(c[2]["pressure_difference_GPa"]) + c[2]["force_rmse_eV_A"],
     )
     models = {"stock": stock, "tuned": load_chgnet_model(EngineSpec("chgnet", model=str(path)))}
-    row = {"formula": formula, "atoms": n_atoms, "freeze": freeze, "stress_weight": weight}
-    row["anchor"] = anchor
+    entries = {
+        "stock": protocol_entry(formula, args, EngineSpec("chgnet"), Outputs(args.outputs)),
+        "tuned": tuned_protocol(formula, args, path),
+    }
+    tuning_seconds = [read_provenance(path, "chgnet").get("training_seconds", np.nan)]
+    for round_ in range(2, args.rounds + 1):  # the loop's next round: DFT on the model's own MD
+        stage = stage_at(list(entries.values())[-1])
+        train += labelled(
+            gpaw, frames_at(stage.trajectory(), args.train), folder / f"train_{path.name}",
+            f"{formula} {path.name} train",
+        )  # fmt: skip
+        path, provenance = tuned(train, settings, folder / "models", f"-round{round_}")
+        tuning_seconds.append(provenance.get("training_seconds", np.nan))
+        models[f"round{round_}"] = load_chgnet_model(EngineSpec("chgnet", model=str(path)))
+        entries[f"round{round_}"] = tuned_protocol(formula, args, path)
+    row = {"formula": formula, "atoms": n_atoms, "freeze": settings.freeze}
+    row |= {"stress_weight": settings.stress_weight, "anchor": settings.anchor}
+    row["models"] = list(models)
     row["dft_points"] = len(train) + len(all_test) + 1
     row["dft_cpu_min"] = sum(f.source["s"] for f in train + all_test) * args.ranks / 60
-    row["tuning_cpu_min"] = read_provenance(path, "chgnet").get("training_seconds", np.nan) / 60
+    row["tuning_cpu_min"] = sum(tuning_seconds) / 60
     volumes = [frames[0].structure.volume / n_atoms for frames in test.values()]
     p_dft = [np.mean([f.pressure_GPa for f in frames]) for frames in test.values()]
     row["V0_dft_frames"] = zero_volume(volumes[0], p_dft[0], volumes[1], p_dft[1])
     for name, model in models.items():
         row[name] = frame_errors(model, all_test)
-        p = [
-            p + frame_errors(model, frames)["pressure_difference_GPa"]
-            for p, frames in zip(p_dft, test.values(), strict=True)
+        errors = [frame_errors(model, frames) for frames in test.values()]
+        p = [p + e["pressure_difference_GPa"] for p, e in zip(p_dft, errors, strict=True)]
+        row[f"V0_{name}_frames"] = v0 = zero_volume(volumes[0], p[0], volumes[1], p[1])
+        # its error from the paired differences' standard errors at each volume (linear)
+        sensitivity = [
+            (zero_volume(volumes[0], p[0] + h0, volumes[1], p[1] + h1) - v0) / 0.01
+            for h0, h1 in ((0.01, 0), (0, 0.01))
         ]
-        row[f"V0_{name}_frames"] = zero_volume(volumes[0], p[0], volumes[1], p[1])
-    stock_composition = protocol_entry(formula, args, EngineSpec("chgnet"), Outputs(args.outputs))
-    tuned_composition = protocol_entry(
-        formula,
-        args,
-        EngineSpec("chgnet", model=str(path)),
-        Outputs(Path(args.outputs) / "tuned" / path.name),
-    )
-    for name, entry in (("stock", stock_composition), ("tuned", tuned_composition)):
-        stage = next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
+        sems = [e["pressure_difference_sem_GPa"] for e in errors]
+        row[f"V0_{name}_frames_se"] = float(np.hypot(*np.multiply(sensitivity, sems)))
+    for name, entry in entries.items():
+        stage = stage_at(entry)
         row[f"V_{name}_protocol"] = stage.doc.volume_per_atom_A3
         li = stage.doc.diffusivity.get("Li")
         row[f"D_Li_{name}"] = None if li is None else (li.D_cm2_s, li.D_sigma_cm2_s)
-    steps = md_steps(stock_composition, args)
+    steps = md_steps(entries["stock"], args)
     seconds = np.mean([f.source["s"] for f in train + all_test])
     row["dft_only_md_steps"] = steps
     row["dft_only_cpu_min"] = steps * seconds * STEP_PER_POINT * args.ranks / 60
     if formula in CRYSTALS:
         row["crystal"] = crystal_errors(gpaw, formula, models, all_test, folder)
     return row
+
+
+def stage_at(entry):
+    """The stage of a protocol's entry at the benchmark's temperature."""
+    return next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
+
+
+def tuned_protocol(formula: str, args, path: Path):
+    """The protocol's entry with the tuned model ``path`` (stored beside the others)."""
+    outputs = Outputs(Path(args.outputs) / "tuned" / path.name)
+    return protocol_entry(formula, args, EngineSpec("chgnet", model=str(path)), outputs)
 
 
 def main() -> None:
@@ -274,6 +300,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TuneSettings.epochs)
     parser.add_argument("--lr", type=float, default=TuneSettings.learning_rate)
     parser.add_argument("--anchor", type=float, default=TuneSettings.anchor)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="tunings: each after the first adds --train DFT frames of the last model's own run",
+    )
     parser.add_argument(
         "--sweep",
         action="store_true",
@@ -292,15 +324,16 @@ def main() -> None:
         return
     print(
         f"\n{'formula':8} {'model':6} {'ΔP to PBE (test)':>17} {'F RMSE':>7} {'E spread':>9} "
-        f"{'V0 frames':>9} {'V0 PBE':>7} {'V protocol':>10} {'D(Li) cm²/s':>18}"
+        f"{'V0 frames':>14} {'V0 PBE':>7} {'V protocol':>10} {'D(Li) cm²/s':>18}"
     )
     for r in rows:
-        for name in ("stock", "tuned"):
+        for name in r["models"]:
             m, d = r[name], r[f"D_Li_{name}"]
             print(
                 f"{r['formula']:8} {name:6} {m['pressure_difference_GPa']:+8.2f} ± "
                 f"{m['pressure_difference_sem_GPa']:5.2f} {m['force_rmse_eV_A']:7.3f} "
-                f"{m['energy_spread_eV_per_atom']:9.4f} {r[f'V0_{name}_frames']:9.2f} "
+                f"{m['energy_spread_eV_per_atom']:9.4f} {r[f'V0_{name}_frames']:7.2f} ± "
+                f"{r[f'V0_{name}_frames_se']:4.2f} "
                 f"{r['V0_dft_frames']:7.2f} {r[f'V_{name}_protocol']:10.2f} "
                 + ("-" if d is None else f"{d[0]:.2e} ± {d[1]:.1e}")
             )

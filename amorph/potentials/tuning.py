@@ -103,7 +103,7 @@ class TuneSettings(MSONable):
     stress_weight: float = 0.1
     validation_fraction: float = 0.25
     seed: int = 0
-    anchor: float = 0.0
+    anchor: float = 1.0
 
     def validate(self) -> None:
         """Raise ``InputError`` for settings that cannot work."""
