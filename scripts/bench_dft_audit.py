@@ -65,7 +65,11 @@ def aimd_volumes() -> dict[str, float]:
 
 def chgnet_stage(formula: str, args: argparse.Namespace):
     """CHGNet's 2000 K stage of ``formula`` (run here unless stored)."""
-    entry = protocol_entry(formula, args, EngineSpec("chgnet"), Outputs(args.outputs))
+    return stage_at(protocol_entry(formula, args, EngineSpec("chgnet"), Outputs(args.outputs)))
+
+
+def stage_at(entry):
+    """The stage of a protocol's entry at the benchmark's temperature."""
     return next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
 
 

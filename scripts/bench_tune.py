@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 from bench_dft_audit import (
-    TEMPERATURE_K,
     add_liquid_arguments,
     aimd_volumes,
     chgnet_stage,
@@ -42,6 +41,7 @@ from bench_dft_audit import (
     gpaw_options,
     nvt_trajectory,
     protocol_entry,
+    stage_at,
     zero_volume,
 )
 from pymatgen.core import Structure
@@ -276,11 +276,6 @@ def bench(formula: str, args, gpaw, folder: Path) -> dict:
     if formula in CRYSTALS:
         row["crystal"] = crystal_errors(gpaw, formula, models, all_test, folder)
     return row
-
-
-def stage_at(entry):
-    """The stage of a protocol's entry at the benchmark's temperature."""
-    return next(s for s in entry.stages if s.doc.temperature_K == TEMPERATURE_K)
 
 
 def tuned_protocol(formula: str, args, path: Path):
